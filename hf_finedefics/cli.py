@@ -1,0 +1,50 @@
+"""The `finedefics` command: one subcommand per step of the pipeline.
+
+Each subcommand lives in `hf_finedefics/scripts/<name>.py` and exposes `main(argv)`; modules are imported
+only when their subcommand runs, so `finedefics --help` stays fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+# subcommand -> (module, one-line help)
+COMMANDS: dict[str, tuple[str, str]] = {
+    "run": ("hf_finedefics.scripts.run", "Run the whole pipeline from a recipe (default: the embedded tiny recipe)."),
+    "build-dataset": ("hf_finedefics.scripts.build_dataset", "Build attribute triples, hard negatives and instructions."),
+    "push-dataset": ("hf_finedefics.scripts.push_dataset", "Upload a built dataset folder to the Hub."),
+    "stage1": ("hf_finedefics.scripts.stage1", "Stage I: attribute augmented contrastive learning."),
+    "stage2": ("hf_finedefics.scripts.stage2", "Stage II: classification-centred instruction tuning."),
+    "merge": ("hf_finedefics.scripts.merge", "Merge an adapter into its base model."),
+    "evaluate": ("hf_finedefics.scripts.evaluate", "Multiple-choice FGVR evaluation (the paper's Table 2)."),
+    "analyze": ("hf_finedefics.scripts.analyze", "Probes, alignment, discriminability and t-SNE figures."),
+    "push-adapter": ("hf_finedefics.scripts.push_adapter", "Upload an adapter with its model card to the Hub."),
+    "demo": ("hf_finedefics.scripts.demo", "Start the Gradio demo."),
+}
+
+
+def main(argv: list[str] | None = None) -> None:
+    argv = sys.argv[1:] if argv is None else argv
+    parser = argparse.ArgumentParser(prog="finedefics", description=__doc__.splitlines()[0])
+    parser.add_argument("command", choices=sorted(COMMANDS), metavar="COMMAND", help="one of: " + ", ".join(COMMANDS))
+    parser.epilog = "\n".join(f"  {name:14s} {help_}" for name, (_, help_) in COMMANDS.items())
+    parser.formatter_class = argparse.RawDescriptionHelpFormatter
+    if not argv or argv[0] in ("-h", "--help"):
+        parser.print_help()
+        return
+    command = parser.parse_args(argv[:1]).command
+    module_name, _ = COMMANDS[command]
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as error:
+        if error.name != module_name:
+            raise
+        parser.exit(2, f"finedefics: the '{command}' command is not available in this version.\n")
+    sys.argv[0] = f"finedefics {command}"
+    module.main(argv[1:])
+
+
+if __name__ == "__main__":
+    main()

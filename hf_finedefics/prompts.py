@@ -1,0 +1,53 @@
+"""The prompts shared by training data and evaluation, so both speak to the model identically.
+
+The multiple-choice format is the paper's Table 2 protocol (after FOCI): a dataset-specific question,
+"Choices:" with lettered options, and an instruction to answer with the letter.
+"""
+
+from __future__ import annotations
+
+import string
+
+OPTION_LETTERS = string.ascii_uppercase
+
+# Plural nouns for the question "Which of these {plural} is shown in the image?".
+SUPERCLASS_PLURALS: dict[str, str] = {
+    "bird": "birds",
+    "dog": "dogs",
+    "aircraft": "aircraft",
+    "flower": "flowers",
+    "pet": "pets",
+    "car": "cars",
+}
+
+MULTIPLE_CHOICE_INSTRUCTION = "Answer with the letter from the given choices directly."
+ATTRIBUTE_GENERATION_INSTRUCTION = "Describe the distinguishing attributes of the {superclass} in this image."
+OPEN_SET_QUESTION = "What is the name of the {superclass} in this image?"
+
+
+def multiple_choice_question(superclass: str | None) -> str:
+    plural = SUPERCLASS_PLURALS.get(superclass or "", "choices")
+    return f"Which of these {plural} is shown in the image?"
+
+
+def multiple_choice_prompt(options: list[str], superclass: str | None = None) -> str:
+    """The user turn of a multiple-choice query; `options` are shown in the given order as A., B., ..."""
+    if not 2 <= len(options) <= len(OPTION_LETTERS):
+        raise ValueError(f"A multiple-choice prompt needs 2 to {len(OPTION_LETTERS)} options, got {len(options)}.")
+    lines = [multiple_choice_question(superclass), "Choices:"]
+    lines += [f"{letter}. {option}" for letter, option in zip(OPTION_LETTERS, options)]
+    lines.append(MULTIPLE_CHOICE_INSTRUCTION)
+    return "\n".join(lines)
+
+
+def multiple_choice_answer(options: list[str], answer_index: int) -> str:
+    """The assistant turn for training data: the letter, then the name, like released models answer."""
+    return f"{OPTION_LETTERS[answer_index]}. {options[answer_index]}"
+
+
+def open_set_prompt(superclass: str) -> str:
+    return OPEN_SET_QUESTION.format(superclass=superclass)
+
+
+def attribute_generation_prompt(superclass: str) -> str:
+    return ATTRIBUTE_GENERATION_INSTRUCTION.format(superclass=superclass)
