@@ -1,0 +1,15 @@
+"""One adapter per VLM family; importing this package registers them all."""
+
+from .base import VisionLanguageBackbone, get_backbone, register_backbone, supported_model_types, unwrap_model
+from .idefics2 import Idefics2Backbone
+from .llava import LlavaBackbone
+
+__all__ = [
+    "Idefics2Backbone",
+    "LlavaBackbone",
+    "VisionLanguageBackbone",
+    "get_backbone",
+    "register_backbone",
+    "supported_model_types",
+    "unwrap_model",
+]
