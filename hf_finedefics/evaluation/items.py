@@ -1,0 +1,192 @@
+"""Multiple-choice test items: the shipped option files mapped onto each dataset's native layout.
+
+The option files (see `hf_finedefics/data/mc_options/README.md`) name every test image by a path of the
+form ``images/<file>`` whatever the dataset. Users keep the datasets as their authors distribute them, so
+each dataset says where that path lives in its own layout and test split. Stanford Cars is the trap: its
+train and test folders hold files of the same names, and ``images/00001.jpg`` means ``cars_test/00001.jpg``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+
+# How many missing paths an error names before it stops listing.
+_MISSING_SHOWN = 5
+
+
+@dataclass(frozen=True)
+class MultipleChoiceDataset:
+    """An FGVR test set: its shipped option file and where its images live in the native layout."""
+
+    name: str
+    display_name: str  # the column header of the paper's Table 2
+    superclass: str | None  # the noun of the question, see `prompts.multiple_choice_question`
+    option_file: str | None  # file name under `hf_finedefics/data/mc_options/`; None: the user brings one
+    layout: str  # the native layout, for error messages
+    # The option files' leading folder and what it is in the native layout.
+    option_prefix: str = "images/"
+    native_prefix: str = "images/"
+
+    def resolve(self, data_dir: str | os.PathLike, relative_path: str) -> Path:
+        """The image file of an option file's `relative_path` inside the user's copy of the dataset."""
+        if self.option_prefix and relative_path.startswith(self.option_prefix):
+            relative_path = self.native_prefix + relative_path[len(self.option_prefix) :]
+        return Path(data_dir) / relative_path
+
+
+def _shipped(name: str) -> str:
+    return f"{name}-ViT-L-14-laion2b_s32b_b82k-4.json"
+
+
+# Table 2 order (Dog, Bird, Aircraft, Flower, Pet, Car), then Table 9, then the generic layout.
+DATASETS: dict[str, MultipleChoiceDataset] = {
+    spec.name: spec
+    for spec in [
+        MultipleChoiceDataset(
+            "dog-120",
+            "Dog-120",
+            "dog",
+            _shipped("dog-120"),
+            "Stanford Dogs: Images/<wnid>-<breed>/<wnid>_<n>.jpg",
+            native_prefix="Images/",
+        ),
+        MultipleChoiceDataset(
+            "bird-200",
+            "Bird-200",
+            "bird",
+            _shipped("bird-200"),
+            "CUB-200-2011 (the CUB_200_2011 folder): images/<nnn>.<Species>/<file>.jpg",
+        ),
+        MultipleChoiceDataset(
+            "aircraft-102",
+            "Aircraft-102",
+            "aircraft",
+            _shipped("aircraft-102"),
+            "FGVC-Aircraft (the fgvc-aircraft-2013b folder): data/images/<id>.jpg",
+            native_prefix="data/images/",
+        ),
+        MultipleChoiceDataset(
+            "flower-102",
+            "Flower-102",
+            "flower",
+            _shipped("flower-102"),
+            "Oxford 102 Flowers: jpg/image_<nnnnn>.jpg",
+            native_prefix="jpg/",
+        ),
+        MultipleChoiceDataset(
+            "pet-37",
+            "Pet-37",
+            "pet",
+            _shipped("pet-37"),
+            "Oxford-IIIT Pet: images/<Breed>_<n>.jpg",
+        ),
+        MultipleChoiceDataset(
+            "car-196",
+            "Car-196",
+            "car",
+            _shipped("car-196"),
+            "Stanford Cars: cars_test/<nnnnn>.jpg (the test split; cars_train holds different images of the same names)",
+            native_prefix="cars_test/",
+        ),
+        MultipleChoiceDataset(
+            "imagenet-adversarial",
+            "ImageNet-A",
+            None,
+            _shipped("imagenet-adversarial"),
+            "ImageNet-A (the imagenet-a folder): <wnid>/<file>.jpg",
+            option_prefix="",
+            native_prefix="",
+        ),
+        MultipleChoiceDataset(
+            "imagenet-rendition",
+            "ImageNet-R",
+            None,
+            _shipped("imagenet-rendition"),
+            "ImageNet-R (the imagenet-r folder): <wnid>/<file>.jpg",
+            option_prefix="",
+            native_prefix="",
+        ),
+        MultipleChoiceDataset(
+            "imagefolder",
+            "ImageFolder",
+            None,
+            None,
+            "image paths relative to the data directory, as written in the option file",
+            option_prefix="",
+            native_prefix="",
+        ),
+    ]
+}
+
+
+@dataclass(frozen=True)
+class MultipleChoiceItem:
+    """One test image with its candidate class names (in option-file order) and its true class."""
+
+    image: Path
+    options: tuple[str, ...]
+    groundtruth: str
+    image_id: str  # the path as the option file writes it: a stable key for caching and reports
+
+    def shuffled_options(self, seed: int) -> list[str]:
+        """The options in the order shown to the model. Seeded per image, so the order of an item does not
+        depend on which other items are evaluated (the original shuffle was unseeded)."""
+        options = list(self.options)
+        random.Random(f"{seed}/{self.image_id}").shuffle(options)
+        return options
+
+
+def get_dataset(name: str) -> MultipleChoiceDataset:
+    if name not in DATASETS:
+        raise ValueError(f"Unknown dataset {name!r}; choose from {', '.join(DATASETS)}.")
+    return DATASETS[name]
+
+
+def shipped_option_file(name: str) -> Path:
+    """The option file of `name` shipped in the package."""
+    spec = get_dataset(name)
+    if spec.option_file is None:
+        raise ValueError(f"{name!r} has no shipped option file; pass one (see `build_option_file`).")
+    return Path(str(resources.files("hf_finedefics") / "data" / "mc_options" / spec.option_file))
+
+
+def load_mc_items(
+    name: str, data_dir: str | os.PathLike, options_file: str | os.PathLike | None = None
+) -> list[MultipleChoiceItem]:
+    """Read the multiple-choice items of dataset `name`, each image resolved inside `data_dir`.
+
+    `options_file` defaults to the shipped file of `name` (required for ``"imagefolder"``). Its format is
+    ``{class_name: [{"image": relative_path, "options": [names], "groundtruth": class_name}, ...]}``.
+    Raises `FileNotFoundError` before anything is scored if any image is missing, with the count and the
+    first few paths, so a wrong folder or split never yields a silently wrong accuracy.
+    """
+    spec = get_dataset(name)
+    options_file = Path(options_file) if options_file is not None else shipped_option_file(name)
+    with open(options_file, encoding="utf-8") as file:
+        classes = json.load(file)
+    items = []
+    for class_name, entries in classes.items():
+        for entry in entries:
+            if entry["groundtruth"] not in entry["options"]:
+                raise ValueError(f"{options_file}: the options of {entry['image']} lack its class {class_name!r}.")
+            items.append(
+                MultipleChoiceItem(
+                    image=spec.resolve(data_dir, entry["image"]),
+                    options=tuple(entry["options"]),
+                    groundtruth=entry["groundtruth"],
+                    image_id=entry["image"],
+                )
+            )
+    missing = [item.image for item in items if not item.image.is_file()]
+    if missing:
+        shown = ", ".join(str(path) for path in missing[:_MISSING_SHOWN])
+        raise FileNotFoundError(
+            f"{len(missing)} of {len(items)} {name} test images are missing under {data_dir} "
+            f"(expected layout: {spec.layout}). First missing: {shown}"
+        )
+    return items
