@@ -13,7 +13,10 @@ import sys
 # subcommand -> (module, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
     "run": ("hf_finedefics.scripts.run", "Run the whole pipeline from a recipe (default: the embedded tiny recipe)."),
-    "build-dataset": ("hf_finedefics.scripts.build_dataset", "Build attribute triples, hard negatives and instructions."),
+    "build-dataset": (
+        "hf_finedefics.scripts.build_dataset",
+        "Build attribute triples, hard negatives and instructions.",
+    ),
     "push-dataset": ("hf_finedefics.scripts.push_dataset", "Upload a built dataset folder to the Hub."),
     "stage1": ("hf_finedefics.scripts.stage1", "Stage I: attribute augmented contrastive learning."),
     "stage2": ("hf_finedefics.scripts.stage2", "Stage II: classification-centred instruction tuning."),

@@ -137,7 +137,10 @@ def _idefics2(output_dir: Path) -> None:
         tie_word_embeddings=False,
     )
     model = AutoModelForImageTextToText.from_config(config)
-    model.generation_config.eos_token_id = [tokenizer.eos_token_id, tokenizer.convert_tokens_to_ids("<end_of_utterance>")]
+    model.generation_config.eos_token_id = [
+        tokenizer.eos_token_id,
+        tokenizer.convert_tokens_to_ids("<end_of_utterance>"),
+    ]
     model.generation_config.pad_token_id = tokenizer.pad_token_id
     model.save_pretrained(output_dir)
     processor.save_pretrained(output_dir)

@@ -10,6 +10,7 @@ from typing import ClassVar
 
 import torch
 from torch import nn
+from peft import LoraConfig
 from transformers import PreTrainedModel
 from transformers.modeling_outputs import BaseModelOutputWithPooling
 
@@ -76,6 +77,17 @@ class VisionLanguageBackbone:
         if eos is None:
             raise ValueError(f"{type(self.model).__name__}'s text config has no eos_token_id; Finedefics needs one.")
         return eos
+
+    def lora_config(self, r: int = 8, alpha: int = 8, dropout: float = 0.2, **kwargs) -> LoraConfig:
+        """The paper's LoRA: gaussian init on the LLM and the connector; the vision encoder stays frozen."""
+        return LoraConfig(
+            r=r,
+            lora_alpha=alpha,
+            lora_dropout=dropout,
+            target_modules=self.lora_target_modules,
+            init_lora_weights="gaussian",
+            **kwargs,
+        )
 
     def image_inputs(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         return {name: batch[name] for name in self.image_input_names if name in batch}

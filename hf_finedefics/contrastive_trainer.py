@@ -1,0 +1,252 @@
+"""Stage I of Finedefics: attribute augmented contrastive learning (paper section 3.2, eq. 5-8)."""
+
+from __future__ import annotations
+
+import os
+from collections import defaultdict
+from dataclasses import dataclass
+
+import datasets
+import torch
+import torch.distributed as dist
+import torch.nn.functional as F
+from peft import LoraConfig, PeftModel, get_peft_model, prepare_model_for_kbit_training
+from torch import nn
+from transformers import AutoModelForImageTextToText, AutoProcessor, PreTrainedModel, ProcessorMixin, Trainer
+from transformers.trainer import TRAINING_ARGS_NAME
+from transformers.utils import ModelOutput
+
+from .backbones import get_backbone
+from .collators import ContrastiveAlignmentCollator, validate_triples
+from .contrastive_config import ContrastiveAlignmentConfig
+from .embeddings import object_embeddings, text_embeddings
+from .losses import LOSS_TERMS, attribute_augmented_losses, distributed_is_active, in_batch_retrieval_accuracy
+
+
+@dataclass
+class ContrastiveAlignmentOutput(ModelOutput):
+    object_embeds: torch.Tensor | None = None
+    attribute_embeds: torch.Tensor | None = None
+    category_embeds: torch.Tensor | None = None
+    neg_attribute_embeds: torch.Tensor | None = None
+    neg_category_embeds: torch.Tensor | None = None
+    generation_loss_sum: torch.Tensor | None = None
+    generation_token_count: torch.Tensor | None = None
+
+
+class ContrastiveAlignmentModel(nn.Module):
+    """One stage I forward: objects, texts and the generation task through a VLM.
+
+    It wraps the (peft) model so the whole step runs inside one `forward`, which is what DDP needs to
+    synchronise gradients. The vision encoder and connector run once; their output feeds both the object
+    embedding and the generation forward.
+    """
+
+    def __init__(self, model: PreTrainedModel | PeftModel):
+        super().__init__()
+        self.model = model
+        self.backbone = get_backbone(model)
+
+    def forward(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor,
+        generation_labels: torch.Tensor,
+        text_input_ids: torch.Tensor,
+        text_attention_mask: torch.Tensor,
+        attribute_index: torch.Tensor,
+        category_index: torch.Tensor,
+        neg_attribute_index: torch.Tensor,
+        neg_category_index: torch.Tensor,
+        **image_inputs: torch.Tensor,
+    ) -> ContrastiveAlignmentOutput:
+        image_inputs = self.backbone.image_inputs(image_inputs)
+        image_inputs["pixel_values"] = image_inputs["pixel_values"].to(self.backbone.model.dtype)
+        image_outputs = self.backbone.image_features(image_inputs)
+        objects = object_embeddings(self.backbone, image_outputs.pooler_output, normalize=False)
+
+        logits = self.model(
+            input_ids=input_ids,
+            attention_mask=attention_mask,
+            mm_encoder_outputs={"image": image_outputs},
+            use_cache=False,
+        ).logits
+        shifted_labels = generation_labels[:, 1:]
+        generation_loss_sum = F.cross_entropy(
+            logits[:, :-1].flatten(0, 1).float(), shifted_labels.flatten(), ignore_index=-100, reduction="sum"
+        )
+
+        texts = text_embeddings(self.backbone, text_input_ids, text_attention_mask, normalize=False)
+        return ContrastiveAlignmentOutput(
+            object_embeds=objects,
+            attribute_embeds=texts[attribute_index],
+            category_embeds=texts[category_index],
+            neg_attribute_embeds=texts[neg_attribute_index],
+            neg_category_embeds=texts[neg_category_index],
+            generation_loss_sum=generation_loss_sum,
+            generation_token_count=(shifted_labels != -100).sum(),
+        )
+
+
+class ContrastiveAlignmentTrainer(Trainer):
+    """Trainer for Finedefics stage I: `L_G^att + (L_OAC + L_ACC + L_CCC) / 2` (eq. 8).
+
+    Args:
+        model: a model id / path (loaded with `AutoModelForImageTextToText`) or a loaded VLM, possibly
+            quantized or already a `PeftModel`.
+        args: a [`ContrastiveAlignmentConfig`].
+        train_dataset / eval_dataset: rows with `image`, `attribute`, `category`, `neg_attributes`,
+            `neg_categories` and optionally `label`, `superclass` (the `triples` config built by
+            `dataset_builders`). Every row is validated before training.
+        processing_class: the model's processor; loaded from `model` when omitted.
+        peft_config: LoRA configuration; `get_backbone(model).lora_config()` gives the paper's.
+
+    Logs `loss_gen`, `loss_oac`, `loss_acc`, `loss_ccc` and the in-batch retrieval accuracies
+    `accuracy_object_to_attribute`, `accuracy_attribute_to_category` in training and evaluation.
+    """
+
+    _tag_names = ["finedefics", "stage1", "contrastive-alignment"]
+
+    def __init__(
+        self,
+        model: str | PreTrainedModel | PeftModel,
+        args: ContrastiveAlignmentConfig | None = None,
+        data_collator=None,
+        train_dataset: datasets.Dataset | None = None,
+        eval_dataset: datasets.Dataset | None = None,
+        processing_class: ProcessorMixin | None = None,
+        peft_config: LoraConfig | None = None,
+        callbacks=None,
+        optimizers=(None, None),
+    ):
+        args = args or ContrastiveAlignmentConfig(output_dir="finedefics-stage1")
+        if isinstance(model, str):
+            model_id = model
+            model = AutoModelForImageTextToText.from_pretrained(model_id, **(args.model_init_kwargs or {}))
+        else:
+            model_id = model.config._name_or_path
+        processing_class = processing_class or AutoProcessor.from_pretrained(model_id)
+        backbone = get_backbone(model)
+
+        if peft_config is not None:
+            if isinstance(model, PeftModel):
+                raise ValueError("The model is already a PeftModel; pass peft_config=None to keep its adapter.")
+            if getattr(model, "is_loaded_in_4bit", False) or getattr(model, "is_loaded_in_8bit", False):
+                model = prepare_model_for_kbit_training(
+                    model,
+                    use_gradient_checkpointing=args.activation_checkpointing,
+                    gradient_checkpointing_kwargs=args.activation_checkpointing_kwargs,
+                )
+            model = get_peft_model(model, peft_config)
+        if args.activation_checkpointing:
+            # Inputs of a frozen embedding layer do not require grad; checkpointed blocks need one that does.
+            backbone.model.enable_input_require_grads()
+
+        for name, dataset in (("train_dataset", train_dataset), ("eval_dataset", eval_dataset)):
+            if dataset is not None:
+                validate_triples(dataset, name, check_images=args.validate_images)
+
+        data_collator = data_collator or ContrastiveAlignmentCollator(
+            processing_class,
+            eos_token_id=backbone.eos_token_id,
+            instruction=args.generation_instruction,
+            max_text_length=args.max_text_length,
+            loss_on_all_tokens=args.generation_loss_on_all_tokens,
+        )
+        super().__init__(
+            model=ContrastiveAlignmentModel(model),
+            args=args,
+            data_collator=data_collator,
+            train_dataset=train_dataset,
+            eval_dataset=eval_dataset,
+            processing_class=processing_class,
+            callbacks=callbacks,
+            optimizers=optimizers,
+        )
+        # compute_loss returns a per-batch mean; the Trainer scales it for gradient accumulation.
+        self.model_accepts_loss_kwargs = False
+        self._metrics: dict[str, dict[str, list[float]]] = {"train": defaultdict(list), "eval": defaultdict(list)}
+
+    def _generation_loss(self, outputs: ContrastiveAlignmentOutput) -> torch.Tensor:
+        count = outputs.generation_token_count.float()
+        if not (self.args.gather_across_processes and distributed_is_active()):
+            return outputs.generation_loss_sum / count.clamp(min=1)
+        # Mean over the global batch's answer tokens. DDP averages gradients over processes, so scale by the
+        # world size to get the gradient of that global mean.
+        global_count = count.detach().clone()
+        dist.all_reduce(global_count)
+        return outputs.generation_loss_sum * dist.get_world_size() / global_count.clamp(min=1)
+
+    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+        mode = "train" if model.training else "eval"
+        labels = inputs.pop("class_labels", None)
+        outputs: ContrastiveAlignmentOutput = model(**inputs)
+        terms = attribute_augmented_losses(
+            outputs.object_embeds,
+            outputs.attribute_embeds,
+            outputs.category_embeds,
+            outputs.neg_attribute_embeds,
+            outputs.neg_category_embeds,
+            temperature=self.args.temperature,
+            labels=labels if self.args.mask_same_class_negatives else None,
+            gather_across_processes=self.args.gather_across_processes,
+            reproduce_released=self.args.reproduce_released_losses,
+        )
+        terms["gen"] = self._generation_loss(outputs)
+        weights = {
+            "gen": self.args.generation_loss_weight,
+            "oac": self.args.oac_weight,
+            "acc": self.args.acc_weight,
+            "ccc": self.args.ccc_weight,
+        }
+        loss = sum(weights[name] * terms[name] for name in ("gen", *LOSS_TERMS))
+
+        with torch.no_grad():
+            metrics = {f"loss_{name}": terms[name].detach() for name in ("gen", *LOSS_TERMS)}
+            metrics["accuracy_object_to_attribute"] = in_batch_retrieval_accuracy(
+                outputs.object_embeds, outputs.attribute_embeds, labels
+            )
+            metrics["accuracy_attribute_to_category"] = in_batch_retrieval_accuracy(
+                outputs.attribute_embeds, outputs.category_embeds, labels
+            )
+            values = self.accelerator.gather_for_metrics(torch.stack(list(metrics.values()))[None])
+            for name, value in zip(metrics, values.float().mean(0).tolist()):
+                self._metrics[mode][name].append(value)
+        return (loss, outputs) if return_outputs else loss
+
+    def prediction_step(self, model, inputs, prediction_loss_only, ignore_keys=None):
+        with torch.no_grad():
+            loss = self.compute_loss(model, self._prepare_inputs(inputs))
+        return loss.detach(), None, None
+
+    def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
+        mode = "train" if self.model.training else "eval"
+        metrics = {name: sum(values) / len(values) for name, values in self._metrics[mode].items() if values}
+        if mode == "eval":
+            metrics = {f"eval_{name}": value for name, value in metrics.items()}
+        super().log({**logs, **metrics}, start_time)
+        self._metrics[mode].clear()
+
+    # The Trainer's model is the stage I wrapper; checkpoints hold the inner (peft) model so that they are
+    # ordinary adapter / model folders that `from_pretrained` loads.
+    def _inner_model(self) -> PreTrainedModel | PeftModel:
+        return self.accelerator.unwrap_model(self.model).model
+
+    def _save(self, output_dir: str | None = None, state_dict: dict | None = None) -> None:
+        output_dir = output_dir if output_dir is not None else self.args.output_dir
+        if not self.args.should_save:
+            return
+        os.makedirs(output_dir, exist_ok=True)
+        if state_dict is not None:
+            prefix = "model."
+            state_dict = {key.removeprefix(prefix): value for key, value in state_dict.items()}
+        self._inner_model().save_pretrained(output_dir, state_dict=state_dict)
+        if self.processing_class is not None:
+            self.processing_class.save_pretrained(output_dir)
+        torch.save(self.args, os.path.join(output_dir, TRAINING_ARGS_NAME))
+
+    def _load_from_checkpoint(self, resume_from_checkpoint: str, model: nn.Module | None = None) -> None:
+        super()._load_from_checkpoint(resume_from_checkpoint, model=model or self._inner_model())
+
+    def _load_best_model(self) -> None:
+        self._load_from_checkpoint(self.state.best_model_checkpoint)

@@ -1,0 +1,255 @@
+"""Attribute augmented contrastive losses of Finedefics stage I (paper section 3.2, eq. 5-7).
+
+Objects o, attribute descriptions a and category names c are last-token embeddings from the LLM
+(`hf_finedefics.embeddings`); every row i also brings its own K hard negatives: attribute descriptions
+A_hn^i and category names C_hn^i of the K most similar incorrect categories.
+
+With Sim(x, y) = cos(x, y) / temperature:
+
+- OAC (eq. 5)  = (L_OA^hn + L_AO) / 2: object -> attribute over the batch plus A_hn^i, and
+  attribute -> object over the batch.
+- ACC (eq. 6)  = (L_AC^hn + L_CA^hn) / 2: attribute -> category over the batch plus C_hn^i, and
+  category -> attribute over the batch plus A_hn^i.
+- CCC (eq. 7)  = log sum_{c^k in C_hn^i} exp Sim(c^i, c^k): pushes each category name away from the
+  names of its own hard negatives (intra-modal).
+
+Each term is a mean over the batch rows. Rows j != i with the same class label carry the same category
+name and are left out of every in-batch denominator when `labels` is given.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.distributed as dist
+import torch.distributed.nn  # noqa: F401  (registers torch.distributed.nn.functional.all_gather)
+import torch.nn.functional as F
+from torch import nn
+
+LOSS_TERMS = ("oac", "acc", "ccc")
+
+
+def _gather_with_grad(tensor: torch.Tensor) -> torch.Tensor:
+    """All-gather along dim 0 keeping the autograd graph, so every process's rows are in-batch negatives and
+    gradients flow back to the process that produced each row."""
+    return torch.cat(torch.distributed.nn.functional.all_gather(tensor.contiguous()), dim=0)
+
+
+def _gather_no_grad(tensor: torch.Tensor) -> torch.Tensor:
+    gathered = [torch.empty_like(tensor) for _ in range(dist.get_world_size())]
+    dist.all_gather(gathered, tensor.contiguous())
+    return torch.cat(gathered, dim=0)
+
+
+def _check_equal_batch_sizes(batch_size: int, device: torch.device) -> None:
+    sizes = _gather_no_grad(torch.tensor([batch_size], device=device))
+    if not torch.all(sizes == batch_size):
+        raise ValueError(
+            f"Gathering in-batch negatives needs the same batch size on every process, got {sizes.tolist()}. "
+            "Set `dataloader_drop_last=True`."
+        )
+
+
+def distributed_is_active() -> bool:
+    return dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
+
+
+def _in_batch_logits(
+    queries: torch.Tensor,
+    keys: torch.Tensor,
+    positives: torch.Tensor,
+    query_labels: torch.Tensor | None,
+    key_labels: torch.Tensor | None,
+) -> torch.Tensor:
+    """(B, N) similarity logits; same-label keys other than the positive are masked out."""
+    logits = queries @ keys.T
+    if query_labels is not None:
+        same_label = query_labels[:, None] == key_labels[None, :]
+        same_label[torch.arange(len(queries), device=logits.device), positives] = False
+        logits = logits.masked_fill(same_label, float("-inf"))
+    return logits
+
+
+def _hard_negative_logits(queries: torch.Tensor, negatives: torch.Tensor) -> torch.Tensor:
+    """(B, K) similarity of each row to its own K negatives."""
+    return torch.einsum("bd,bkd->bk", queries, negatives)
+
+
+def _released_losses(
+    objects: torch.Tensor,
+    attributes: torch.Tensor,
+    categories: torch.Tensor,
+    neg_attributes: torch.Tensor,
+    neg_categories: torch.Tensor,
+    temperature: float,
+) -> dict[str, torch.Tensor]:
+    # The authors' release: all rows' hard negatives pooled into one shared set, and the category-category
+    # term contrasting every row against column 0 (the batch's first category).
+    targets = torch.arange(len(objects), device=objects.device)
+    attribute_pool = torch.cat([attributes, neg_attributes.flatten(0, 1)])
+    category_pool = torch.cat([categories, neg_categories.flatten(0, 1)])
+    oa = F.cross_entropy(objects @ attribute_pool.T / temperature, targets)
+    ao = F.cross_entropy(attributes @ objects.T / temperature, targets)
+    ac = F.cross_entropy(attributes @ category_pool.T / temperature, targets)
+    ca = F.cross_entropy(categories @ attribute_pool.T / temperature, targets)
+    ccc = F.cross_entropy(categories @ category_pool.T / temperature, torch.zeros_like(targets))
+    return {"oac": (oa + ao) / 2, "acc": (ac + ca) / 2, "ccc": ccc}
+
+
+def attribute_augmented_losses(
+    object_embeds: torch.Tensor,
+    attribute_embeds: torch.Tensor,
+    category_embeds: torch.Tensor,
+    neg_attribute_embeds: torch.Tensor,
+    neg_category_embeds: torch.Tensor,
+    temperature: float = 0.07,
+    labels: torch.Tensor | None = None,
+    *,
+    gather_across_processes: bool = False,
+    reproduce_released: bool = False,
+) -> dict[str, torch.Tensor]:
+    """OAC, ACC and CCC losses (eq. 5-7) with per-row hard negatives.
+
+    Args:
+        object_embeds: (B, D) object embeddings o.
+        attribute_embeds: (B, D) attribute description embeddings a (row i describes object i).
+        category_embeds: (B, D) category name embeddings c (row i names object i's category).
+        neg_attribute_embeds: (B, K, D) row i's hard-negative attribute descriptions A_hn^i.
+        neg_category_embeds: (B, K, D) row i's hard-negative category names C_hn^i.
+        temperature: similarities are cosine / temperature in every term (1.0 is the paper's literal form).
+        labels: optional (B,) class ids; same-class rows j != i are not in-batch negatives.
+        gather_across_processes: under torch.distributed, in-batch negatives span the global batch
+            (gathered with gradients); each process scores its own rows, so the mean over processes of
+            these losses equals the single-process loss on the global batch, gradients included.
+        reproduce_released: reproduce the authors' released code (shared negative pool, CCC against
+            column 0, no label masking). A reproduction aid only: it does not implement the paper.
+
+    Returns:
+        dict with scalar tensors "oac", "acc", "ccc".
+    """
+    batch_size, num_negatives = neg_attribute_embeds.shape[:2]
+    expected = {
+        "attribute_embeds": (attribute_embeds.shape, object_embeds.shape),
+        "category_embeds": (category_embeds.shape, object_embeds.shape),
+        "neg_category_embeds": (neg_category_embeds.shape, neg_attribute_embeds.shape),
+    }
+    for name, (shape, wanted) in expected.items():
+        if shape != wanted:
+            raise ValueError(f"{name} has shape {tuple(shape)}, expected {tuple(wanted)}.")
+    if neg_attribute_embeds.shape[0] != object_embeds.shape[0]:
+        raise ValueError(
+            f"neg_attribute_embeds has {neg_attribute_embeds.shape[0]} rows, object_embeds {object_embeds.shape[0]}."
+        )
+
+    objects, attributes, categories = (F.normalize(x, dim=-1) for x in (object_embeds, attribute_embeds, category_embeds))
+    neg_attributes = F.normalize(neg_attribute_embeds, dim=-1)
+    neg_categories = F.normalize(neg_category_embeds, dim=-1)
+
+    if reproduce_released:
+        return _released_losses(objects, attributes, categories, neg_attributes, neg_categories, temperature)
+
+    # Queries are this process's rows; keys are the (global) batch. Positives sit at offset + i.
+    offset = 0
+    all_objects, all_attributes, all_categories, all_labels = objects, attributes, categories, labels
+    if gather_across_processes and distributed_is_active():
+        _check_equal_batch_sizes(batch_size, objects.device)
+        offset = dist.get_rank() * batch_size
+        all_objects, all_attributes, all_categories = (_gather_with_grad(x) for x in (objects, attributes, categories))
+        all_labels = _gather_no_grad(labels) if labels is not None else None
+    positives = offset + torch.arange(batch_size, device=objects.device)
+    # Hard negatives come after the N in-batch columns, so the positive index is unchanged.
+
+    def in_batch(queries: torch.Tensor, keys: torch.Tensor) -> torch.Tensor:
+        return _in_batch_logits(queries, keys, positives, labels, all_labels)
+
+    oa = torch.cat([in_batch(objects, all_attributes), _hard_negative_logits(objects, neg_attributes)], dim=1)
+    ao = in_batch(attributes, all_objects)
+    ac = torch.cat([in_batch(attributes, all_categories), _hard_negative_logits(attributes, neg_categories)], dim=1)
+    ca = torch.cat([in_batch(categories, all_attributes), _hard_negative_logits(categories, neg_attributes)], dim=1)
+
+    def nce(logits: torch.Tensor) -> torch.Tensor:
+        return F.cross_entropy(logits / temperature, positives)
+
+    ccc = torch.logsumexp(_hard_negative_logits(categories, neg_categories) / temperature, dim=1).mean()
+    return {"oac": (nce(oa) + nce(ao)) / 2, "acc": (nce(ac) + nce(ca)) / 2, "ccc": ccc}
+
+
+@torch.no_grad()
+def in_batch_retrieval_accuracy(
+    queries: torch.Tensor, keys: torch.Tensor, labels: torch.Tensor | None = None
+) -> torch.Tensor:
+    """Top-1 retrieval accuracy of queries[i] among all keys: right when the best key is row i, or, with
+    labels, any row of the same class (same-class rows share a category name)."""
+    best = (F.normalize(queries, dim=-1) @ F.normalize(keys, dim=-1).T).argmax(dim=1)
+    if labels is None:
+        return (best == torch.arange(len(queries), device=queries.device)).float().mean()
+    return (labels[best] == labels).float().mean()
+
+
+class AttributeAugmentedContrastiveLoss(nn.Module):
+    """Attribute augmented contrastive loss of Finedefics (stage I): weighted OAC + ACC + CCC.
+
+    Binds visual objects to category names through attribute descriptions in the LLM's representation
+    space, with hard negatives from the most similar incorrect categories. See
+    `attribute_augmented_losses` for the terms.
+
+    Inputs:
+        +---------------------------+--------------------------------------------+
+        | Texts / embeddings        | Shape                                      |
+        +===========================+============================================+
+        | object_embeds             | (B, D)                                     |
+        | attribute_embeds          | (B, D)                                     |
+        | category_embeds           | (B, D)                                     |
+        | neg_attribute_embeds      | (B, K, D), row i's own K hard negatives    |
+        | neg_category_embeds       | (B, K, D), row i's own K hard negatives    |
+        | labels (optional)         | (B,) class ids                             |
+        +---------------------------+--------------------------------------------+
+
+    Returns the weighted sum and the unweighted terms.
+
+    Citation:
+        @inproceedings{he2025finedefics,
+          title={Analyzing and Boosting the Power of Fine-Grained Visual Recognition for Multi-modal
+                 Large Language Models},
+          author={He, Hulingxiao and Li, Geng and Geng, Zijun and Xu, Jinglin and Peng, Yuxin},
+          booktitle={International Conference on Learning Representations (ICLR)},
+          year={2025}
+        }
+    """
+
+    def __init__(
+        self,
+        temperature: float = 0.07,
+        oac_weight: float = 0.5,
+        acc_weight: float = 0.5,
+        ccc_weight: float = 0.5,
+        gather_across_processes: bool = True,
+        reproduce_released: bool = False,
+    ):
+        super().__init__()
+        self.temperature = temperature
+        self.weights = {"oac": oac_weight, "acc": acc_weight, "ccc": ccc_weight}
+        self.gather_across_processes = gather_across_processes
+        self.reproduce_released = reproduce_released
+
+    def forward(
+        self,
+        object_embeds: torch.Tensor,
+        attribute_embeds: torch.Tensor,
+        category_embeds: torch.Tensor,
+        neg_attribute_embeds: torch.Tensor,
+        neg_category_embeds: torch.Tensor,
+        labels: torch.Tensor | None = None,
+    ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        terms = attribute_augmented_losses(
+            object_embeds,
+            attribute_embeds,
+            category_embeds,
+            neg_attribute_embeds,
+            neg_category_embeds,
+            temperature=self.temperature,
+            labels=labels,
+            gather_across_processes=self.gather_across_processes,
+            reproduce_released=self.reproduce_released,
+        )
+        total = sum(self.weights[name] * terms[name] for name in LOSS_TERMS)
+        return total, terms

@@ -1,0 +1,37 @@
+import os
+
+import datasets
+import pytest
+from transformers import AutoModelForImageTextToText, AutoProcessor
+
+from hf_finedefics.synthetic import category_neighbours, generate_synthetic_fgvr, synthetic_categories
+from hf_finedefics.testing import TINY_ARCHITECTURES, create_tiny_checkpoint
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+
+def synthetic_triples(num_negatives: int = 3, split: str = "train", **overrides) -> datasets.Dataset:
+    """Stage I triples from the embedded synthetic dataset, hard negatives taken from its ground-truth
+    nearest categories (each with one image description of that category)."""
+    source = generate_synthetic_fgvr(**overrides)[split]
+    neighbours = category_neighbours(synthetic_categories(**overrides))
+    first_description = {}
+    for row in source.select_columns(["category", "attribute_description"]):
+        first_description.setdefault(row["category"], row["attribute_description"])
+
+    def add_negatives(row):
+        names = [name for name, _ in neighbours[row["category"]][:num_negatives]]
+        return {"neg_categories": names, "neg_attributes": [first_description[name] for name in names]}
+
+    triples = source.map(add_negatives).rename_column("attribute_description", "attribute")
+    return triples.remove_columns([c for c in triples.column_names if c == "attributes"])
+
+
+@pytest.fixture(scope="session", params=TINY_ARCHITECTURES)
+def tiny_checkpoint(request, tmp_path_factory):
+    return create_tiny_checkpoint(request.param, tmp_path_factory.mktemp(request.param))
+
+
+@pytest.fixture
+def tiny_model_and_processor(tiny_checkpoint):
+    return AutoModelForImageTextToText.from_pretrained(tiny_checkpoint), AutoProcessor.from_pretrained(tiny_checkpoint)

@@ -1,0 +1,124 @@
+"""The stage I losses against eq. 5-7 written out term by term."""
+
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from hf_finedefics.losses import AttributeAugmentedContrastiveLoss, attribute_augmented_losses, in_batch_retrieval_accuracy
+
+
+def _sim(x, y, temperature):
+    return (F.normalize(x, dim=-1) @ F.normalize(y, dim=-1)).item() / temperature
+
+
+def _reference(o, a, c, na, nc, temperature, labels=None):
+    """Eq. 5-7 with explicit sums; same-label rows j != i dropped from in-batch sums when labels are given."""
+    batch, num_negatives = na.shape[:2]
+
+    def keep(i, j):
+        return j == i or labels is None or labels[i] != labels[j]
+
+    def term(query, keys, negatives):
+        positive = math.exp(_sim(query[0], keys[query[1]], temperature))
+        total = sum(math.exp(_sim(query[0], keys[j], temperature)) for j in range(batch) if keep(query[1], j))
+        total += sum(math.exp(_sim(query[0], n, temperature)) for n in negatives)
+        return -math.log(positive / total)
+
+    oa = sum(term((o[i], i), a, na[i]) for i in range(batch)) / batch
+    ao = sum(term((a[i], i), o, []) for i in range(batch)) / batch
+    ac = sum(term((a[i], i), c, nc[i]) for i in range(batch)) / batch
+    ca = sum(term((c[i], i), a, na[i]) for i in range(batch)) / batch
+    ccc = sum(
+        -math.log(1 / sum(math.exp(_sim(c[i], nc[i, k], temperature)) for k in range(num_negatives)))
+        for i in range(batch)
+    ) / batch
+    return {"oac": (oa + ao) / 2, "acc": (ac + ca) / 2, "ccc": ccc}
+
+
+@pytest.fixture
+def embeddings():
+    generator = torch.Generator().manual_seed(0)
+    batch, negatives, dim = 5, 3, 16
+    shapes = [(batch, dim)] * 3 + [(batch, negatives, dim)] * 2
+    return [torch.randn(*shape, generator=generator, dtype=torch.float64) for shape in shapes]
+
+
+@pytest.mark.parametrize("temperature", [0.07, 1.0])
+def test_losses_match_equations(embeddings, temperature):
+    losses = attribute_augmented_losses(*embeddings, temperature=temperature)
+    expected = _reference(*embeddings, temperature)
+    assert set(losses) == {"oac", "acc", "ccc"}
+    for name in expected:
+        assert losses[name].ndim == 0
+        assert losses[name].item() == pytest.approx(expected[name], rel=1e-9), name
+
+
+def test_same_label_rows_are_not_negatives(embeddings):
+    labels = torch.tensor([0, 1, 0, 2, 1])
+    losses = attribute_augmented_losses(*embeddings, labels=labels)
+    expected = _reference(*embeddings, 0.07, labels=labels.tolist())
+    unmasked = attribute_augmented_losses(*embeddings)
+    for name in ("oac", "acc"):
+        assert losses[name].item() == pytest.approx(expected[name], rel=1e-9)
+        assert losses[name].item() != pytest.approx(unmasked[name].item(), rel=1e-6)
+    # CCC only looks at a row's own hard negatives.
+    assert losses["ccc"].item() == pytest.approx(unmasked["ccc"].item())
+
+
+def test_hard_negatives_are_per_row(embeddings):
+    o, a, c, na, nc = embeddings
+    base = attribute_augmented_losses(o, a, c, na, nc)
+    # A shared pool would let row 0's negatives enter every row's denominator; the reference sums each
+    # row over its own negatives only, so agreement after changing row 0's negatives pins that down.
+    na2, nc2 = na.clone(), nc.clone()
+    na2[0] = torch.randn_like(na2[0])
+    nc2[0] = torch.randn_like(nc2[0])
+    changed = attribute_augmented_losses(o, a, c, na2, nc2)
+    expected = _reference(o, a, c, na2, nc2, 0.07)
+    for name in expected:
+        assert changed[name].item() == pytest.approx(expected[name], rel=1e-9)
+        assert changed[name].item() != pytest.approx(base[name].item(), rel=1e-6)
+
+
+def test_inputs_need_not_be_normalised(embeddings):
+    scaled = [x * 7.5 for x in embeddings]
+    for name, value in attribute_augmented_losses(*scaled).items():
+        assert value.item() == pytest.approx(attribute_augmented_losses(*embeddings)[name].item(), rel=1e-9)
+
+
+def test_released_behaviour_differs_and_uses_column_zero(embeddings):
+    o, a, c, na, nc = embeddings
+    released = attribute_augmented_losses(*embeddings, reproduce_released=True)
+    paper = attribute_augmented_losses(*embeddings)
+    assert released["ccc"].item() != pytest.approx(paper["ccc"].item())
+    pool = F.normalize(torch.cat([c, nc.flatten(0, 1)]), dim=-1)
+    logits = F.normalize(c, dim=-1) @ pool.T / 0.07
+    expected_ccc = F.cross_entropy(logits, torch.zeros(len(c), dtype=torch.long))
+    assert released["ccc"].item() == pytest.approx(expected_ccc.item(), rel=1e-9)
+
+
+def test_shape_mismatch_is_reported(embeddings):
+    o, a, c, na, nc = embeddings
+    with pytest.raises(ValueError, match="neg_category_embeds"):
+        attribute_augmented_losses(o, a, c, na, nc[:, :2])
+
+
+def test_loss_module_weights_terms(embeddings):
+    loss = AttributeAugmentedContrastiveLoss(oac_weight=1.0, acc_weight=0.0, ccc_weight=2.0)
+    total, terms = loss(*embeddings)
+    assert total.item() == pytest.approx(terms["oac"].item() + 2 * terms["ccc"].item())
+
+
+def test_gradients_flow_to_all_inputs(embeddings):
+    inputs = [x.clone().requires_grad_() for x in embeddings]
+    sum(attribute_augmented_losses(*inputs).values()).backward()
+    assert all(x.grad is not None and x.grad.abs().sum() > 0 for x in inputs)
+
+
+def test_retrieval_accuracy():
+    keys = torch.eye(4)
+    queries = torch.eye(4)[[0, 2, 2, 3]]
+    assert in_batch_retrieval_accuracy(queries, keys).item() == pytest.approx(0.75)
+    assert in_batch_retrieval_accuracy(queries, keys, labels=torch.tensor([0, 1, 1, 2])).item() == 1.0
