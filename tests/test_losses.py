@@ -6,7 +6,11 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from hf_finedefics.losses import AttributeAugmentedContrastiveLoss, attribute_augmented_losses, in_batch_retrieval_accuracy
+from hf_finedefics.losses import (
+    AttributeAugmentedContrastiveLoss,
+    attribute_augmented_losses,
+    in_batch_retrieval_accuracy,
+)
 
 
 def _sim(x, y, temperature):

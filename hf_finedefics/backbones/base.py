@@ -9,8 +9,8 @@ from __future__ import annotations
 from typing import ClassVar
 
 import torch
-from torch import nn
 from peft import LoraConfig
+from torch import nn
 from transformers import PreTrainedModel
 from transformers.modeling_outputs import BaseModelOutputWithPooling
 
