@@ -1,0 +1,128 @@
+"""The two ways of scoring a multiple-choice question, reported side by side.
+
+- `GenerationScorer`: greedy decoding, then `parse_choice` on the text. This is what the paper reports;
+  it also measures instruction following (a model that answers "Chihuahua" or rambles fails).
+- `LikelihoodScorer`: one forward pass; the option whose letter is the most probable next token after the
+  generation prompt wins. Never fails to answer and needs no decoding loop, so it isolates recognition from
+  answer formatting (the paper's Table 3a shows fine-tuning can break the latter).
+"""
+
+from __future__ import annotations
+
+import math
+from abc import ABC, abstractmethod
+from typing import Any
+
+import torch
+from PIL import Image
+
+from ..prompts import OPTION_LETTERS, multiple_choice_prompt
+from .parsing import parse_choice
+
+
+def display_class_name(name: str) -> str:
+    """Class names as the model reads them: the option files write "Japanese_spaniel"."""
+    return name.replace("_", " ")
+
+
+def multiple_choice_chat(processor: Any, options: list[str], superclass: str | None) -> str:
+    """The rendered chat (image, then the question with lettered options) ending in the generation prompt."""
+    question = multiple_choice_prompt([display_class_name(option) for option in options], superclass)
+    messages = [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": question}]}]
+    return processor.apply_chat_template(messages, add_generation_prompt=True)
+
+
+class MultipleChoiceScorer(ABC):
+    """Scores batches of (image, rendered chat, shown options); each result holds the chosen index or None."""
+
+    name: str
+
+    def __init__(self, model: Any, processor: Any):
+        self.model = model
+        self.processor = processor
+
+    def _encode(self, images: list[Image.Image], chats: list[str]):
+        # Left padding puts every prompt's last token at position -1 and lets generation continue from it.
+        inputs = self.processor(
+            text=chats, images=[[image] for image in images], padding=True, padding_side="left", return_tensors="pt"
+        )
+        return inputs.to(self.model.device).to(self.model.dtype)
+
+    @abstractmethod
+    def score(self, images: list[Image.Image], chats: list[str], options: list[list[str]]) -> list[dict[str, Any]]:
+        """One result per question: ``{"prediction": index | None, ...scorer-specific fields}``."""
+
+
+class GenerationScorer(MultipleChoiceScorer):
+    name = "generation"
+
+    def __init__(self, model: Any, processor: Any, max_new_tokens: int = 32):
+        super().__init__(model, processor)
+        self.max_new_tokens = max_new_tokens
+
+    @torch.inference_mode()
+    def score(self, images, chats, options):
+        inputs = self._encode(images, chats)
+        generated = self.model.generate(**inputs, do_sample=False, max_new_tokens=self.max_new_tokens)
+        responses = self.processor.batch_decode(generated[:, inputs["input_ids"].shape[1] :], skip_special_tokens=True)
+        return [
+            {"prediction": parse_choice(response, shown), "response": response.strip()}
+            for response, shown in zip(responses, options)
+        ]
+
+
+class LikelihoodScorer(MultipleChoiceScorer):
+    name = "likelihood"
+
+    def __init__(self, model: Any, processor: Any):
+        super().__init__(model, processor)
+        self._letter_token_ids: dict[int, list[list[int]]] = {}
+
+    def letter_token_ids(self, chat: str, num_options: int) -> list[list[int]]:
+        """Per option letter, the token ids that can start it right after the generation prompt.
+
+        Found by tokenizing the chat with and without the letter appended, bare ("A") and after a space
+        (" A"), since tokenizers differ on which one follows "Assistant:". A token shared by several letters
+        (a lone space piece) says nothing about the choice and is dropped.
+        """
+        if num_options not in self._letter_token_ids:
+            tokenizer = self.processor.tokenizer
+            prompt_ids = tokenizer(chat, add_special_tokens=False)["input_ids"]
+            candidates = []
+            for letter in OPTION_LETTERS[:num_options]:
+                ids = set()
+                for continuation in (letter, f" {letter}"):
+                    full_ids = tokenizer(chat + continuation, add_special_tokens=False)["input_ids"]
+                    if full_ids[: len(prompt_ids)] == prompt_ids and len(full_ids) > len(prompt_ids):
+                        ids.add(full_ids[len(prompt_ids)])
+                candidates.append(ids)
+            shared = {
+                token for i, ids in enumerate(candidates) for other in candidates[i + 1 :] for token in ids & other
+            }
+            letter_ids = [sorted(ids - shared) for ids in candidates]
+            if not all(letter_ids):
+                raise ValueError(f"The tokenizer has no token that starts the option letters after {chat[-30:]!r}.")
+            self._letter_token_ids[num_options] = letter_ids
+        return self._letter_token_ids[num_options]
+
+    @torch.inference_mode()
+    def score(self, images, chats, options):
+        inputs = self._encode(images, chats)
+        logits = self.model(**inputs, logits_to_keep=1).logits[:, -1].float()
+        log_probs = torch.log_softmax(logits, dim=-1)
+        results = []
+        for row, chat, shown in zip(log_probs, chats, options):
+            # A letter's probability is the total over the tokens that spell it ("A" and " A").
+            letter_log_probs = [
+                torch.logsumexp(row[ids], dim=0).item() for ids in self.letter_token_ids(chat, len(shown))
+            ]
+            best = max(range(len(shown)), key=letter_log_probs.__getitem__)
+            results.append(
+                {
+                    "prediction": best,
+                    "letter_log_probs": [
+                        round(value, 4) if math.isfinite(value) else None for value in letter_log_probs
+                    ],
+                }
+            )
+        return results
