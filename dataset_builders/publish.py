@@ -1,0 +1,304 @@
+"""Assemble the published tables and write a Hub-ready dataset repository folder.
+
+The folder holds one parquet directory per config and a dataset card whose YAML `configs:` tells
+`load_dataset(folder_or_repo, config)` where each config lives:
+
+- `triples`: (image, attribute description, category) triples with the hard negatives' descriptions,
+  categories, labels and row indices (stage I data);
+- `instructions`: one open-set QA and one 4-way multiple-choice conversation per image, in TRL's
+  `messages` + `images` format, wrong options from the hard negatives (stage II data);
+- `hard_negatives`: the mined index itself.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import datasets
+import yaml
+from datasets.table import embed_table_storage
+
+from hf_finedefics.prompts import multiple_choice_answer, multiple_choice_prompt, open_set_prompt
+
+from .hard_negatives import HardNegatives
+
+CONFIG_NAMES = ("triples", "instructions", "hard_negatives")
+DEFAULT_MAX_SHARD_BYTES = 500 * 1024 * 1024
+
+
+def build_triples(source: datasets.Dataset, descriptions: list[str], negatives: HardNegatives) -> datasets.Dataset:
+    """Source rows + their attribute descriptions + hard negatives -> the `triples` table."""
+    if len(descriptions) != source.num_rows or negatives.labels.shape[0] != source.num_rows:
+        raise ValueError(
+            f"Triples need one description and one negative set per image: {source.num_rows} images, "
+            f"{len(descriptions)} descriptions, {negatives.labels.shape[0]} negative sets."
+        )
+    class_names = source.features["label"].names
+    neg_indices = negatives.indices.tolist()
+    features = datasets.Features(
+        {
+            "image": source.features["image"],
+            "attribute": datasets.Value("string"),
+            "category": datasets.Value("string"),
+            "label": source.features["label"],
+            "superclass": datasets.Value("string"),
+            "neg_attributes": datasets.List(datasets.Value("string")),
+            "neg_categories": datasets.List(datasets.Value("string")),
+            "neg_labels": datasets.List(datasets.Value("int64")),
+            "neg_indices": datasets.List(datasets.Value("int64")),
+        }
+    )
+    # Only the cheap columns are read here; images stay as stored in `source`.
+    return datasets.Dataset.from_dict(
+        {
+            "image": source.cast_column("image", datasets.Image(decode=False))["image"],
+            "attribute": descriptions,
+            "category": source["category"],
+            "label": source["label"],
+            "superclass": source["superclass"],
+            "neg_attributes": [[descriptions[j] for j in row] for row in neg_indices],
+            "neg_categories": [[class_names[label] for label in row] for row in negatives.labels.tolist()],
+            "neg_labels": negatives.labels.tolist(),
+            "neg_indices": neg_indices,
+        },
+        features=features,
+    )
+
+
+def build_hard_negative_index(negatives: HardNegatives, labels: list[int]) -> datasets.Dataset:
+    return datasets.Dataset.from_dict(
+        {
+            "index": list(range(len(labels))),
+            "label": labels,
+            "neg_labels": negatives.labels.tolist(),
+            "neg_indices": negatives.indices.tolist(),
+            "neg_scores": negatives.scores.tolist(),
+        },
+        features=datasets.Features(
+            {
+                "index": datasets.Value("int64"),
+                "label": datasets.Value("int64"),
+                "neg_labels": datasets.List(datasets.Value("int64")),
+                "neg_indices": datasets.List(datasets.Value("int64")),
+                "neg_scores": datasets.List(datasets.Value("float32")),
+            }
+        ),
+    )
+
+
+INSTRUCTION_FEATURES = datasets.Features(
+    {
+        "images": datasets.List(datasets.Image()),
+        "messages": [
+            {
+                "role": datasets.Value("string"),
+                "content": [{"type": datasets.Value("string"), "text": datasets.Value("string")}],
+            }
+        ],
+        "task": datasets.Value("string"),
+        "category": datasets.Value("string"),
+    }
+)
+
+
+def _conversation(prompt: str, answer: str) -> list[dict]:
+    return [
+        {"role": "user", "content": [{"type": "image", "text": None}, {"type": "text", "text": prompt}]},
+        {"role": "assistant", "content": [{"type": "text", "text": answer}]},
+    ]
+
+
+def build_instructions(triples: datasets.Dataset, num_options: int = 4, seed: int = 0) -> datasets.Dataset:
+    """Stage II data: per image an open-set question and a multiple-choice question whose wrong options are
+    its hard-negative categories, shuffled with a seeded generator."""
+    generator = random.Random(seed)
+    rows = {"images": [], "messages": [], "task": [], "category": []}
+    images = triples.cast_column("image", datasets.Image(decode=False))["image"]
+    for image, category, superclass, negatives in zip(
+        images, triples["category"], triples["superclass"], triples["neg_categories"]
+    ):
+        if len(negatives) < num_options - 1:
+            raise ValueError(f"{num_options}-way questions need {num_options - 1} negatives, got {len(negatives)}.")
+        options = [category, *negatives[: num_options - 1]]
+        generator.shuffle(options)
+        for task, prompt, answer in (
+            ("open_set", open_set_prompt(superclass), category),
+            (
+                "multiple_choice",
+                multiple_choice_prompt(options, superclass),
+                multiple_choice_answer(options, options.index(category)),
+            ),
+        ):
+            rows["images"].append([image])
+            rows["messages"].append(_conversation(prompt, answer))
+            rows["task"].append(task)
+            rows["category"].append(category)
+    return datasets.Dataset.from_dict(rows, features=INSTRUCTION_FEATURES)
+
+
+@dataclass
+class DatasetCardInfo:
+    """What the card says about how the data was made."""
+
+    pretty_name: str
+    source: str
+    split: str
+    license: str = "other"
+    license_note: str = "The images keep the license of the source dataset; check it before redistributing."
+    models: dict[str, str] = field(default_factory=dict)
+    prompts: dict[str, str] = field(default_factory=dict)
+    description_source: str = "pipeline"
+    negative_strategy: str = "clip"
+    num_negatives: int = 3
+    attributes: dict[str, list[str]] = field(default_factory=dict)
+    extra: dict[str, str] = field(default_factory=dict)
+
+
+def _write_parquet_shards(dataset: datasets.Dataset, folder: Path, max_shard_bytes: int) -> list[str]:
+    """Write `dataset` (images embedded as bytes, so the folder is self-contained) as train-XXXXX-of-YYYYY.parquet."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for stale in folder.glob("*.parquet"):
+        stale.unlink()
+    # Embed referenced image files, like `push_to_hub` does, before estimating the size.
+    embedded = dataset.with_format("arrow").map(
+        embed_table_storage, batched=True, batch_size=256, desc="Embedding images"
+    )
+    embedded = embedded.with_format(None)
+    num_shards = max(1, math.ceil(embedded.data.nbytes / max_shard_bytes))
+    names = []
+    for index in range(num_shards):
+        name = f"train-{index:05d}-of-{num_shards:05d}.parquet"
+        embedded.shard(num_shards, index, contiguous=True).to_parquet(folder / name)
+        names.append(name)
+    return names
+
+
+def dataset_card(configs: dict[str, datasets.Dataset], info: DatasetCardInfo) -> str:
+    """README.md text: YAML front matter (license, configs, features) and a description of the build."""
+    metadata = {
+        "license": info.license,
+        "pretty_name": info.pretty_name,
+        "task_categories": ["image-classification", "visual-question-answering"],
+        "tags": ["fine-grained-visual-recognition", "finedefics", "attribute-descriptions", "hard-negatives"],
+        "size_categories": [_size_category(max(d.num_rows for d in configs.values()))],
+        "configs": [
+            {"config_name": name, "data_files": [{"split": "train", "path": f"{name}/train-*.parquet"}]}
+            for name in configs
+        ],
+        "dataset_info": [
+            {
+                "config_name": name,
+                **datasets.DatasetInfo(features=d.features)._to_yaml_dict(),
+                "splits": [{"name": "train", "num_examples": d.num_rows}],
+            }
+            for name, d in configs.items()
+        ],
+    }
+    lines = [
+        "---",
+        yaml.safe_dump(metadata, sort_keys=False, allow_unicode=True).rstrip(),
+        "---",
+        "",
+        f"# {info.pretty_name}",
+        "",
+        "Training data for [Finedefics](https://arxiv.org/abs/2501.15140) (ICLR 2025), built with "
+        "`finedefics build-dataset` from hf-finedefics.",
+        "",
+        f"- Source: `{info.source}`, split `{info.split}`.",
+        f"- Attribute descriptions: `{info.description_source}`.",
+        f"- Negatives: {info.num_negatives} per image, strategy `{info.negative_strategy}`.",
+    ]
+    lines += [f"- {role} model: `{model}`" for role, model in info.models.items()]
+    lines += [f"- {key}: {value}" for key, value in info.extra.items()]
+    lines += ["", "## Configs", ""]
+    lines += [f"- `{name}`: {d.num_rows} rows, columns {', '.join(d.column_names)}." for name, d in configs.items()]
+    lines += [
+        "",
+        "```python",
+        "from datasets import load_dataset",
+        "",
+        'triples = load_dataset("<this repo>", "triples", split="train")',
+        "```",
+    ]
+    if info.attributes:
+        lines += ["", "## Discovered attributes", ""]
+        lines += [f"- {superclass}: {', '.join(names)}" for superclass, names in info.attributes.items()]
+    if info.prompts:
+        lines += ["", "## Prompts", ""]
+        for name, prompt in info.prompts.items():
+            lines += [f"### {name}", "", "```text", prompt, "```", ""]
+    lines += ["", "## License", "", info.license_note, ""]
+    return "\n".join(lines)
+
+
+def _size_category(rows: int) -> str:
+    for limit, label in ((1_000, "n<1K"), (10_000, "1K<n<10K"), (100_000, "10K<n<100K"), (1_000_000, "100K<n<1M")):
+        if rows < limit:
+            return label
+    return "n>1M"
+
+
+def write_dataset_folder(
+    output_dir: str | Path,
+    configs: dict[str, datasets.Dataset],
+    info: DatasetCardInfo,
+    max_shard_bytes: int = DEFAULT_MAX_SHARD_BYTES,
+) -> Path:
+    """Write each config as parquet shards under `output_dir/<config>/` plus README.md and build_info.json."""
+    unknown = set(configs) - set(CONFIG_NAMES)
+    if unknown:
+        raise ValueError(f"Unknown config(s) {sorted(unknown)}; expected {list(CONFIG_NAMES)}.")
+    output_dir = Path(output_dir)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    for name, dataset in configs.items():
+        _write_parquet_shards(dataset, output_dir / name, max_shard_bytes)
+    (output_dir / "README.md").write_text(dataset_card(configs, info), encoding="utf-8")
+    (output_dir / "build_info.json").write_text(json.dumps(info.__dict__, indent=2), encoding="utf-8")
+    return output_dir
+
+
+def check_dataset_folder(folder: str | Path) -> Path:
+    """Fail clearly if `folder` is not a dataset folder written by `write_dataset_folder`."""
+    folder = Path(folder)
+    card = folder / "README.md"
+    if not card.is_file():
+        raise FileNotFoundError(f"{card} does not exist: {folder} is not a built dataset folder.")
+    text = card.read_text(encoding="utf-8")
+    if not text.startswith("---") or "configs:" not in text.split("---", 2)[1]:
+        raise ValueError(f"{card} has no YAML `configs:` header.")
+    for name in yaml.safe_load(text.split("---", 2)[1]).get("configs", []):
+        if not list((folder / name["config_name"]).glob("*.parquet")):
+            raise FileNotFoundError(
+                f"Config {name['config_name']!r} has no parquet files in {folder / name['config_name']}."
+            )
+    return folder
+
+
+def push_dataset_folder(
+    folder: str | Path,
+    repo_id: str,
+    token: str | None = None,
+    private: bool = False,
+    revision: str | None = None,
+    create_repo: bool = True,
+    commit_message: str = "Upload Finedefics training data",
+) -> str:
+    """Upload a built folder to the Hub dataset repo `repo_id` in one commit; returns the commit URL."""
+    from huggingface_hub import HfApi
+
+    folder = check_dataset_folder(folder)
+    api = HfApi(token=token)
+    if create_repo:
+        api.create_repo(repo_id, repo_type="dataset", private=private, exist_ok=True)
+    commit = api.upload_folder(
+        folder_path=folder,
+        repo_id=repo_id,
+        repo_type="dataset",
+        revision=revision,
+        commit_message=commit_message,
+    )
+    return str(getattr(commit, "commit_url", commit))
