@@ -21,8 +21,9 @@ from .parsing import parse_choice
 
 
 def display_class_name(name: str) -> str:
-    """Class names as the model reads them: the option files write "Japanese_spaniel"."""
-    return name.replace("_", " ")
+    """Class names as the model reads them (as training data writes them): the option files say
+    "Japanese_spaniel", the model sees "Japanese spaniel"."""
+    return " ".join(name.replace("_", " ").split())
 
 
 def multiple_choice_chat(processor: Any, options: list[str], superclass: str | None) -> str:

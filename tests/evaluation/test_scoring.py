@@ -1,0 +1,92 @@
+import pytest
+import torch
+from PIL import Image
+from transformers import AutoModelForImageTextToText, AutoProcessor
+
+from hf_finedefics.evaluation import (
+    GenerationScorer,
+    LikelihoodScorer,
+    load_mc_items,
+    multiple_choice_chat,
+    parse_choice,
+    score_items,
+)
+from hf_finedefics.testing import TINY_ARCHITECTURES, create_tiny_checkpoint
+
+
+@pytest.fixture(scope="module", params=TINY_ARCHITECTURES)
+def tiny_model(request):
+    path = create_tiny_checkpoint(request.param)
+    return AutoModelForImageTextToText.from_pretrained(path).eval(), AutoProcessor.from_pretrained(path)
+
+
+@pytest.fixture
+def questions(native_dataset):
+    root, options_file = native_dataset("dog-120")
+    items = load_mc_items("dog-120", root, options_file)[:5]
+    options = [item.shuffled_options(seed=0) for item in items]
+    images = [Image.open(item.image).convert("RGB") for item in items]
+    return items, images, options
+
+
+def test_chat_has_image_question_and_generation_prompt(tiny_model):
+    _, processor = tiny_model
+    chat = multiple_choice_chat(processor, ["Japanese_spaniel", "Chihuahua", "Pug", "Boxer"], "dog")
+    assert "Which of these dogs is shown in the image?" in chat
+    assert "A. Japanese spaniel\nB. Chihuahua" in chat
+    assert chat.index("<image>") < chat.index("Which of these dogs")
+    assert chat.rstrip().endswith(("Assistant:", "ASSISTANT:"))
+
+
+def test_letter_tokens_cover_bare_and_spaced_letters(tiny_model):
+    model, processor = tiny_model
+    chat = multiple_choice_chat(processor, ["a", "b", "c", "d"], "dog")
+    letter_ids = LikelihoodScorer(model, processor).letter_token_ids(chat, 4)
+    tokenizer = processor.tokenizer
+    for letter, ids in zip("ABCD", letter_ids):
+        expected = {tokenizer.convert_tokens_to_ids(letter), tokenizer.convert_tokens_to_ids(f"Ġ{letter}")}
+        assert set(ids) == expected
+
+
+def _single_letter_log_probs(model, processor, image, chat, letter_ids):
+    """The reference: an unpadded, unbatched forward over the full sequence."""
+    inputs = processor(text=[chat], images=[[image]], return_tensors="pt")
+    log_probs = torch.log_softmax(model(**inputs).logits[0, -1].float(), dim=-1)
+    return [torch.logsumexp(log_probs[ids], dim=0).item() for ids in letter_ids]
+
+
+def test_likelihood_scores_match_unbatched_forward(tiny_model, questions):
+    model, processor = tiny_model
+    items, images, options = questions
+    scorer = LikelihoodScorer(model, processor)
+    chats = [multiple_choice_chat(processor, shown, "dog") for shown in options]
+    results = scorer.score(images, chats, options)
+    for image, chat, result in zip(images, chats, results):
+        reference = _single_letter_log_probs(model, processor, image, chat, scorer.letter_token_ids(chat, 4))
+        assert result["letter_log_probs"] == pytest.approx(reference, abs=2e-3)
+        assert result["prediction"] == max(range(4), key=reference.__getitem__)
+
+
+def test_generation_is_batch_invariant_and_parsed(tiny_model, questions):
+    model, processor = tiny_model
+    items, images, options = questions
+    scorer = GenerationScorer(model, processor, max_new_tokens=6)
+    chats = [multiple_choice_chat(processor, shown, "dog") for shown in options]
+    batched = scorer.score(images, chats, options)
+    one_by_one = [scorer.score([image], [chat], [shown])[0] for image, chat, shown in zip(images, chats, options)]
+    assert [result["response"] for result in batched] == [result["response"] for result in one_by_one]
+    assert all(result["response"] for result in batched)
+    for result, shown in zip(batched, options):
+        assert result["prediction"] == parse_choice(result["response"], shown)
+
+
+def test_score_items_records(tiny_model, questions, tmp_path):
+    model, processor = tiny_model
+    items, _, options = questions
+    results = score_items(
+        LikelihoodScorer(model, processor), items, tmp_path / "results.jsonl", superclass="dog", batch_size=2
+    )
+    assert [result["image"] for result in results] == [item.image_id for item in items]
+    assert [result["options"] for result in results] == options
+    assert all(result["options"][result["answer"]] == result["groundtruth"] for result in results)
+    assert len((tmp_path / "results.jsonl").read_text().splitlines()) == len(items)
