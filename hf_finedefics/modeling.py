@@ -1,0 +1,137 @@
+"""Load a Finedefics model in one call: a full checkpoint, or a base model with a LoRA adapter on top.
+
+Every part of the project that needs a model (stage II, merging, evaluation, analyses, the demo) goes through
+`load_finedefics_model`, so an adapter folder, an adapter repo on the Hub and a merged checkpoint are all
+interchangeable wherever a model is asked for.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Literal
+
+import torch
+from huggingface_hub import hf_hub_download
+from huggingface_hub.errors import EntryNotFoundError, LocalEntryNotFoundError, RepositoryNotFoundError
+from peft import PeftModel
+from transformers import AutoModelForImageTextToText, AutoProcessor, BitsAndBytesConfig, ProcessorMixin
+
+from .backbones import get_backbone
+
+ADAPTER_CONFIG_NAME = "adapter_config.json"
+# Files that mark a folder as carrying a saved processor (newer and older transformers layouts).
+_PROCESSOR_FILES = ("processor_config.json", "preprocessor_config.json")
+Quantization = Literal["4bit", "8bit"] | BitsAndBytesConfig | None
+
+
+def _local_file(model_id_or_path: str | os.PathLike, filename: str, revision: str | None) -> Path | None:
+    """`filename` of a local folder or of a Hub repo (fetched), or None when it cannot be found.
+
+    An unreachable repo also gives None: `from_pretrained` then reports the problem with its own clear message.
+    """
+    folder = Path(model_id_or_path)
+    if folder.is_dir():
+        path = folder / filename
+        return path if path.is_file() else None
+    try:
+        return Path(hf_hub_download(str(model_id_or_path), filename, revision=revision))
+    except (EntryNotFoundError, LocalEntryNotFoundError, RepositoryNotFoundError):
+        return None
+
+
+def adapter_base_model(adapter: str | os.PathLike, revision: str | None = None) -> str | None:
+    """The base model an adapter was trained on (its `base_model_name_or_path`), or None if `adapter` is not a
+    peft adapter."""
+    config_file = _local_file(adapter, ADAPTER_CONFIG_NAME, revision)
+    if config_file is None:
+        return None
+    return json.loads(config_file.read_text())["base_model_name_or_path"]
+
+
+def quantization_config(
+    quantization: Quantization, compute_dtype: str | torch.dtype = torch.bfloat16
+) -> BitsAndBytesConfig | None:
+    """bitsandbytes settings for "4bit" (QLoRA: NF4 with `compute_dtype`) or "8bit"; a config passes through."""
+    if quantization is None or isinstance(quantization, BitsAndBytesConfig):
+        return quantization
+    if quantization == "4bit":
+        return BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_compute_dtype=compute_dtype)
+    if quantization == "8bit":
+        return BitsAndBytesConfig(load_in_8bit=True)
+    raise ValueError(f"quantization must be None, '4bit', '8bit' or a BitsAndBytesConfig, got {quantization!r}")
+
+
+def load_processor(
+    model_id_or_path: str | os.PathLike,
+    adapter: str | os.PathLike | None = None,
+    *,
+    revision: str | None = None,
+    adapter_revision: str | None = None,
+) -> ProcessorMixin:
+    """The adapter's processor when it ships one (training saves it next to the adapter), else the base model's."""
+    if adapter is not None and any(
+        _local_file(adapter, name, adapter_revision) is not None for name in _PROCESSOR_FILES
+    ):
+        return AutoProcessor.from_pretrained(adapter, revision=adapter_revision)
+    return AutoProcessor.from_pretrained(model_id_or_path, revision=revision)
+
+
+def load_finedefics_model(
+    model_id_or_path: str | os.PathLike,
+    adapter: str | os.PathLike | None = None,
+    *,
+    quantization: Quantization = None,
+    dtype: str | torch.dtype = "auto",
+    merge_adapter: bool = False,
+    is_trainable: bool = False,
+    device_map: str | dict | None = None,
+    revision: str | None = None,
+    adapter_revision: str | None = None,
+    **model_kwargs,
+) -> tuple[torch.nn.Module, ProcessorMixin]:
+    """Load a vision-language model and its processor, with an optional LoRA adapter on top.
+
+    Args:
+        model_id_or_path: Hub id or local folder of a full checkpoint, or of a peft adapter (adapter_config.json),
+            in which case the base model recorded in the adapter is loaded under it.
+        adapter: Hub id or local folder of a peft adapter to put on `model_id_or_path` (the base model).
+        quantization: None (full precision), "4bit" (NF4, compute in `dtype`, or bf16 if `dtype` is "auto"),
+            "8bit", or a `BitsAndBytesConfig`.
+        dtype: Weight dtype ("auto" keeps the checkpoint's).
+        merge_adapter: Fold the adapter into the base weights and return a plain transformers model. Not possible
+            on a quantized model: merge with `hf_finedefics.merging.merge_adapter`, which uses full precision.
+        is_trainable: Keep the adapter's weights trainable (to continue training it).
+        device_map: Passed to `from_pretrained` (e.g. "auto" for multi-GPU inference).
+        revision / adapter_revision: Hub revisions of the base model and of the adapter.
+        model_kwargs: Extra `from_pretrained` arguments (e.g. `attn_implementation`).
+
+    Returns:
+        `(model, processor)`: the model in eval mode (a `peft.PeftModel` when an adapter is loaded and not merged).
+    """
+    if adapter is None:
+        recorded_base = adapter_base_model(model_id_or_path, revision)
+        if recorded_base is not None:
+            model_id_or_path, adapter, adapter_revision, revision = recorded_base, model_id_or_path, revision, None
+    if merge_adapter and quantization is not None:
+        raise ValueError("Cannot merge an adapter into a quantized model; load in full precision to merge.")
+
+    compute_dtype = torch.bfloat16 if dtype == "auto" else dtype
+    model = AutoModelForImageTextToText.from_pretrained(
+        model_id_or_path,
+        revision=revision,
+        dtype=dtype,
+        quantization_config=quantization_config(quantization, compute_dtype),
+        device_map=device_map,
+        **model_kwargs,
+    )
+    get_backbone(model)  # fail early, with the list of supported families, on an unsupported architecture
+    processor = load_processor(model_id_or_path, adapter, revision=revision, adapter_revision=adapter_revision)
+    if adapter is not None:
+        model = PeftModel.from_pretrained(model, adapter, revision=adapter_revision, is_trainable=is_trainable)
+        if merge_adapter:
+            model = model.merge_and_unload()
+    if not is_trainable:
+        model.eval()
+    return model, processor
