@@ -1,0 +1,113 @@
+"""Configuration of stage II, classification-centred instruction tuning (paper section 3.2, eq. 9)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from trl import SFTConfig
+
+INSTRUCTION_TYPES = ("open_set", "multiple_choice")
+PARADIGMS = ("two_stage", "one_stage")
+
+
+@dataclass
+class FinedeficsModelArguments:
+    """Which model stage II starts from and its LoRA: the paper's r=8, alpha=8, dropout 0.2, gaussian init on the
+    LLM and the connector; `load_in_4bit` gives the paper's QLoRA (NF4, bfloat16 compute)."""
+
+    model_name_or_path: str | None = field(
+        default=None,
+        metadata={
+            "help": "Hub id or folder of the base VLM. May be left out when `stage1_adapter` is given: the base "
+            "recorded in the adapter is used."
+        },
+    )
+    dtype: str = field(
+        default="auto",
+        metadata={"help": "Weight dtype: 'auto' (the checkpoint's), 'float32', 'bfloat16' or 'float16'."},
+    )
+    attn_implementation: str | None = field(
+        default=None, metadata={"help": "Attention kernel, e.g. 'sdpa' or 'flash_attention_2'."}
+    )
+    lora_r: int = field(default=8, metadata={"help": "LoRA rank."})
+    lora_alpha: int = field(default=8, metadata={"help": "LoRA alpha."})
+    lora_dropout: float = field(default=0.2, metadata={"help": "LoRA dropout."})
+    load_in_4bit: bool = field(
+        default=False, metadata={"help": "QLoRA: load the (merged) base in 4-bit NF4 and train LoRA on top."}
+    )
+    bnb_4bit_compute_dtype: str = field(
+        default="bfloat16", metadata={"help": "Compute dtype of the 4-bit layers (the paper: bfloat16)."}
+    )
+    use_bnb_nested_quant: bool = field(
+        default=False, metadata={"help": "Also quantize the quantization constants (saves ~0.4 bit per weight)."}
+    )
+
+
+@dataclass
+class InstructionTuningConfig(SFTConfig):
+    r"""
+    Configuration for stage II, on top of TRL's [`SFTConfig`].
+
+    Stage II fine-tunes, with a new LoRA adapter, the base model with the stage I adapter merged in, on the
+    `instructions` data: one open-set question and one 4-way multiple-choice question per training image. Only
+    the answers are supervised: the prompt, image tokens included, is masked (TRL's completion-only loss).
+    Defaults follow the authors' stage II hyper-parameters (learning rate 2e-4, linear decay, 60 warm-up steps,
+    weight decay 0.01, one epoch; their global batch is 128 = devices x per-device batch x accumulation).
+    """
+
+    stage1_adapter: str | None = field(
+        default=None,
+        metadata={
+            "help": "Hub id or folder of the stage I adapter, merged into the base before stage II. Leave unset for "
+            "the 'instruction tuning only' ablation (no stage I)."
+        },
+    )
+    merged_base_dir: str | None = field(
+        default=None,
+        metadata={
+            "help": "Where to save the base with the stage I adapter merged (default: `<output_dir>/stage1-merged`). "
+            "The stage II adapter records this folder as its base model. Reused if it already holds a checkpoint."
+        },
+    )
+    instruction_types: list[str] = field(
+        default_factory=lambda: list(INSTRUCTION_TYPES),
+        metadata={
+            "help": "Which instructions to train on: 'open_set' and/or 'multiple_choice'. ['open_set'] alone is "
+            "the paper's Table 3a 'Finetune' ablation."
+        },
+    )
+    paradigm: str = field(
+        default="two_stage",
+        metadata={
+            "help": "'two_stage' (the paper): instruction tuning after stage I. 'one_stage' (Table 3c): instruction "
+            "and contrastive losses together from the base model; needs `auxiliary_dataset`."
+        },
+    )
+    auxiliary_dataset: str | None = field(
+        default=None,
+        metadata={"help": "One-stage paradigm: Hub id or folder of the stage I triples dataset."},
+    )
+    auxiliary_loss_weight: float = field(
+        default=1.0, metadata={"help": "One-stage paradigm: weight of the contrastive loss added to the SFT loss."}
+    )
+    # SFTConfig / TrainingArguments defaults changed for stage II
+    max_length: int | None = field(
+        default=None, metadata={"help": "Keep None: truncating would cut image tokens out of the prompt."}
+    )
+    completion_only_loss: bool | None = field(
+        default=True, metadata={"help": "Supervise the answers only; prompt and image tokens get label -100."}
+    )
+    learning_rate: float = field(default=2e-4, metadata={"help": "Initial learning rate."})
+    warmup_steps: float = field(default=60, metadata={"help": "Linear warm-up steps (or ratio if < 1)."})
+    weight_decay: float = field(default=0.01, metadata={"help": "Weight decay."})
+    num_train_epochs: float = field(default=1.0, metadata={"help": "Training epochs."})
+
+    def __post_init__(self):
+        super().__post_init__()
+        unknown = set(self.instruction_types) - set(INSTRUCTION_TYPES)
+        if unknown or not self.instruction_types:
+            raise ValueError(f"instruction_types must be a non-empty subset of {INSTRUCTION_TYPES}, got {unknown}.")
+        if self.paradigm not in PARADIGMS:
+            raise ValueError(f"paradigm must be one of {PARADIGMS}, got {self.paradigm!r}.")
+        if self.paradigm == "one_stage" and self.stage1_adapter is not None:
+            raise ValueError("The one-stage paradigm replaces stage I: leave stage1_adapter unset.")

@@ -1,0 +1,249 @@
+"""Stage II: classification-centred instruction tuning with TRL's `SFTTrainer` (paper section 3.2, eq. 9).
+
+The model is the base VLM with the stage I adapter merged in; a new LoRA (QLoRA with `load_in_4bit`) is trained
+on open-set questions and multiple-choice questions about the training images, with the loss on the answers only.
+
+Data: rows of the `instructions` dataset, `messages` (one user turn with an image placeholder and a question, one
+assistant turn with the answer) and `images` (one image). They are turned into TRL's prompt-completion format,
+rendered with the model's chat template, so TRL's vision collator masks the whole prompt, image tokens
+included (`completion_only_loss`). The prompt is exactly what inference feeds the model: the chat template with
+the generation prompt, plus the special prefix (BOS) the tokenizer adds when the processor tokenizes it. Answers
+whose template does not close the turn with a special token (LLaVA-1.5) get EOS appended, as in those models'
+own training, so the model learns to stop.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import torch
+from datasets import Dataset
+from peft import LoraConfig
+from torch.utils.data import DataLoader
+from transformers import BitsAndBytesConfig, PreTrainedTokenizerBase, ProcessorMixin
+from trl import SFTTrainer
+
+from .backbones import get_backbone
+from .instruction_config import FinedeficsModelArguments, InstructionTuningConfig
+from .merging import merge_adapter
+from .modeling import adapter_base_model, load_finedefics_model
+from .prompts import MULTIPLE_CHOICE_INSTRUCTION
+
+# (model, batch) -> (weighted loss, unweighted terms to log)
+AuxiliaryLoss = Callable[[torch.nn.Module, dict[str, Any]], tuple[torch.Tensor, dict[str, torch.Tensor]]]
+
+
+def _message_text(message: dict[str, Any]) -> str:
+    content = message["content"]
+    if isinstance(content, str):
+        return content
+    return "\n".join(part["text"] for part in content if part.get("type") == "text")
+
+
+def instruction_type(messages: list[dict[str, Any]]) -> str:
+    """'multiple_choice' when the user turn carries the shared multiple-choice instruction, else 'open_set'."""
+    user_text = "\n".join(_message_text(m) for m in messages if m["role"] == "user")
+    return "multiple_choice" if MULTIPLE_CHOICE_INSTRUCTION in user_text else "open_set"
+
+
+def select_instruction_types(dataset: Dataset, instruction_types: list[str]) -> Dataset:
+    """Keep the rows whose instruction type is listed (the Table 3a 'Finetune' ablation keeps 'open_set')."""
+    keep = [i for i, messages in enumerate(dataset["messages"]) if instruction_type(messages) in instruction_types]
+    if not keep:
+        raise ValueError(f"No instruction of type {instruction_types} in the dataset.")
+    return dataset.select(keep)
+
+
+def special_prefix(tokenizer: PreTrainedTokenizerBase) -> str:
+    """The special tokens (e.g. BOS) the tokenizer puts before a text when it adds special tokens."""
+    with_special = tokenizer("a")["input_ids"]
+    without = tokenizer("a", add_special_tokens=False)["input_ids"]
+    start = next(i for i in range(len(with_special)) if with_special[i : i + len(without)] == without)
+    return tokenizer.decode(with_special[:start])
+
+
+def prompt_completion(processor: ProcessorMixin, messages: list[dict[str, Any]]) -> dict[str, str]:
+    """Render a conversation as {"prompt", "completion"} strings: everything up to the last assistant turn (with
+    the generation prompt) and that turn's answer."""
+    if messages[-1]["role"] != "assistant":
+        raise ValueError(
+            f"An instruction row must end with the assistant's answer, got role {messages[-1]['role']!r}."
+        )
+    tokenizer = processor.tokenizer
+    prompt = processor.apply_chat_template(messages[:-1], add_generation_prompt=True, tokenize=False)
+    full = processor.apply_chat_template(messages, tokenize=False)
+    if not full.startswith(prompt):
+        raise ValueError(
+            "The chat template renders the prompt differently with and without the answer, so the answer cannot be "
+            f"told apart.\nprompt: {prompt!r}\nfull: {full!r}"
+        )
+    completion = full[len(prompt) :]
+    if not set(tokenizer.all_special_ids) & set(tokenizer(completion, add_special_tokens=False)["input_ids"]):
+        completion = completion.rstrip() + tokenizer.eos_token
+    prefix = special_prefix(tokenizer)
+    if not prompt.startswith(prefix):
+        prompt = prefix + prompt
+    return {"prompt": prompt, "completion": completion}
+
+
+def to_prompt_completion(dataset: Dataset, processor: ProcessorMixin) -> Dataset:
+    """Replace `messages` by rendered `prompt` and `completion` columns; images are left untouched (not decoded)."""
+    rendered = [prompt_completion(processor, messages) for messages in dataset["messages"]]
+    dataset = dataset.remove_columns("messages")
+    dataset = dataset.add_column("prompt", [row["prompt"] for row in rendered])
+    return dataset.add_column("completion", [row["completion"] for row in rendered])
+
+
+def stage2_lora_config(model: torch.nn.Module, model_args: FinedeficsModelArguments) -> LoraConfig:
+    """The paper's LoRA (gaussian init) on the LLM and the connector of `model`'s family."""
+    return LoraConfig(
+        r=model_args.lora_r,
+        lora_alpha=model_args.lora_alpha,
+        lora_dropout=model_args.lora_dropout,
+        target_modules=get_backbone(model).lora_target_modules,
+        init_lora_weights="gaussian",
+        task_type="CAUSAL_LM",
+    )
+
+
+def stage2_quantization(model_args: FinedeficsModelArguments) -> BitsAndBytesConfig | None:
+    if not model_args.load_in_4bit:
+        return None
+    return BitsAndBytesConfig(
+        load_in_4bit=True,
+        bnb_4bit_quant_type="nf4",
+        bnb_4bit_compute_dtype=getattr(torch, model_args.bnb_4bit_compute_dtype),
+        bnb_4bit_use_double_quant=model_args.use_bnb_nested_quant,
+    )
+
+
+def prepare_stage2_base(model_args: FinedeficsModelArguments, training_args: InstructionTuningConfig) -> str:
+    """The model stage II starts from: the base itself, or the base with the stage I adapter merged, saved once to
+    `merged_base_dir` (quantizing for QLoRA needs a checkpoint on disk, and the stage II adapter must name it)."""
+    base = model_args.model_name_or_path
+    if training_args.stage1_adapter is None:
+        if base is None:
+            raise ValueError("Set model_name_or_path (or stage1_adapter, whose recorded base is then used).")
+        return base
+    base = base or adapter_base_model(training_args.stage1_adapter)
+    if base is None:
+        raise ValueError(f"stage1_adapter {training_args.stage1_adapter!r} is not a peft adapter folder or repo.")
+    merged_dir = Path(training_args.merged_base_dir or Path(training_args.output_dir) / "stage1-merged").resolve()
+    with training_args.main_process_first(desc="merging the stage I adapter"):
+        if not (merged_dir / "config.json").is_file():
+            merge_adapter(training_args.stage1_adapter, merged_dir, base_model=base, dtype=model_args.dtype)
+    return str(merged_dir)
+
+
+class InstructionTuningTrainer(SFTTrainer):
+    """`SFTTrainer` with an optional auxiliary loss on a second data stream, for the one-stage paradigm (Table 3c):
+    each training step adds `auxiliary_loss_weight * auxiliary_loss(model, batch)` on a batch of
+    `auxiliary_dataset` collated by `auxiliary_collator`. Without an auxiliary loss it is `SFTTrainer`."""
+
+    def __init__(
+        self,
+        *args,
+        auxiliary_loss: AuxiliaryLoss | None = None,
+        auxiliary_dataset: Dataset | None = None,
+        auxiliary_collator: Callable[[list[dict[str, Any]]], dict[str, Any]] | None = None,
+        auxiliary_loss_weight: float = 1.0,
+        **kwargs,
+    ):
+        super().__init__(*args, **kwargs)
+        if (auxiliary_loss is None) != (auxiliary_dataset is None) or (auxiliary_dataset is None) != (
+            auxiliary_collator is None
+        ):
+            raise ValueError("auxiliary_loss, auxiliary_dataset and auxiliary_collator go together.")
+        self.auxiliary_loss = auxiliary_loss
+        self.auxiliary_dataset = auxiliary_dataset
+        self.auxiliary_collator = auxiliary_collator
+        self.auxiliary_loss_weight = auxiliary_loss_weight
+        self._auxiliary_iterator: Iterator[dict[str, Any]] | None = None
+        if auxiliary_loss is not None:
+            # The sum of two per-batch means is not normalised by `num_items_in_batch`: let Trainer divide the
+            # total by the accumulation steps instead.
+            self.model_accepts_loss_kwargs = False
+
+    def _auxiliary_batches(self) -> Iterator[dict[str, Any]]:
+        """Cycle through the auxiliary data forever, reshuffled each pass, sharded like the training data."""
+        while True:
+            loader = DataLoader(
+                self.auxiliary_dataset,
+                batch_size=self.args.per_device_train_batch_size,
+                shuffle=True,
+                collate_fn=self.auxiliary_collator,
+                drop_last=True,
+                generator=torch.Generator().manual_seed(self.args.seed + self.state.global_step),
+            )
+            yield from self.accelerator.prepare_data_loader(loader)
+
+    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+        result = super().compute_loss(
+            model, inputs, return_outputs=return_outputs, num_items_in_batch=num_items_in_batch
+        )
+        if self.auxiliary_loss is None or not model.training:
+            return result
+        loss, outputs = result if return_outputs else (result, None)
+        if self._auxiliary_iterator is None:
+            self._auxiliary_iterator = self._auxiliary_batches()
+        auxiliary, terms = self.auxiliary_loss(model, next(self._auxiliary_iterator))
+        for name, value in terms.items():
+            self._metrics["train"][f"auxiliary/{name}"].append(
+                self.accelerator.gather(value.detach().reshape(1)).mean().item()
+            )
+        loss = loss + self.auxiliary_loss_weight * auxiliary
+        return (loss, outputs) if return_outputs else loss
+
+
+def build_stage2_trainer(
+    model_args: FinedeficsModelArguments,
+    training_args: InstructionTuningConfig,
+    train_dataset: Dataset,
+    *,
+    auxiliary_loss: AuxiliaryLoss | None = None,
+    auxiliary_dataset: Dataset | None = None,
+    auxiliary_collator: Callable[[list[dict[str, Any]]], dict[str, Any]] | None = None,
+) -> InstructionTuningTrainer:
+    """Prepare the base (merging stage I), load it (4-bit for QLoRA), render the instructions and build the
+    trainer with a new LoRA adapter. The auxiliary arguments are the one-stage paradigm's contrastive stream."""
+    base = prepare_stage2_base(model_args, training_args)
+    model_kwargs = {}
+    if model_args.attn_implementation is not None:
+        model_kwargs["attn_implementation"] = model_args.attn_implementation
+    model, processor = load_finedefics_model(
+        base,
+        quantization=stage2_quantization(model_args),
+        dtype=model_args.dtype,
+        is_trainable=True,
+        **model_kwargs,
+    )
+    train_dataset = to_prompt_completion(
+        select_instruction_types(train_dataset, training_args.instruction_types), processor
+    )
+    return InstructionTuningTrainer(
+        model=model,
+        args=training_args,
+        train_dataset=train_dataset,
+        processing_class=processor,
+        peft_config=stage2_lora_config(model, model_args),
+        auxiliary_loss=auxiliary_loss,
+        auxiliary_dataset=auxiliary_dataset,
+        auxiliary_collator=auxiliary_collator,
+        auxiliary_loss_weight=training_args.auxiliary_loss_weight,
+    )
+
+
+def train_stage2(
+    model_args: FinedeficsModelArguments,
+    training_args: InstructionTuningConfig,
+    train_dataset: Dataset,
+    **trainer_kwargs,
+) -> Path:
+    """Run stage II and save the adapter with the processor to `output_dir`, which is returned."""
+    trainer = build_stage2_trainer(model_args, training_args, train_dataset, **trainer_kwargs)
+    trainer.train(resume_from_checkpoint=training_args.resume_from_checkpoint)
+    trainer.save_model(training_args.output_dir)
+    return Path(os.fspath(training_args.output_dir))
