@@ -80,15 +80,11 @@ class InstructionTuningConfig(SFTConfig):
         default="two_stage",
         metadata={
             "help": "'two_stage' (the paper): instruction tuning after stage I. 'one_stage' (Table 3c): instruction "
-            "and contrastive losses together from the base model; needs `auxiliary_dataset`."
+            "and stage I losses (eq. 8) together from the base model; needs the stage I triples."
         },
     )
-    auxiliary_dataset: str | None = field(
-        default=None,
-        metadata={"help": "One-stage paradigm: Hub id or folder of the stage I triples dataset."},
-    )
     auxiliary_loss_weight: float = field(
-        default=1.0, metadata={"help": "One-stage paradigm: weight of the contrastive loss added to the SFT loss."}
+        default=1.0, metadata={"help": "One-stage paradigm: weight of the stage I objective added to the SFT loss."}
     )
     # SFTConfig / TrainingArguments defaults changed for stage II
     max_length: int | None = field(

@@ -27,7 +27,10 @@ from transformers import BitsAndBytesConfig, PreTrainedTokenizerBase, ProcessorM
 from trl import SFTTrainer
 
 from .backbones import get_backbone
+from .collators import ContrastiveAlignmentCollator
+from .contrastive_trainer import ContrastiveAlignmentModel
 from .instruction_config import FinedeficsModelArguments, InstructionTuningConfig
+from .losses import LOSS_TERMS, attribute_augmented_losses
 from .merging import merge_adapter
 from .modeling import adapter_base_model, load_finedefics_model
 from .prompts import MULTIPLE_CHOICE_INSTRUCTION
@@ -198,17 +201,43 @@ class InstructionTuningTrainer(SFTTrainer):
         return (loss, outputs) if return_outputs else loss
 
 
+def stage1_objective_loss(
+    temperature: float = 0.07, generation_weight: float = 1.0, contrastive_weight: float = 0.5
+) -> AuxiliaryLoss:
+    """Stage I's objective (eq. 8: L_G^att + (L_OAC + L_ACC + L_CCC) / 2) as an auxiliary loss on batches of
+    `ContrastiveAlignmentCollator`, for the one-stage paradigm (Table 3c): stage I and stage II losses together."""
+
+    def loss(model: torch.nn.Module, batch: dict[str, Any]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        batch = dict(batch)
+        labels = batch.pop("class_labels", None)
+        outputs = ContrastiveAlignmentModel(model)(**batch)
+        terms = attribute_augmented_losses(
+            outputs.object_embeds,
+            outputs.attribute_embeds,
+            outputs.category_embeds,
+            outputs.neg_attribute_embeds,
+            outputs.neg_category_embeds,
+            temperature=temperature,
+            labels=labels,
+            gather_across_processes=True,
+        )
+        terms["gen"] = outputs.generation_loss_sum / outputs.generation_token_count.clamp(min=1)
+        total = generation_weight * terms["gen"] + contrastive_weight * sum(terms[name] for name in LOSS_TERMS)
+        return total, terms
+
+    return loss
+
+
 def build_stage2_trainer(
     model_args: FinedeficsModelArguments,
     training_args: InstructionTuningConfig,
     train_dataset: Dataset,
-    *,
-    auxiliary_loss: AuxiliaryLoss | None = None,
     auxiliary_dataset: Dataset | None = None,
-    auxiliary_collator: Callable[[list[dict[str, Any]]], dict[str, Any]] | None = None,
 ) -> InstructionTuningTrainer:
     """Prepare the base (merging stage I), load it (4-bit for QLoRA), render the instructions and build the
-    trainer with a new LoRA adapter. The auxiliary arguments are the one-stage paradigm's contrastive stream."""
+    trainer with a new LoRA adapter. `auxiliary_dataset` holds stage I triples for the one-stage paradigm."""
+    if (training_args.paradigm == "one_stage") != (auxiliary_dataset is not None):
+        raise ValueError("The one-stage paradigm, and only it, needs the stage I triples as auxiliary_dataset.")
     base = prepare_stage2_base(model_args, training_args)
     model_kwargs = {}
     if model_args.attn_implementation is not None:
@@ -220,6 +249,14 @@ def build_stage2_trainer(
         is_trainable=True,
         **model_kwargs,
     )
+    auxiliary = {}
+    if auxiliary_dataset is not None:
+        auxiliary = {
+            "auxiliary_loss": stage1_objective_loss(),
+            "auxiliary_dataset": auxiliary_dataset,
+            "auxiliary_collator": ContrastiveAlignmentCollator(processor, get_backbone(model).eos_token_id),
+            "auxiliary_loss_weight": training_args.auxiliary_loss_weight,
+        }
     train_dataset = to_prompt_completion(
         select_instruction_types(train_dataset, training_args.instruction_types), processor
     )
@@ -229,10 +266,7 @@ def build_stage2_trainer(
         train_dataset=train_dataset,
         processing_class=processor,
         peft_config=stage2_lora_config(model, model_args),
-        auxiliary_loss=auxiliary_loss,
-        auxiliary_dataset=auxiliary_dataset,
-        auxiliary_collator=auxiliary_collator,
-        auxiliary_loss_weight=training_args.auxiliary_loss_weight,
+        **auxiliary,
     )
 
 
@@ -240,10 +274,10 @@ def train_stage2(
     model_args: FinedeficsModelArguments,
     training_args: InstructionTuningConfig,
     train_dataset: Dataset,
-    **trainer_kwargs,
+    auxiliary_dataset: Dataset | None = None,
 ) -> Path:
     """Run stage II and save the adapter with the processor to `output_dir`, which is returned."""
-    trainer = build_stage2_trainer(model_args, training_args, train_dataset, **trainer_kwargs)
+    trainer = build_stage2_trainer(model_args, training_args, train_dataset, auxiliary_dataset)
     trainer.train(resume_from_checkpoint=training_args.resume_from_checkpoint)
     trainer.save_model(training_args.output_dir)
     return Path(os.fspath(training_args.output_dir))

@@ -25,13 +25,22 @@ class Stage2ScriptArguments:
         default="instructions", metadata={"help": "Config (subset) holding the stage II instructions."}
     )
     dataset_split: str = field(default="train", metadata={"help": "Split to train on."})
+    auxiliary_dataset_config: str = field(
+        default="triples",
+        metadata={"help": "One-stage paradigm: config of `dataset_name` holding the stage I triples."},
+    )
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = TrlParser((Stage2ScriptArguments, FinedeficsModelArguments, InstructionTuningConfig))
     script_args, model_args, training_args = parser.parse_args_and_config(argv)
     train_dataset = load_dataset_split(script_args.dataset_name, script_args.dataset_config, script_args.dataset_split)
-    output_dir = train_stage2(model_args, training_args, train_dataset)
+    auxiliary_dataset = None
+    if training_args.paradigm == "one_stage":
+        auxiliary_dataset = load_dataset_split(
+            script_args.dataset_name, script_args.auxiliary_dataset_config, script_args.dataset_split
+        )
+    output_dir = train_stage2(model_args, training_args, train_dataset, auxiliary_dataset)
     print(f"Stage II adapter saved to {output_dir}")
 
 

@@ -6,6 +6,7 @@ import math
 import bitsandbytes as bnb
 import pytest
 import torch
+from datasets import Dataset
 from peft import PeftModel
 from safetensors.torch import load_file
 from tokenizers import processors
@@ -144,3 +145,31 @@ def test_stage2_qlora_without_stage1(tiny_model_path, instructions, tmp_path):
 def test_config_rejects_unknown_instruction_types(tmp_path):
     with pytest.raises(ValueError, match="instruction_types"):
         stage2_config(tmp_path, instruction_types=["captioning"])
+
+
+def test_one_stage_adds_the_stage1_objective(tiny_model_path, instructions, tmp_path):
+    images = [images[0] for images in instructions["images"]]
+    categories = ["Chihuahua", "Japanese spaniel", "Maltese dog", "Papillon"]
+    triples = Dataset.from_dict(
+        {
+            "image": images[::2],
+            "attribute": [f"A small dog with {c} ears." for c in ("round", "pointed", "long", "short")],
+            "category": categories,
+            "neg_attributes": [["A large dog.", "A striped dog."]] * 4,
+            "neg_categories": [[categories[(i + 1) % 4], categories[(i + 2) % 4]] for i in range(4)],
+            "label": [0, 1, 2, 3],
+        }
+    )
+    config = stage2_config(tmp_path, paradigm="one_stage")
+    model_args = FinedeficsModelArguments(model_name_or_path=str(tiny_model_path))
+    trainer = build_stage2_trainer(model_args, config, instructions, triples)
+    trainer.train()
+    logged = [entry for entry in trainer.state.log_history if "loss" in entry]
+    assert len(logged) == 2
+    for entry in logged:
+        terms = {name: entry[f"auxiliary/{name}"] for name in ("gen", "oac", "acc", "ccc")}
+        assert all(math.isfinite(value) for value in terms.values())
+        # The logged loss is SFT + gen + (oac + acc + ccc) / 2, so it exceeds the stage I part alone.
+        assert entry["loss"] > terms["gen"] + (terms["oac"] + terms["acc"] + terms["ccc"]) / 2
+    with pytest.raises(ValueError, match="one-stage"):
+        build_stage2_trainer(model_args, stage2_config(tmp_path), instructions, triples)
