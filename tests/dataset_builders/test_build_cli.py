@@ -1,0 +1,111 @@
+"""`finedefics build-dataset` and `finedefics push-dataset` end to end on fixture layouts and tiny models."""
+
+import datasets
+import pytest
+import yaml
+from huggingface_hub import HfApi
+
+from hf_finedefics.cli import main as finedefics
+from hf_finedefics.testing import create_tiny_checkpoint
+
+from . import layouts
+
+
+@pytest.fixture(scope="module")
+def pets(tmp_path_factory):
+    root = tmp_path_factory.mktemp("pets")
+    layouts.make_pets(root)
+    # A fourth breed so that 3 negatives per image exist.
+    for j in range(2):
+        layouts.write_image(root / "images" / f"Bengal_{j + 1}.jpg", layouts.PALETTE[3])
+    with open(root / "annotations" / "trainval.txt", "a") as handle:
+        handle.write("Bengal_1 4 1 4\nBengal_2 4 1 4\n")
+    return root
+
+
+def build_args(pets, out, idefics2_path, cache, *extra):
+    return [
+        "build-dataset",
+        "--source", "pet-37",
+        "--data-dir", str(pets),
+        "--llm", idefics2_path,
+        "--vqa", idefics2_path,
+        "--clip", str(create_tiny_checkpoint("clip")),
+        "--max-new-tokens", "6",
+        "--attributes", str(pets / "attributes.yaml"),
+        "--cache", str(cache),
+        "--out", str(out),
+        *extra,
+    ]  # fmt: skip
+
+
+def test_build_then_shard_and_merge(pets, idefics2_path, tmp_path):
+    (pets / "attributes.yaml").write_text(yaml.safe_dump({"pet": ["ear shape", "coat color"]}))
+    whole = tmp_path / "whole"
+    finedefics(build_args(pets, whole, idefics2_path, tmp_path / "a.sqlite", "--license", "cc-by-sa-4.0"))
+    triples = datasets.load_dataset(str(whole), "triples", split="train")
+    assert triples.num_rows == 8
+    assert triples.features["label"].names == ["Abyssinian", "American Pit Bull Terrier", "Great Pyrenees", "Bengal"]
+    for row in triples:
+        assert len(row["neg_categories"]) == 3 and row["category"] not in row["neg_categories"]
+        assert row["neg_attributes"] == [triples[j]["attribute"] for j in row["neg_indices"]]
+    instructions = datasets.load_dataset(str(whole), "instructions", split="train")
+    assert instructions.num_rows == 16
+    card = (whole / "README.md").read_text()
+    assert "license: cc-by-sa-4.0" in card and f"CLIP model: `{create_tiny_checkpoint('clip')}`" in card
+    assert "- pet: ear shape, coat color" in card
+
+    # Two shards described separately (own caches, so the work is really redone), then merged.
+    sharded = tmp_path / "sharded"
+    for index in (0, 1):
+        finedefics(
+            build_args(
+                pets,
+                sharded,
+                idefics2_path,
+                tmp_path / f"s{index}.sqlite",
+                "--num-shards",
+                "2",
+                "--shard-index",
+                str(index),
+            )
+        )
+    with pytest.raises(FileNotFoundError, match="descriptions-00002-of-00003"):
+        finedefics(build_args(pets, sharded, idefics2_path, tmp_path / "m.sqlite", "--num-shards", "3"))
+    finedefics(build_args(pets, sharded, idefics2_path, tmp_path / "m.sqlite", "--num-shards", "2"))
+    merged = datasets.load_dataset(str(sharded), "triples", split="train")
+    assert merged["attribute"] == triples["attribute"]
+    assert merged["neg_labels"] == triples["neg_labels"]
+
+
+def test_ground_truth_variant_with_random_negatives(tmp_path):
+    data_dir = layouts.make_cub(tmp_path, images_per_class=3)
+    out = tmp_path / "out"
+    finedefics(["build-dataset", "--source", "bird-200", "--data-dir", str(data_dir), "--descriptions", "ground-truth",
+                "--negatives", "random", "--num-negatives", "2", "--out", str(out)])  # fmt: skip
+    triples = datasets.load_dataset(str(out), "triples", split="train")
+    assert triples["attribute"][:2] == ["Bill shape: curved (up or down)."] * 2
+    index = datasets.load_dataset(str(out), "hard_negatives", split="train")
+    assert all(len(labels) == 2 for labels in index["neg_labels"])
+    assert "Negatives: 2 per image, strategy `random`" in (out / "README.md").read_text()
+
+
+def test_build_dataset_rejects_incomplete_options(tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        finedefics(["build-dataset", "--source", "pet-37", "--data-dir", str(tmp_path), "--out", str(tmp_path / "o")])
+    assert "--negatives clip needs --clip" in capsys.readouterr().err
+
+
+def test_push_dataset_uploads_the_folder_in_one_call(tmp_path, monkeypatch):
+    data_dir = layouts.make_cub(tmp_path, images_per_class=3)
+    out = tmp_path / "out"
+    finedefics(["build-dataset", "--source", "bird-200", "--data-dir", str(data_dir), "--descriptions", "ground-truth",
+                "--negatives", "random", "--num-negatives", "2", "--out", str(out)])  # fmt: skip
+    calls = []
+    monkeypatch.setattr(HfApi, "upload_folder", lambda self, **kwargs: calls.append(kwargs) or "https://hub/commit/1")
+    finedefics(["push-dataset", str(out), "user/finedefics-bird", "--no-create-repo"])
+    assert len(calls) == 1
+    assert calls[0]["folder_path"] == out and calls[0]["repo_id"] == "user/finedefics-bird"
+    assert calls[0]["repo_type"] == "dataset"
+    with pytest.raises(FileNotFoundError, match="README.md"):
+        finedefics(["push-dataset", str(tmp_path), "user/x", "--no-create-repo"])
