@@ -141,7 +141,12 @@ def mine_clip_negatives(
 
 
 def random_negative_labels(
-    labels: np.ndarray, num_classes: int, k: int = 3, seed: int = 0, allowed_classes: np.ndarray | None = None
+    labels: np.ndarray,
+    num_classes: int,
+    k: int = 3,
+    seed: int = 0,
+    allowed_classes: np.ndarray | None = None,
+    chunk_size: int = 8192,
 ) -> np.ndarray:
     """`k` distinct random incorrect categories per image (the paper's simple-negative ablation)."""
     allowed = np.ones(num_classes, dtype=bool) if allowed_classes is None else allowed_classes.astype(bool)
@@ -150,11 +155,15 @@ def random_negative_labels(
             f"Sampling {k} negatives needs at least {k + 1} categories with images, got {int(allowed.sum())}."
         )
     generator = np.random.default_rng(seed)
-    # Random keys, own class and absent classes pushed last: the k smallest keys are k distinct valid classes.
-    keys = generator.random((labels.shape[0], num_classes))
-    keys[:, ~allowed] = np.inf
-    keys[np.arange(labels.shape[0]), labels] = np.inf
-    return np.argpartition(keys, k, axis=1)[:, :k]
+    negative_labels = np.empty((labels.shape[0], k), dtype=np.int64)
+    for start in range(0, labels.shape[0], chunk_size):
+        stop = min(start + chunk_size, labels.shape[0])
+        # Random keys, own class and absent classes pushed last: the k smallest keys are k distinct valid classes.
+        keys = generator.random((stop - start, num_classes), dtype=np.float32)
+        keys[:, ~allowed] = np.inf
+        keys[np.arange(stop - start), labels[start:stop]] = np.inf
+        negative_labels[start:stop] = np.argpartition(keys, k, axis=1)[:, :k]
+    return negative_labels
 
 
 def pick_negative_images(labels: np.ndarray, negative_labels: np.ndarray, seed: int = 0) -> np.ndarray:
@@ -186,7 +195,7 @@ def mine_hard_negatives(
     class_names = dataset.features["label"].names
     allowed = np.bincount(labels, minlength=len(class_names)) > 0
     if strategy == "random":
-        negative_labels = random_negative_labels(labels, len(class_names), k, seed, allowed)
+        negative_labels = random_negative_labels(labels, len(class_names), k, seed, allowed, chunk_size)
         scores = np.full(negative_labels.shape, np.nan, dtype=np.float32)
         model_id = None
     elif strategy == "clip":
