@@ -1,0 +1,207 @@
+"""Run the paper's analyses on one model and one labelled dataset, writing JSON, markdown and PNG figures."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+from datasets import Dataset
+from sklearn.model_selection import train_test_split
+from transformers import ProcessorMixin
+
+from ..embeddings import encode_images, encode_texts
+from .features import generate_category_descriptions, mask_class_name
+from .figures import plot_confusion_matrix, plot_tsne
+from .metrics import (
+    alignment_quality,
+    confusion_matrix,
+    discriminability,
+    linear_probe_accuracy,
+    predicted_name,
+    read_predictions,
+)
+
+ANALYSES = ("object_probe", "description_probe", "alignment", "discriminability", "tsne", "confusion")
+# Object features of both pooling types (Table 1a): the last token of the visual tokens + EOS, as the paper's
+# object representation, and the mean of the visual tokens alone (its o-bar).
+OBJECT_POOLINGS = {"last": {"pooling": "last", "append_eos": True}, "mean": {"pooling": "mean", "append_eos": False}}
+
+
+def _object_features(model, processor, dataset: Dataset, batch_size: int) -> dict[str, np.ndarray]:
+    images = dataset["image"]
+    return {
+        name: encode_images(model, processor, images, batch_size=batch_size, show_progress=True, **kwargs).numpy()
+        for name, kwargs in OBJECT_POOLINGS.items()
+    }
+
+
+def _tsne_subset(labels: np.ndarray, classes: Sequence[int], max_per_class: int, seed: int) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    picked = [rng.permutation(np.flatnonzero(labels == c))[:max_per_class] for c in classes]
+    return np.sort(np.concatenate(picked))
+
+
+def run_analysis(
+    model: torch.nn.Module,
+    processor: ProcessorMixin,
+    dataset: Dataset,
+    output_dir: str | os.PathLike,
+    *,
+    analyses: Sequence[str] = ANALYSES,
+    probe_train_dataset: Dataset | None = None,
+    predictions: str | os.PathLike | None = None,
+    num_descriptions: int = 200,
+    max_new_tokens: int = 96,
+    tsne_classes: Sequence[str] | None = None,
+    tsne_max_per_class: int = 100,
+    batch_size: int = 16,
+    seed: int = 0,
+    title: str = "",
+) -> dict:
+    """Analyses of section 2 and the appendix on `dataset` (columns `image` and `label`, a ClassLabel whose names
+    are the category names). Writes `report.json`, `report.md`, the figures and the generated descriptions to
+    `output_dir`, and returns the report.
+
+    - object_probe (Table 1a): logistic-regression probes on last-token and mean-pooled object features, trained
+      on `probe_train_dataset` (else on a stratified half of `dataset`) and tested on `dataset` (the other half).
+    - description_probe (Table 1b): `num_descriptions` sampled descriptions per class, class names masked, half
+      of each class to train the probe, half to test, on last-token and mean-pooled text features.
+    - alignment (Table 8) and discriminability (Table 10): see `hf_finedefics.analysis.metrics`.
+    - tsne (Figures 2 and 4): objects, category names, and both in one map; `tsne_classes` (default: the first
+      ten classes) with at most `tsne_max_per_class` objects each.
+    - confusion (Figure 5): from `predictions`, a per-item jsonl (see `hf_finedefics.analysis.metrics.confusion_matrix`).
+    """
+    unknown = set(analyses) - set(ANALYSES)
+    if unknown:
+        raise ValueError(f"Unknown analyses {sorted(unknown)}; choose from {ANALYSES}.")
+    if "confusion" in analyses and predictions is None:
+        raise ValueError("The confusion analysis needs a predictions file.")
+    output_dir = Path(output_dir)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    class_names = dataset.features["label"].names
+    labels = np.asarray(dataset["label"])
+    report: dict = {"num_images": len(dataset), "num_classes": len(np.unique(labels)), "figures": []}
+
+    needs_objects = {"object_probe", "alignment", "discriminability", "tsne"} & set(analyses)
+    objects = _object_features(model, processor, dataset, batch_size) if needs_objects else {}
+    needs_names = {"alignment", "discriminability", "tsne"} & set(analyses)
+    names = encode_texts(model, processor, class_names).numpy() if needs_names else None
+
+    if "object_probe" in analyses:
+        if probe_train_dataset is not None:
+            train_objects = _object_features(model, processor, probe_train_dataset, batch_size)
+            train_labels, test_labels = np.asarray(probe_train_dataset["label"]), labels
+            splits = {name: (train_objects[name], objects[name]) for name in OBJECT_POOLINGS}
+        else:
+            train_index, test_index = train_test_split(
+                np.arange(len(labels)), test_size=0.5, stratify=labels, random_state=seed
+            )
+            train_labels, test_labels = labels[train_index], labels[test_index]
+            splits = {name: (objects[name][train_index], objects[name][test_index]) for name in OBJECT_POOLINGS}
+        report["object_probe"] = {
+            name: linear_probe_accuracy(train, train_labels, test, test_labels, seed=seed)
+            for name, (train, test) in splits.items()
+        }
+
+    if "description_probe" in analyses:
+        descriptions = generate_category_descriptions(
+            model, processor, class_names, num_descriptions=num_descriptions, max_new_tokens=max_new_tokens, seed=seed
+        )
+        masked = {name: [mask_class_name(text, name) for text in texts] for name, texts in descriptions.items()}
+        (output_dir / "descriptions.json").write_text(json.dumps(masked, indent=1))
+        texts = [text for name in class_names for text in masked[name]]
+        text_labels = np.repeat(np.arange(len(class_names)), num_descriptions)
+        # Half of each class's descriptions train the probe, the other half test it.
+        is_train = np.tile(np.arange(num_descriptions) < num_descriptions // 2, len(class_names))
+        report["description_probe"] = {}
+        for pooling in ("last", "mean"):
+            features = encode_texts(model, processor, texts, pooling=pooling, show_progress=True).numpy()
+            report["description_probe"][pooling] = linear_probe_accuracy(
+                features[is_train], text_labels[is_train], features[~is_train], text_labels[~is_train], seed=seed
+            )
+
+    if "alignment" in analyses:
+        report["alignment"] = alignment_quality(objects["last"], labels, names, class_names)
+    if "discriminability" in analyses:
+        report["discriminability"] = discriminability(objects["last"], labels, names)
+
+    if "tsne" in analyses:
+        chosen = [class_names.index(name) for name in tsne_classes] if tsne_classes else sorted(set(labels))[:10]
+        subset = _tsne_subset(labels, chosen, tsne_max_per_class, seed)
+        figures = {
+            "tsne_objects.png": {"object_embeddings": objects["last"][subset], "object_labels": labels[subset]},
+            "tsne_categories.png": {"category_embeddings": names, "category_labels": np.arange(len(class_names))},
+            "tsne_objects_categories.png": {
+                "object_embeddings": objects["last"][subset],
+                "object_labels": labels[subset],
+                "category_embeddings": names[chosen],
+                "category_labels": np.asarray(chosen),
+            },
+        }
+        for filename, embeddings in figures.items():
+            plot_tsne(output_dir / filename, class_names, title=title, seed=seed, **embeddings)
+            report["figures"].append(filename)
+
+    if "confusion" in analyses:
+        records = read_predictions(predictions)
+        matrix, columns = confusion_matrix(records, class_names)
+        plot_confusion_matrix(output_dir / "confusion_matrix.png", matrix, class_names, columns, title=title)
+        report["figures"].append("confusion_matrix.png")
+        present = {record["groundtruth"] for record in records}
+        per_class = {name: float(matrix[i, i]) for i, name in enumerate(class_names) if name in present}
+        report["confusion"] = {
+            "num_predictions": len(records),
+            "accuracy": float(np.mean([r["groundtruth"] == predicted_name(r) for r in records])),
+            "per_class_accuracy": per_class,
+        }
+
+    (output_dir / "report.json").write_text(json.dumps(report, indent=2))
+    (output_dir / "report.md").write_text(report_markdown(report, title))
+    return report
+
+
+def report_markdown(report: dict, title: str = "") -> str:
+    """The report as markdown tables laid out like the paper's Tables 1, 8 and 10."""
+    lines = [f"# Finedefics analyses{f': {title}' if title else ''}", ""]
+    lines.append(f"{report['num_images']} images, {report['num_classes']} classes.")
+    for key, caption in (
+        ("object_probe", "Linear probe on object features (Table 1a)"),
+        ("description_probe", "Linear probe on category description features (Table 1b)"),
+    ):
+        if key in report:
+            lines += ["", f"## {caption}", "", "| Feature type | Acc. (%) |", "|---|---|"]
+            lines += [f"| {pooling} | {accuracy * 100:.2f} |" for pooling, accuracy in report[key].items()]
+    if "alignment" in report:
+        lines += ["", "## Object-category alignment quality (Table 8)", "", "| Class | Mean cosine |", "|---|---|"]
+        lines += [f"| {name} | {value:.3f} |" for name, value in report["alignment"]["per_class"].items()]
+        lines.append(f"| **Overall** | **{report['alignment']['overall']:.3f}** |")
+    if "discriminability" in report:
+        values = report["discriminability"]
+        lines += [
+            "",
+            "## Discriminability (Table 10)",
+            "",
+            "| Metric | Value |",
+            "|---|---|",
+            f"| Inter-class distance for objects (higher is better) | {values['inter_class_distance_objects']:.4f} |",
+            f"| Intra-class variance for objects (lower is better) | {values['intra_class_variance_objects']:.4f} |",
+            f"| Inter-class distance for category names (higher is better) | "
+            f"{values['inter_class_distance_categories']:.4f} |",
+        ]
+    if "confusion" in report:
+        confusion = report["confusion"]
+        worst = sorted(confusion["per_class_accuracy"].items(), key=lambda item: item[1])[:5]
+        lines += [
+            "",
+            "## Confusion matrix (Figure 5)",
+            "",
+            f"Accuracy {confusion['accuracy'] * 100:.2f}% over {confusion['num_predictions']} predictions. "
+            "Hardest classes: " + ", ".join(f"{name} ({value * 100:.0f}%)" for name, value in worst) + ".",
+        ]
+    if report["figures"]:
+        lines += ["", "## Figures", ""] + [f"![{name}]({name})" for name in report["figures"]]
+    return "\n".join(lines) + "\n"
