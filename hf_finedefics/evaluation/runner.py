@@ -113,6 +113,8 @@ def evaluate_model(
     unknown = set(scorers) - set(SCORER_NAMES)
     if unknown:
         raise ValueError(f"Unknown scorers {sorted(unknown)}; choose from {', '.join(SCORER_NAMES)}.")
+    if not model_name or "/" in model_name or "\\" in model_name:
+        raise ValueError(f"`model_name` names a folder of results and cannot contain a path separator: {model_name!r}")
     make_scorer = {
         "generation": lambda: GenerationScorer(model, processor, max_new_tokens=max_new_tokens),
         "likelihood": lambda: LikelihoodScorer(model, processor),

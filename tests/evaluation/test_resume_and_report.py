@@ -3,7 +3,14 @@ import json
 import pytest
 from transformers import AutoModelForImageTextToText, AutoProcessor
 
-from hf_finedefics.evaluation import LikelihoodScorer, build_report, load_mc_items, score_items, summarize_results
+from hf_finedefics.evaluation import (
+    LikelihoodScorer,
+    build_report,
+    evaluate_model,
+    load_mc_items,
+    score_items,
+    summarize_results,
+)
 from hf_finedefics.testing import create_tiny_checkpoint
 
 
@@ -104,3 +111,8 @@ def test_report_table_and_average():
     assert "| finedefics | generation | 70.00 | 80.00 | 75.00 |" in markdown
     assert "| idefics2 | generation | – | 40.00 | – |" in markdown
     assert json.loads(json.dumps(report)) == report
+
+
+def test_model_name_with_a_path_separator_is_refused(scorer, tmp_path):
+    with pytest.raises(ValueError, match="path separator"):
+        evaluate_model(scorer.model, scorer.processor, {}, tmp_path, model_name="HuggingFaceM4/idefics2-8b")
