@@ -1,0 +1,247 @@
+"""ContrastiveAlignmentTrainer (stage I) on tiny real architectures."""
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import datasets
+import pytest
+import torch
+from PIL import Image
+from transformers import AutoModelForImageTextToText, AutoProcessor, BitsAndBytesConfig, TrainerCallback
+
+from hf_finedefics.backbones import get_backbone
+from hf_finedefics.collators import ContrastiveAlignmentCollator
+from hf_finedefics.contrastive_config import ContrastiveAlignmentConfig
+from hf_finedefics.contrastive_trainer import ContrastiveAlignmentTrainer
+from hf_finedefics.testing import create_tiny_checkpoint
+
+from .conftest import synthetic_triples
+
+TESTS = Path(__file__).parent
+
+
+@pytest.fixture(scope="module")
+def triples():
+    return synthetic_triples(num_categories=8, train_per_category=4, test_per_category=1)
+
+
+def _config(tmp_path, **overrides):
+    defaults = dict(
+        output_dir=str(tmp_path / "out"),
+        per_device_train_batch_size=8,
+        max_steps=2,
+        warmup_steps=0,
+        logging_steps=1,
+        save_strategy="no",
+        report_to="none",
+        use_cpu=True,
+        seed=0,
+    )
+    return ContrastiveAlignmentConfig(**{**defaults, **overrides})
+
+
+def _trainer(model, config, triples, **kwargs):
+    return ContrastiveAlignmentTrainer(
+        model, config, train_dataset=triples, peft_config=get_backbone(model).lora_config(), **kwargs
+    )
+
+
+def test_collator_masks_prompt_and_deduplicates_texts(tiny_model_and_processor, triples):
+    model, processor = tiny_model_and_processor
+    backbone = get_backbone(model)
+    rows = [triples[i] for i in range(4)]
+    batch = ContrastiveAlignmentCollator(processor, eos_token_id=backbone.eos_token_id)(rows)
+
+    for i, row in enumerate(rows):
+        answer = batch["input_ids"][i][batch["generation_labels"][i] != -100]
+        decoded = processor.tokenizer.decode(answer, skip_special_tokens=True)
+        assert decoded.strip() == row["attribute"].strip()
+        # no image placeholder is ever supervised
+        assert not (batch["generation_labels"][i] == model.config.image_token_id).any()
+
+    distinct = {row["attribute"] for row in rows} | {row["category"] for row in rows}
+    distinct |= {text for row in rows for text in row["neg_attributes"] + row["neg_categories"]}
+    assert batch["text_input_ids"].shape[0] == len(distinct)
+    texts = processor.tokenizer.batch_decode(batch["text_input_ids"], skip_special_tokens=True)
+    assert texts[batch["category_index"][0]] == rows[0]["category"]
+    assert texts[batch["neg_category_index"][1, 2]] == rows[1]["neg_categories"][2]
+    assert batch["neg_attribute_index"].shape == (4, 3)
+    assert batch["class_labels"].tolist() == [row["label"] for row in rows]
+
+    everything = ContrastiveAlignmentCollator(processor, backbone.eos_token_id, loss_on_all_tokens=True)(rows)
+    assert ((everything["generation_labels"] != -100) == everything["attention_mask"].bool()).all()
+
+
+def test_training_step_updates_only_lora(tiny_model_and_processor, triples, tmp_path):
+    model, processor = tiny_model_and_processor
+    trainer = _trainer(model, _config(tmp_path), triples)
+    batch = trainer._prepare_inputs(trainer.data_collator([triples[i] for i in range(8)]))
+    trainer.model.train()
+    loss = trainer.compute_loss(trainer.model, batch)
+    loss.backward()
+    with_grad = {name for name, p in trainer.model.named_parameters() if p.grad is not None and p.grad.abs().sum() > 0}
+    trainable = {name for name, p in trainer.model.named_parameters() if p.requires_grad}
+    assert with_grad and with_grad <= trainable
+    assert all("lora_" in name for name in trainable)
+    connector = ("modality_projection", "perceiver_resampler", "multi_modal_projector")
+    assert any(part in name for name in with_grad for part in connector), "the connector gets no gradient"
+    assert any(part in name for name in with_grad for part in ("text_model", "language_model"))
+    assert not any(part in name for name in trainable for part in ("vision_model", "vision_tower"))
+
+
+def test_logs_every_term(tiny_checkpoint, triples, tmp_path):
+    model = AutoModelForImageTextToText.from_pretrained(tiny_checkpoint)
+    config = _config(tmp_path, eval_strategy="steps", eval_steps=2, per_device_eval_batch_size=8)
+    trainer = _trainer(model, config, triples, eval_dataset=triples.select(range(16)))
+    trainer.train()
+    names = ["loss_gen", "loss_oac", "loss_acc", "loss_ccc"]
+    names += ["accuracy_object_to_attribute", "accuracy_attribute_to_category"]
+    train_log, eval_log = trainer.state.log_history[0], trainer.state.log_history[2]
+    assert all(name in train_log for name in names)
+    assert all(f"eval_{name}" in eval_log for name in names)
+    weighted = train_log["loss_gen"] + 0.5 * (train_log["loss_oac"] + train_log["loss_acc"] + train_log["loss_ccc"])
+    assert train_log["loss"] == pytest.approx(weighted, rel=1e-4)
+
+
+def test_training_lowers_contrastive_terms(tiny_checkpoint, tmp_path):
+    triples = synthetic_triples(num_categories=8, train_per_category=8, test_per_category=1)
+    model = AutoModelForImageTextToText.from_pretrained(tiny_checkpoint)
+    config = _config(tmp_path, max_steps=160, learning_rate=2e-3, logging_steps=20, num_train_epochs=100)
+    trainer = _trainer(model, config, triples)
+    trainer.train()
+    history = [entry for entry in trainer.state.log_history if "loss_oac" in entry]
+    first, last = history[0], history[-1]
+    for term in ("loss_oac", "loss_acc"):
+        assert last[term] < 0.8 * first[term], (term, first[term], last[term])
+    assert last["loss_ccc"] < first["loss_ccc"] - 1.0
+
+
+@pytest.mark.parametrize(
+    ("column", "value", "message"),
+    [
+        ("attribute", "  ", "row 3: column 'attribute' is empty"),
+        ("category", "", "row 3: column 'category' is empty"),
+        ("neg_categories", ["a", "b"], "row 3: .* same length"),
+    ],
+)
+def test_bad_rows_fail_before_training(tiny_checkpoint, triples, tmp_path, column, value, message):
+    rows = triples.select(range(8)).to_list()
+    rows[3][column] = value
+    broken = datasets.Dataset.from_list(rows, features=triples.features)
+    model = AutoModelForImageTextToText.from_pretrained(tiny_checkpoint)
+    with pytest.raises(ValueError, match=message):
+        _trainer(model, _config(tmp_path), broken)
+
+
+def test_rows_with_different_k_fail(tiny_checkpoint, triples, tmp_path):
+    rows = triples.select(range(8)).to_list()
+    rows[5]["neg_categories"] = rows[5]["neg_categories"][:2]
+    rows[5]["neg_attributes"] = rows[5]["neg_attributes"][:2]
+    broken = datasets.Dataset.from_list(rows, features=triples.features)
+    model = AutoModelForImageTextToText.from_pretrained(tiny_checkpoint)
+    with pytest.raises(ValueError, match="row 5: 2 hard negatives, earlier rows have 3"):
+        _trainer(model, _config(tmp_path), broken)
+
+
+def test_undecodable_image_fails_naming_the_row(tiny_checkpoint, triples, tmp_path):
+    good = tmp_path / "good.png"
+    Image.new("RGB", (8, 8)).save(good)
+    bad = tmp_path / "broken.png"
+    bad.write_bytes(b"not a png at all")
+    rows = triples.select(range(4)).remove_columns("image").to_list()
+    for i, row in enumerate(rows):
+        row["image"] = str(bad if i == 2 else good)
+    broken = datasets.Dataset.from_list(rows).cast_column("image", datasets.Image())
+    model = AutoModelForImageTextToText.from_pretrained(tiny_checkpoint)
+    with pytest.raises(ValueError, match=r"row 2: the image '.*broken.png' cannot be decoded"):
+        _trainer(model, _config(tmp_path), broken)
+
+
+def test_qlora_trains_on_cpu(tiny_checkpoint, triples, tmp_path):
+    quantization = BitsAndBytesConfig(
+        load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_compute_dtype=torch.float32
+    )
+    model = AutoModelForImageTextToText.from_pretrained(tiny_checkpoint, quantization_config=quantization)
+    assert model.is_loaded_in_4bit
+    trainer = _trainer(model, _config(tmp_path, max_steps=3, learning_rate=1e-2), triples)
+    before = {n: p.detach().clone() for n, p in trainer.model.named_parameters() if p.requires_grad}
+    trainer.train()
+    assert all(torch.isfinite(torch.tensor(e["loss"])) for e in trainer.state.log_history if "loss" in e)
+    changed = [n for n, p in trainer.model.named_parameters() if p.requires_grad and not torch.equal(p, before[n])]
+    assert changed and all("lora_" in name for name in changed)
+    quantized = [m for m in trainer.model.modules() if type(m).__name__ == "Linear4bit"]
+    assert quantized
+
+
+class _StopAt(TrainerCallback):
+    """Ends training after `step` steps, like a job killed right after a checkpoint."""
+
+    def __init__(self, step: int):
+        self.step = step
+
+    def on_step_end(self, args, state, control, **kwargs):
+        if state.global_step == self.step:
+            control.should_training_stop = True
+
+
+def test_resume_continues_identically(triples, tmp_path):
+    checkpoint = create_tiny_checkpoint("idefics2")
+
+    def run(output_dir, resume=None, callbacks=None):
+        torch.manual_seed(0)
+        model = AutoModelForImageTextToText.from_pretrained(checkpoint)
+        config = _config(
+            tmp_path,
+            output_dir=str(output_dir),
+            max_steps=4,
+            save_strategy="steps",
+            save_steps=2,
+            per_device_train_batch_size=4,
+            learning_rate=1e-3,
+        )
+        trainer = _trainer(model, config, triples, callbacks=callbacks)
+        trainer.train(resume_from_checkpoint=resume)
+        return trainer
+
+    full = run(tmp_path / "full")
+    interrupted_dir = tmp_path / "interrupted"
+    run(interrupted_dir, callbacks=[_StopAt(2)])
+    assert (interrupted_dir / "checkpoint-2" / "adapter_model.safetensors").exists()
+    assert not (interrupted_dir / "checkpoint-4").exists()
+    resumed = run(interrupted_dir, resume=str(interrupted_dir / "checkpoint-2"))
+    for (name, a), (_, b) in zip(full.model.named_parameters(), resumed.model.named_parameters()):
+        if "lora_" in name:
+            torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6, msg=name)
+    full_losses = [e["loss"] for e in full.state.log_history if "loss" in e]
+    resumed_losses = [e["loss"] for e in resumed.state.log_history if "loss" in e]
+    assert resumed_losses[-2:] == pytest.approx(full_losses[-2:], rel=1e-5)
+    # the final folder is a plain peft adapter that loads onto the base model
+    resumed.save_model(str(tmp_path / "final"))
+    assert (tmp_path / "final" / "adapter_config.json").exists()
+    AutoProcessor.from_pretrained(tmp_path / "final")
+
+
+@pytest.mark.slow
+def test_two_process_ddp_matches_single_process(tmp_path):
+    if shutil.which("torchrun") is None:
+        pytest.skip("torchrun is not on PATH")
+    checkpoint = str(create_tiny_checkpoint("idefics2", tmp_path / "tiny"))
+    worker = str(TESTS / "ddp_stage1_worker.py")
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(TESTS.parent)}
+    single, ddp = str(tmp_path / "single.pt"), str(tmp_path / "ddp.pt")
+    subprocess.run([sys.executable, worker, checkpoint, single, "8"], check=True, env=env, timeout=300)
+    subprocess.run(
+        ["torchrun", "--nproc_per_node", "2", "--master_port", "29533", worker, checkpoint, ddp, "4"],
+        check=True,
+        env=env,
+        timeout=300,
+    )
+    single_result, ddp_result = torch.load(single), torch.load(ddp)
+    for name, value in single_result["losses"].items():
+        assert ddp_result["losses"][name] == pytest.approx(value, rel=1e-4, abs=1e-5), name
+    assert single_result["lora"].keys() == ddp_result["lora"].keys()
+    for name, weight in single_result["lora"].items():
+        torch.testing.assert_close(ddp_result["lora"][name], weight, rtol=1e-4, atol=1e-6, msg=name)
