@@ -12,6 +12,7 @@ The folder holds one parquet directory per config and a dataset card whose YAML 
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import random
@@ -158,8 +159,13 @@ class DatasetCardInfo:
     extra: dict[str, str] = field(default_factory=dict)
 
 
-def _write_parquet_shards(dataset: datasets.Dataset, folder: Path, max_shard_bytes: int) -> list[str]:
-    """Write `dataset` (images embedded as bytes, so the folder is self-contained) as train-XXXXX-of-YYYYY.parquet."""
+def _write_parquet_shards(dataset: datasets.Dataset, folder: Path, max_shard_bytes: int) -> tuple[str, int]:
+    """Write `dataset` (images embedded as bytes, so the folder is self-contained) as parquet shards named
+    train-<fingerprint>-XXXXX-of-YYYYY.parquet; return the file pattern for the card and the data size in bytes.
+
+    The content fingerprint in the names matters: `load_dataset` keys its cache on the folder name and the
+    card, so without it a rebuilt folder (or another folder of the same name) would load stale rows.
+    """
     folder.mkdir(parents=True, exist_ok=True)
     for stale in folder.glob("*.parquet"):
         stale.unlink()
@@ -169,15 +175,22 @@ def _write_parquet_shards(dataset: datasets.Dataset, folder: Path, max_shard_byt
     )
     embedded = embedded.with_format(None)
     num_shards = max(1, math.ceil(embedded.data.nbytes / max_shard_bytes))
-    names = []
+    digest = hashlib.sha256()
+    written = []
     for index in range(num_shards):
-        name = f"train-{index:05d}-of-{num_shards:05d}.parquet"
-        embedded.shard(num_shards, index, contiguous=True).to_parquet(folder / name)
-        names.append(name)
-    return names
+        path = folder / f"{index:05d}-of-{num_shards:05d}.parquet.tmp"
+        embedded.shard(num_shards, index, contiguous=True).to_parquet(path)
+        digest.update(path.read_bytes())
+        written.append(path)
+    fingerprint = digest.hexdigest()[:12]
+    for path in written:
+        path.rename(folder / f"train-{fingerprint}-{path.name.removesuffix('.tmp')}")
+    return f"{folder.name}/train-{fingerprint}-*.parquet", embedded.data.nbytes
 
 
-def dataset_card(configs: dict[str, datasets.Dataset], info: DatasetCardInfo) -> str:
+def dataset_card(
+    configs: dict[str, datasets.Dataset], info: DatasetCardInfo, written: dict[str, tuple[str, int]]
+) -> str:
     """README.md text: YAML front matter (license, configs, features) and a description of the build."""
     metadata = {
         "license": info.license,
@@ -186,14 +199,13 @@ def dataset_card(configs: dict[str, datasets.Dataset], info: DatasetCardInfo) ->
         "tags": ["fine-grained-visual-recognition", "finedefics", "attribute-descriptions", "hard-negatives"],
         "size_categories": [_size_category(max(d.num_rows for d in configs.values()))],
         "configs": [
-            {"config_name": name, "data_files": [{"split": "train", "path": f"{name}/train-*.parquet"}]}
-            for name in configs
+            {"config_name": name, "data_files": [{"split": "train", "path": written[name][0]}]} for name in configs
         ],
         "dataset_info": [
             {
                 "config_name": name,
                 **datasets.DatasetInfo(features=d.features)._to_yaml_dict(),
-                "splits": [{"name": "train", "num_examples": d.num_rows}],
+                "splits": [{"name": "train", "num_bytes": written[name][1], "num_examples": d.num_rows}],
             }
             for name, d in configs.items()
         ],
@@ -254,9 +266,10 @@ def write_dataset_folder(
         raise ValueError(f"Unknown config(s) {sorted(unknown)}; expected {list(CONFIG_NAMES)}.")
     output_dir = Path(output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
-    for name, dataset in configs.items():
-        _write_parquet_shards(dataset, output_dir / name, max_shard_bytes)
-    (output_dir / "README.md").write_text(dataset_card(configs, info), encoding="utf-8")
+    written = {
+        name: _write_parquet_shards(dataset, output_dir / name, max_shard_bytes) for name, dataset in configs.items()
+    }
+    (output_dir / "README.md").write_text(dataset_card(configs, info, written), encoding="utf-8")
     (output_dir / "build_info.json").write_text(json.dumps(info.__dict__, indent=2), encoding="utf-8")
     return output_dir
 

@@ -109,3 +109,17 @@ def test_images_are_embedded_not_referenced(built, tmp_path):
 def test_check_dataset_folder_names_what_is_missing(tmp_path):
     with pytest.raises(FileNotFoundError, match="README.md"):
         check_dataset_folder(tmp_path)
+
+
+def test_rebuilt_folders_never_load_stale_rows(tmp_path):
+    # `load_dataset` caches by folder name and card; the content fingerprint in file names keeps builds apart.
+    loaded = []
+    for index in range(2):
+        table = datasets.Dataset.from_dict(
+            {"index": [index], "label": [0], "neg_labels": [[1]], "neg_indices": [[0]], "neg_scores": [[0.5]]}
+        )
+        folder = write_dataset_folder(
+            tmp_path / str(index) / "out", {"hard_negatives": table}, DatasetCardInfo("x", "y", "train")
+        )
+        loaded.append(datasets.load_dataset(str(folder), "hard_negatives", split="train")["index"][0])
+    assert loaded == [0, 1]
