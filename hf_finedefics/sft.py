@@ -102,13 +102,8 @@ def to_prompt_completion(dataset: Dataset, processor: ProcessorMixin) -> Dataset
 
 def stage2_lora_config(model: torch.nn.Module, model_args: FinedeficsModelArguments) -> LoraConfig:
     """The paper's LoRA (gaussian init) on the LLM and the connector of `model`'s family."""
-    return LoraConfig(
-        r=model_args.lora_r,
-        lora_alpha=model_args.lora_alpha,
-        lora_dropout=model_args.lora_dropout,
-        target_modules=get_backbone(model).lora_target_modules,
-        init_lora_weights="gaussian",
-        task_type="CAUSAL_LM",
+    return get_backbone(model).lora_config(
+        r=model_args.lora_r, alpha=model_args.lora_alpha, dropout=model_args.lora_dropout, task_type="CAUSAL_LM"
     )
 
 

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 from datasets import Dataset
-from peft import LoraConfig, get_peft_model
+from peft import get_peft_model
 from PIL import Image
 from transformers import AutoModelForImageTextToText, AutoProcessor
 
@@ -53,9 +53,7 @@ def stage1_adapter(tiny_model_path, tmp_path):
     """A stage I style adapter (LoRA on the LLM and the connector, saved with the processor) whose update is not
     zero, so merging it changes the model."""
     model = AutoModelForImageTextToText.from_pretrained(tiny_model_path)
-    model = get_peft_model(
-        model, LoraConfig(r=8, lora_alpha=8, target_modules=get_backbone(model).lora_target_modules)
-    )
+    model = get_peft_model(model, get_backbone(model).lora_config())
     with torch.no_grad():
         for name, parameter in model.named_parameters():
             if "lora_B" in name:
