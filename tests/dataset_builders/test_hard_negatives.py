@@ -82,3 +82,18 @@ def test_clip_strategy_needs_a_model(tmp_path):
         mine_hard_negatives(dataset, strategy="clip")
     with pytest.raises(ValueError, match="Unknown negative strategy 'hardest'"):
         mine_hard_negatives(dataset, strategy="hardest")
+
+
+def test_sentence_transformers_clip_gives_the_same_embeddings(tmp_path):
+    from sentence_transformers import SentenceTransformer
+
+    clip_path = str(create_tiny_checkpoint("clip"))
+    SentenceTransformer(clip_path, device="cpu").save(str(tmp_path / "st-clip"))
+    dataset = load_source("imagefolder", layouts.make_image_folder(tmp_path / "d", ["a", "b", "c", "d"], 1), "train")
+    st_encoder, hf_encoder = ClipEncoder(str(tmp_path / "st-clip")), ClipEncoder(clip_path)
+    assert (st_encoder.library, hf_encoder.library) == ("sentence-transformers", "transformers")
+    texts = ["an image of a a", "an image of a b"]
+    np.testing.assert_allclose(st_encoder.encode_texts(texts), hf_encoder.encode_texts(texts), atol=1e-5)
+    np.testing.assert_allclose(
+        st_encoder.encode_dataset_images(dataset), hf_encoder.encode_dataset_images(dataset), atol=1e-5
+    )
