@@ -44,7 +44,7 @@ def parse_args(argv: list[str]) -> BuildConfig:
     models.add_argument("--vqa", default=None, help="VQA model for attribute extraction (id or folder)")
     models.add_argument("--llm-base-url", default=None, help="OpenAI-compatible endpoint serving --llm")
     models.add_argument("--vqa-base-url", default=None, help="OpenAI-compatible endpoint serving --vqa")
-    models.add_argument("--api-key", default=None, help="endpoint API key (default: $OPENAI_API_KEY)")
+    models.add_argument("--api-key", default=None, help="endpoint API key; unset falls back to $OPENAI_API_KEY")
     models.add_argument("--max-new-tokens", type=int, default=defaults.max_new_tokens)
     models.add_argument("--batch-size", type=int, default=defaults.batch_size, help="local generation batch")
     models.add_argument("--concurrency", type=int, default=defaults.concurrency, help="parallel HTTP requests")
@@ -58,7 +58,9 @@ def parse_args(argv: list[str]) -> BuildConfig:
         help="attribute types to leave out (ablation)",
     )
     models.add_argument(
-        "--cache", default=None, help="answer cache file (default: ~/.cache/hf_finedefics/answers.sqlite)"
+        "--cache",
+        default=None,
+        help="answer cache file; unset uses $HF_FINEDEFICS_CACHE/answers.sqlite or ~/.cache/hf_finedefics/answers.sqlite",
     )
 
     negatives = parser.add_argument_group("hard negatives")
