@@ -1,0 +1,167 @@
+"""The shipped recipes: they parse with their script's `TrlParser` into the paper's settings, flags override them,
+unknown keys fail loudly, and the accelerate configs load as `accelerate launch` reads them."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+from accelerate.commands.config.config_args import ClusterConfig, load_config_from_file
+from accelerate.commands.launch import _validate_launch_command, launch_command_parser
+from accelerate.utils import DistributedType
+from peft import get_peft_model
+from transformers import AutoModelForImageTextToText
+from trl import TrlParser
+
+from hf_finedefics.contrastive_config import ContrastiveAlignmentConfig
+from hf_finedefics.instruction_config import InstructionTuningConfig
+from hf_finedefics.model_config import FinedeficsModelArguments
+from hf_finedefics.scripts.stage1 import Stage1ScriptArguments
+from hf_finedefics.scripts.stage2 import Stage2ScriptArguments
+from hf_finedefics.testing import create_tiny_checkpoint
+
+RECIPES = Path(__file__).resolve().parents[2] / "recipes"
+# recipe folder -> (base model, tiny architecture of the same family)
+MODELS = {
+    "idefics2-8b": ("HuggingFaceM4/idefics2-8b", "idefics2"),
+    "llava-1.5-7b": ("llava-hf/llava-1.5-7b-hf", "llava"),
+}
+STAGES = {
+    "stage1": (Stage1ScriptArguments, FinedeficsModelArguments, ContrastiveAlignmentConfig),
+    "stage2": (Stage2ScriptArguments, FinedeficsModelArguments, InstructionTuningConfig),
+}
+# The paper trains on 8 GPUs with accumulated batches of 64 (stage I) and 128 (stage II).
+PAPER_GPUS = 8
+PAPER_GLOBAL_BATCH = {"stage1": 64, "stage2": 128}
+# bf16 needs a GPU unless the run is told it is on CPU, as these tests are.
+ON_CPU = ["--use_cpu", "true"]
+
+
+def parse_recipe(stage: str, recipe: Path, *flags: str):
+    return TrlParser(STAGES[stage]).parse_args_and_config(["--config", str(recipe), *ON_CPU, *flags])
+
+
+def recipe_path(model: str, stage: str) -> Path:
+    return RECIPES / model / stage / "config_qlora.yaml"
+
+
+@pytest.mark.parametrize("stage", STAGES)
+@pytest.mark.parametrize("model", MODELS)
+def test_recipe_parses_into_the_papers_settings(model, stage):
+    script_args, model_args, training_args = parse_recipe(stage, recipe_path(model, stage))
+
+    assert model_args.model_name_or_path == MODELS[model][0]
+    # QLoRA: NF4 weights, bfloat16 compute; LoRA r=8, alpha=8, dropout 0.2
+    quantization = model_args.quantization_config()
+    assert quantization.load_in_4bit and quantization.bnb_4bit_quant_type == "nf4"
+    assert quantization.bnb_4bit_compute_dtype == torch.bfloat16
+    assert (model_args.lora_r, model_args.lora_alpha, model_args.lora_dropout) == (8, 8, 0.2)
+    # lr 2e-4, linear decay, 60 warm-up steps, weight decay 0.01, one epoch, bf16, activation checkpointing
+    assert training_args.learning_rate == pytest.approx(2e-4)
+    assert training_args.lr_scheduler_type == "linear"
+    assert training_args.warmup_steps == 60
+    assert training_args.weight_decay == pytest.approx(0.01)
+    assert training_args.num_train_epochs == 1
+    assert training_args.bf16 and training_args.activation_checkpointing
+    per_step = training_args.per_device_train_batch_size * training_args.gradient_accumulation_steps
+    assert per_step * PAPER_GPUS == PAPER_GLOBAL_BATCH[stage]
+    assert not training_args.push_to_hub
+
+    if stage == "stage1":
+        assert script_args.dataset_config == "triples" and script_args.use_peft
+        assert training_args.temperature == pytest.approx(0.07)
+        weights = (training_args.oac_weight, training_args.acc_weight, training_args.ccc_weight)
+        assert (training_args.generation_loss_weight, *weights) == (1.0, 0.5, 0.5, 0.5)
+        assert training_args.gather_across_processes
+    else:
+        assert script_args.dataset_config == "instructions"
+        assert training_args.stage1_adapter == f"outputs/{model}/stage1"
+        assert sorted(training_args.instruction_types) == ["multiple_choice", "open_set"]
+        assert training_args.paradigm == "two_stage"
+        assert training_args.completion_only_loss and training_args.max_length is None
+
+
+@pytest.mark.parametrize("model", MODELS)
+def test_recipe_lora_is_the_papers_on_its_model_family(model):
+    """The recipe's LoRA, built on a (tiny) model of the recipe's family: gaussian init, r=8, alpha=8, on the LLM
+    and the connector only."""
+    _, model_args, _ = parse_recipe("stage1", recipe_path(model, "stage1"))
+    tiny = AutoModelForImageTextToText.from_pretrained(create_tiny_checkpoint(MODELS[model][1]))
+    lora = model_args.lora_config(tiny)
+
+    assert (lora.r, lora.lora_alpha, lora.lora_dropout, lora.init_lora_weights) == (8, 8, 0.2, "gaussian")
+    targeted = {name for name, _ in get_peft_model(tiny, lora).named_modules() if name.endswith("lora_A")}
+    connector = "perceiver_resampler" if model == "idefics2-8b" else "multi_modal_projector"
+    assert any(connector in name for name in targeted)
+    assert not any("vision" in name for name in targeted)
+
+
+def test_flags_override_recipe_values():
+    script_args, model_args, training_args = parse_recipe(
+        "stage1",
+        recipe_path("idefics2-8b", "stage1"),
+        "--learning_rate", "1e-4",
+        "--lora_r", "16",
+        "--dataset_name", "data/finedefics-bird-200",
+        "--gradient_accumulation_steps", "32",
+    )  # fmt: skip
+    assert training_args.learning_rate == pytest.approx(1e-4)
+    assert model_args.lora_r == 16
+    assert script_args.dataset_name == "data/finedefics-bird-200"
+    assert training_args.gradient_accumulation_steps == 32
+    # values not overridden keep the recipe's
+    assert training_args.warmup_steps == 60 and model_args.lora_alpha == 8
+
+
+@pytest.mark.parametrize(
+    ("stage", "key"),
+    [
+        ("stage1", "lora_rank"),  # a typo
+        ("stage1", "torch_dtype"),  # the old name of `dtype`, common in recipes found online
+        ("stage2", "max_seq_length"),  # the old name of `max_length`
+    ],
+)
+def test_unknown_recipe_key_fails_naming_the_key(stage, key, tmp_path):
+    recipe = yaml.safe_load(recipe_path("idefics2-8b", stage).read_text())
+    recipe[key] = 8
+    path = tmp_path / "recipe.yaml"
+    path.write_text(yaml.safe_dump(recipe))
+    with pytest.raises(ValueError, match=f"--{key}"):
+        parse_recipe(stage, path)
+
+
+@pytest.mark.parametrize(("stage", "own_flag"), [("stage1", "--temperature"), ("stage2", "--stage1_adapter")])
+def test_stage_scripts_run_as_modules(stage, own_flag):
+    """The README's `accelerate launch ... -m hf_finedefics.scripts.<stage>` runs the module's parser."""
+    result = subprocess.run(
+        [sys.executable, "-m", f"hf_finedefics.scripts.{stage}", "--help"], capture_output=True, text=True, check=True
+    )
+    assert own_flag in result.stdout and "--lora_r" in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("name", "distributed_type"),
+    [
+        ("ddp", DistributedType.MULTI_GPU),
+        ("zero2", DistributedType.DEEPSPEED),
+        ("zero3", DistributedType.DEEPSPEED),
+        ("fsdp", DistributedType.FSDP),
+    ],
+)
+def test_accelerate_config_loads(name, distributed_type):
+    path = RECIPES / "accelerate_configs" / f"{name}.yaml"
+    config = load_config_from_file(str(path))
+    assert isinstance(config, ClusterConfig)
+    assert config.distributed_type == distributed_type
+    assert (config.num_processes, config.num_machines, config.mixed_precision) == (8, 1, "bf16")
+    # What `accelerate launch --config_file ...` does with it before starting processes.
+    launch_flags = ["--config_file", str(path), "--num_processes", "16", "--num_machines", "2"]
+    args = launch_command_parser().parse_args([*launch_flags, "-m", "hf_finedefics.scripts.stage1"])
+    _validate_launch_command(args)
+    assert args.num_processes == 16 and args.num_machines == 2
+    assert args.use_deepspeed == (distributed_type == DistributedType.DEEPSPEED)
+    assert args.use_fsdp == (distributed_type == DistributedType.FSDP)
