@@ -20,7 +20,7 @@ from .backbones import get_backbone
 from .collators import ContrastiveAlignmentCollator, validate_triples
 from .contrastive_config import ContrastiveAlignmentConfig
 from .embeddings import object_embeddings, text_embeddings
-from .losses import LOSS_TERMS, attribute_augmented_losses, distributed_is_active, in_batch_retrieval_accuracy
+from .losses import AttributeAugmentedContrastiveLoss, distributed_is_active, in_batch_retrieval_accuracy
 
 
 @dataclass
@@ -86,6 +86,41 @@ class ContrastiveAlignmentModel(nn.Module):
             generation_loss_sum=generation_loss_sum,
             generation_token_count=(shifted_labels != -100).sum(),
         )
+
+
+def generation_loss(outputs: ContrastiveAlignmentOutput, gather_across_processes: bool = True) -> torch.Tensor:
+    """L_G^att: mean cross-entropy over the answer tokens of the batch (of the global batch when gathering)."""
+    count = outputs.generation_token_count.float()
+    if not (gather_across_processes and distributed_is_active()):
+        return outputs.generation_loss_sum / count.clamp(min=1)
+    # DDP averages gradients over processes, so scale by the world size to get the gradient of the global mean.
+    global_count = count.detach().clone()
+    dist.all_reduce(global_count)
+    return outputs.generation_loss_sum * dist.get_world_size() / global_count.clamp(min=1)
+
+
+def stage1_objective(
+    model: nn.Module,
+    inputs: dict[str, torch.Tensor],
+    contrastive_loss: AttributeAugmentedContrastiveLoss,
+    generation_loss_weight: float = 1.0,
+    mask_same_class_negatives: bool = True,
+) -> tuple[torch.Tensor, dict[str, torch.Tensor], ContrastiveAlignmentOutput]:
+    """Eq. 8 on a `ContrastiveAlignmentCollator` batch: returns the weighted loss, the unweighted terms
+    (`gen`, `oac`, `acc`, `ccc`) and the model outputs. `model` is a (DDP-wrapped) `ContrastiveAlignmentModel`."""
+    inputs = dict(inputs)
+    labels = inputs.pop("class_labels", None)
+    outputs: ContrastiveAlignmentOutput = model(**inputs)
+    contrastive, terms = contrastive_loss(
+        outputs.object_embeds,
+        outputs.attribute_embeds,
+        outputs.category_embeds,
+        outputs.neg_attribute_embeds,
+        outputs.neg_category_embeds,
+        labels=labels if mask_same_class_negatives else None,
+    )
+    terms = {"gen": generation_loss(outputs, contrastive_loss.gather_across_processes), **terms}
+    return generation_loss_weight * terms["gen"] + contrastive, terms, outputs
 
 
 class ContrastiveAlignmentTrainer(Trainer):
@@ -165,44 +200,24 @@ class ContrastiveAlignmentTrainer(Trainer):
         )
         # compute_loss returns a per-batch mean; the Trainer scales it for gradient accumulation.
         self.model_accepts_loss_kwargs = False
+        self.contrastive_loss = AttributeAugmentedContrastiveLoss(
+            temperature=args.temperature,
+            oac_weight=args.oac_weight,
+            acc_weight=args.acc_weight,
+            ccc_weight=args.ccc_weight,
+            gather_across_processes=args.gather_across_processes,
+            reproduce_released=args.reproduce_released_losses,
+        )
         self._metrics: dict[str, dict[str, list[float]]] = {"train": defaultdict(list), "eval": defaultdict(list)}
-
-    def _generation_loss(self, outputs: ContrastiveAlignmentOutput) -> torch.Tensor:
-        count = outputs.generation_token_count.float()
-        if not (self.args.gather_across_processes and distributed_is_active()):
-            return outputs.generation_loss_sum / count.clamp(min=1)
-        # Mean over the global batch's answer tokens. DDP averages gradients over processes, so scale by the
-        # world size to get the gradient of that global mean.
-        global_count = count.detach().clone()
-        dist.all_reduce(global_count)
-        return outputs.generation_loss_sum * dist.get_world_size() / global_count.clamp(min=1)
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         mode = "train" if model.training else "eval"
-        labels = inputs.pop("class_labels", None)
-        outputs: ContrastiveAlignmentOutput = model(**inputs)
-        terms = attribute_augmented_losses(
-            outputs.object_embeds,
-            outputs.attribute_embeds,
-            outputs.category_embeds,
-            outputs.neg_attribute_embeds,
-            outputs.neg_category_embeds,
-            temperature=self.args.temperature,
-            labels=labels if self.args.mask_same_class_negatives else None,
-            gather_across_processes=self.args.gather_across_processes,
-            reproduce_released=self.args.reproduce_released_losses,
+        loss, terms, outputs = stage1_objective(
+            model, inputs, self.contrastive_loss, self.args.generation_loss_weight, self.args.mask_same_class_negatives
         )
-        terms["gen"] = self._generation_loss(outputs)
-        weights = {
-            "gen": self.args.generation_loss_weight,
-            "oac": self.args.oac_weight,
-            "acc": self.args.acc_weight,
-            "ccc": self.args.ccc_weight,
-        }
-        loss = sum(weights[name] * terms[name] for name in ("gen", *LOSS_TERMS))
-
         with torch.no_grad():
-            metrics = {f"loss_{name}": terms[name].detach() for name in ("gen", *LOSS_TERMS)}
+            labels = inputs.get("class_labels")
+            metrics = {f"loss_{name}": value.detach() for name, value in terms.items()}
             metrics["accuracy_object_to_attribute"] = in_batch_retrieval_accuracy(
                 outputs.object_embeds, outputs.attribute_embeds, labels
             )

@@ -11,39 +11,6 @@ PARADIGMS = ("two_stage", "one_stage")
 
 
 @dataclass
-class FinedeficsModelArguments:
-    """Which model stage II starts from and its LoRA: the paper's r=8, alpha=8, dropout 0.2, gaussian init on the
-    LLM and the connector; `load_in_4bit` gives the paper's QLoRA (NF4, bfloat16 compute)."""
-
-    model_name_or_path: str | None = field(
-        default=None,
-        metadata={
-            "help": "Hub id or folder of the base VLM. May be left out when `stage1_adapter` is given: the base "
-            "recorded in the adapter is used."
-        },
-    )
-    dtype: str = field(
-        default="auto",
-        metadata={"help": "Weight dtype: 'auto' (the checkpoint's), 'float32', 'bfloat16' or 'float16'."},
-    )
-    attn_implementation: str | None = field(
-        default=None, metadata={"help": "Attention kernel, e.g. 'sdpa' or 'flash_attention_2'."}
-    )
-    lora_r: int = field(default=8, metadata={"help": "LoRA rank."})
-    lora_alpha: int = field(default=8, metadata={"help": "LoRA alpha."})
-    lora_dropout: float = field(default=0.2, metadata={"help": "LoRA dropout."})
-    load_in_4bit: bool = field(
-        default=False, metadata={"help": "QLoRA: load the (merged) base in 4-bit NF4 and train LoRA on top."}
-    )
-    bnb_4bit_compute_dtype: str = field(
-        default="bfloat16", metadata={"help": "Compute dtype of the 4-bit layers (the paper: bfloat16)."}
-    )
-    use_bnb_nested_quant: bool = field(
-        default=False, metadata={"help": "Also quantize the quantization constants (saves ~0.4 bit per weight)."}
-    )
-
-
-@dataclass
 class InstructionTuningConfig(SFTConfig):
     r"""
     Configuration for stage II, on top of TRL's [`SFTConfig`].

@@ -21,17 +21,17 @@ from typing import Any
 
 import torch
 from datasets import Dataset
-from peft import LoraConfig
 from torch.utils.data import DataLoader
-from transformers import BitsAndBytesConfig, PreTrainedTokenizerBase, ProcessorMixin
+from transformers import PreTrainedTokenizerBase, ProcessorMixin
 from trl import SFTTrainer
 
 from .backbones import get_backbone
 from .collators import ContrastiveAlignmentCollator
-from .contrastive_trainer import ContrastiveAlignmentModel
-from .instruction_config import FinedeficsModelArguments, InstructionTuningConfig
-from .losses import LOSS_TERMS, attribute_augmented_losses
+from .contrastive_trainer import ContrastiveAlignmentModel, stage1_objective
+from .instruction_config import InstructionTuningConfig
+from .losses import AttributeAugmentedContrastiveLoss
 from .merging import merge_adapter
+from .model_config import FinedeficsModelArguments
 from .modeling import adapter_base_model, load_finedefics_model
 from .prompts import MULTIPLE_CHOICE_INSTRUCTION
 
@@ -98,24 +98,6 @@ def to_prompt_completion(dataset: Dataset, processor: ProcessorMixin) -> Dataset
     dataset = dataset.remove_columns("messages")
     dataset = dataset.add_column("prompt", [row["prompt"] for row in rendered])
     return dataset.add_column("completion", [row["completion"] for row in rendered])
-
-
-def stage2_lora_config(model: torch.nn.Module, model_args: FinedeficsModelArguments) -> LoraConfig:
-    """The paper's LoRA (gaussian init) on the LLM and the connector of `model`'s family."""
-    return get_backbone(model).lora_config(
-        r=model_args.lora_r, alpha=model_args.lora_alpha, dropout=model_args.lora_dropout, task_type="CAUSAL_LM"
-    )
-
-
-def stage2_quantization(model_args: FinedeficsModelArguments) -> BitsAndBytesConfig | None:
-    if not model_args.load_in_4bit:
-        return None
-    return BitsAndBytesConfig(
-        load_in_4bit=True,
-        bnb_4bit_quant_type="nf4",
-        bnb_4bit_compute_dtype=getattr(torch, model_args.bnb_4bit_compute_dtype),
-        bnb_4bit_use_double_quant=model_args.use_bnb_nested_quant,
-    )
 
 
 def prepare_stage2_base(model_args: FinedeficsModelArguments, training_args: InstructionTuningConfig) -> str:
@@ -197,27 +179,16 @@ class InstructionTuningTrainer(SFTTrainer):
 
 
 def stage1_objective_loss(
-    temperature: float = 0.07, generation_weight: float = 1.0, contrastive_weight: float = 0.5
+    contrastive_loss: AttributeAugmentedContrastiveLoss | None = None, generation_loss_weight: float = 1.0
 ) -> AuxiliaryLoss:
-    """Stage I's objective (eq. 8: L_G^att + (L_OAC + L_ACC + L_CCC) / 2) as an auxiliary loss on batches of
-    `ContrastiveAlignmentCollator`, for the one-stage paradigm (Table 3c): stage I and stage II losses together."""
+    """Stage I's objective (eq. 8) as an auxiliary loss on `ContrastiveAlignmentCollator` batches, for the one-stage
+    paradigm (Table 3c): stage I and stage II losses together. Defaults are the paper's weights."""
+    contrastive_loss = contrastive_loss or AttributeAugmentedContrastiveLoss()
 
     def loss(model: torch.nn.Module, batch: dict[str, Any]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        batch = dict(batch)
-        labels = batch.pop("class_labels", None)
-        outputs = ContrastiveAlignmentModel(model)(**batch)
-        terms = attribute_augmented_losses(
-            outputs.object_embeds,
-            outputs.attribute_embeds,
-            outputs.category_embeds,
-            outputs.neg_attribute_embeds,
-            outputs.neg_category_embeds,
-            temperature=temperature,
-            labels=labels,
-            gather_across_processes=True,
+        total, terms, _ = stage1_objective(
+            ContrastiveAlignmentModel(model), batch, contrastive_loss, generation_loss_weight
         )
-        terms["gen"] = outputs.generation_loss_sum / outputs.generation_token_count.clamp(min=1)
-        total = generation_weight * terms["gen"] + contrastive_weight * sum(terms[name] for name in LOSS_TERMS)
         return total, terms
 
     return loss
@@ -239,7 +210,7 @@ def build_stage2_trainer(
         model_kwargs["attn_implementation"] = model_args.attn_implementation
     model, processor = load_finedefics_model(
         base,
-        quantization=stage2_quantization(model_args),
+        quantization=model_args.quantization_config(),
         dtype=model_args.dtype,
         is_trainable=True,
         **model_kwargs,
@@ -260,7 +231,7 @@ def build_stage2_trainer(
         args=training_args,
         train_dataset=train_dataset,
         processing_class=processor,
-        peft_config=stage2_lora_config(model, model_args),
+        peft_config=model_args.lora_config(model, task_type="CAUSAL_LM"),
         **auxiliary,
     )
 

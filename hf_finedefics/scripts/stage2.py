@@ -12,7 +12,8 @@ from dataclasses import dataclass, field
 from trl import TrlParser
 
 from hf_finedefics.dataset_loading import load_dataset_split
-from hf_finedefics.instruction_config import FinedeficsModelArguments, InstructionTuningConfig
+from hf_finedefics.instruction_config import InstructionTuningConfig
+from hf_finedefics.model_config import FinedeficsModelArguments
 from hf_finedefics.sft import train_stage2
 
 

@@ -12,7 +12,8 @@ from safetensors.torch import load_file
 from tokenizers import processors
 from transformers import AutoModelForImageTextToText, AutoProcessor
 
-from hf_finedefics.instruction_config import FinedeficsModelArguments, InstructionTuningConfig
+from hf_finedefics.instruction_config import InstructionTuningConfig
+from hf_finedefics.model_config import FinedeficsModelArguments
 from hf_finedefics.modeling import load_finedefics_model
 from hf_finedefics.sft import (
     build_stage2_trainer,
