@@ -67,6 +67,8 @@ EMBEDDED_SET = "embedded-default"
 BENCHMARK_SETS = ("dog-120", "bird-200", "aircraft-102", "flower-102", "pet-37", "car-196")
 EXAMPLE_CATEGORIES = 3
 GENERIC_SUPERCLASS = "object"
+# Show small images (the critters are 32x32) enlarged with crisp pixels; the model still gets the original.
+APP_CSS = "#image img { width: 100%; height: 100%; object-fit: contain; image-rendering: pixelated; }"
 
 NOT_AN_IMAGE = "This file is not an image that can be read (use PNG, JPEG, WebP, GIF or BMP)."
 
@@ -158,14 +160,11 @@ def resolve_candidates(category_set: str, typed_text: str, typed_superclass: str
 
 def open_image(upload: dict[str, Any] | None) -> Image.Image:
     """The uploaded file (gr.Image's raw payload, already in Gradio's cache) as an RGB image, or `gr.Error`
-    saying why it cannot be used."""
+    saying why it cannot be used. Files over MAX_UPLOAD_BYTES never get here: `launch_demo` has Gradio refuse them."""
     if not upload or not upload.get("path"):
         raise gr.Error("Upload an image (or pick an example) first.")
-    path = upload["path"]
-    if os.path.getsize(path) > MAX_UPLOAD_BYTES:
-        raise gr.Error(f"The image file is larger than {MAX_UPLOAD_BYTES // 2**20} MB; upload a smaller one.")
     try:
-        with Image.open(path) as image:
+        with Image.open(upload["path"]) as image:
             # The header gives the size: refuse huge images before decoding their pixels.
             if image.width * image.height > MAX_IMAGE_PIXELS:
                 raise gr.Error(
@@ -372,7 +371,7 @@ def build_demo(model: str | None = None, adapter: str | None = None) -> gr.Block
         status = gr.Markdown(f"Model: {demo_model.source}. Loading when the page opens...")
         with gr.Row():
             with gr.Column():
-                image = gr.Image(type="filepath", label="Image", height=320)
+                image = gr.Image(type="filepath", label="Image", height=320, elem_id="image")
                 category_set = gr.Dropdown(category_set_choices(), value=EMBEDDED_SET, label="Candidate categories")
                 typed_categories = gr.Textbox(
                     label="Typed candidate categories (comma or newline separated)",
@@ -394,6 +393,7 @@ def build_demo(model: str | None = None, adapter: str | None = None) -> gr.Block
                     sort="-y",
                     x_label_angle=-30,
                     label="Top-k categories by embedding similarity (cosine, object vs category name)",
+                    elem_id="similarities",
                 )
                 description = gr.Textbox(label="Generated attribute description", lines=4)
         gr.Examples(
@@ -404,10 +404,9 @@ def build_demo(model: str | None = None, adapter: str | None = None) -> gr.Block
         )
 
         # Typing a list means using it.
-        typed_categories.input(lambda: TYPED_SET, outputs=category_set, queue=False, api_visibility="private")
+        typed_categories.input(lambda: TYPED_SET, outputs=category_set, queue=False, api_visibility="undocumented")
         demo.load(model_status, outputs=status, api_name="model_status", concurrency_limit=1)
-        gr.on(
-            [submit.click],
+        submit.click(
             recognize,
             inputs=[image, category_set, typed_categories, typed_superclass, top_k],
             outputs=[prediction, explanation, similarities, description],
@@ -429,7 +428,7 @@ def launch_demo(
 ) -> None:
     """Build and serve the demo; `server_name` / `server_port` default to Gradio's (GRADIO_SERVER_NAME / _PORT)."""
     build_demo(model, adapter).launch(
-        server_name=server_name, server_port=server_port, share=share, max_file_size=MAX_UPLOAD_BYTES
+        server_name=server_name, server_port=server_port, share=share, max_file_size=MAX_UPLOAD_BYTES, css=APP_CSS
     )
 
 

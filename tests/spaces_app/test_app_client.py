@@ -103,9 +103,25 @@ def test_bad_input_gets_a_message(client, bad_files, critter_image, image, categ
     assert "Traceback" not in str(error.value)
 
 
+def test_oversized_upload_is_refused(client, tmp_path):
+    oversized = tmp_path / "oversized.png"
+    oversized.write_bytes(b"\x89PNG" + bytes(21 * 2**20))  # over the demo's 20 MB upload limit
+    with pytest.raises(ValueError, match="exceeds the maximum file size"):
+        recognize(client, handle_file(oversized), "embedded-default")
+
+
 def test_missing_image_gets_a_message(client):
     with pytest.raises(AppError, match="Upload an image"):
         recognize(client, None, "embedded-default")
+
+
+def test_inference_goes_through_the_queue_with_a_concurrency_limit(demo_checkpoint):
+    app = load_app()
+    demo = app.build_demo(str(demo_checkpoint))
+    events = {fn.api_name: fn for fn in demo.fns.values()}
+    assert events["recognize"].queue and events["recognize"].concurrency_limit == app.CONCURRENCY_LIMIT == 2
+    assert events["model_status"].queue and events["model_status"].concurrency_limit == 1
+    assert demo._queue.max_size == app.QUEUE_MAX_SIZE
 
 
 def test_category_embeddings_are_cached_per_set(demo_checkpoint, critter_image):
@@ -117,6 +133,24 @@ def test_category_embeddings_are_cached_per_set(demo_checkpoint, critter_image):
         demo_model.recognize(image, sets[category_set], top_k=3)
     cache = demo_model.category_embeddings.cache_info()
     assert (cache.misses, cache.hits) == (2, 1)
+
+
+def test_without_a_configured_model_the_embedded_default_is_resolved(monkeypatch, demo_checkpoint):
+    """No model configured: the folder comes from `ensure_default_model`, whose progress reaches the page's
+    callback. (Stubbed here: the real build takes minutes.)"""
+    import hf_finedefics.pipeline
+
+    def built_default(progress=None):
+        progress(0.5, "Building the default model: stage I")
+        return demo_checkpoint
+
+    monkeypatch.setattr(hf_finedefics.pipeline, "ensure_default_model", built_default)
+    reports = []
+    demo_model = load_app().DemoModel()
+    assert "embedded default" in demo_model.source
+    model, _ = demo_model.load(progress=lambda fraction, message: reports.append((fraction, message)))
+    assert reports == [(0.5, "Building the default model: stage I"), (1.0, "Loading the model")]
+    assert model.config.name_or_path == str(demo_checkpoint)
 
 
 def test_python_app_honours_gradio_server_env(demo_env, tmp_path):
