@@ -26,18 +26,18 @@ class DemoArguments:
     model: str | None = field(
         default=None,
         metadata={
-            "help": "Hub id or folder of a full checkpoint or an adapter (default: $FINEDEFICS_MODEL, else the "
-            "embedded default, built on first use)."
+            "help": "Hub id or folder of a full checkpoint or an adapter; unset: $FINEDEFICS_MODEL, else the "
+            "embedded default, built on first use."
         },
     )
     adapter: str | None = field(
         default=None,
-        metadata={"help": "Hub id or folder of a LoRA adapter for --model (default: $FINEDEFICS_ADAPTER)."},
+        metadata={"help": "Hub id or folder of a LoRA adapter for --model; unset: $FINEDEFICS_ADAPTER."},
     )
     host: str | None = field(
-        default=None, metadata={"help": "Address to listen on (default: $GRADIO_SERVER_NAME or 127.0.0.1)."}
+        default=None, metadata={"help": "Address to listen on; unset: $GRADIO_SERVER_NAME, else 127.0.0.1."}
     )
-    port: int | None = field(default=None, metadata={"help": "Port (default: $GRADIO_SERVER_PORT or 7860)."})
+    port: int | None = field(default=None, metadata={"help": "Port; unset: $GRADIO_SERVER_PORT, else 7860."})
     share: bool = field(default=False, metadata={"help": "Also serve through a temporary public gradio.live link."})
 
 
