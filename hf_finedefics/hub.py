@@ -1,0 +1,342 @@
+"""Publishing Finedefics adapters: a model card that says what was trained and how, and one upload to the Hub.
+
+Two ways in, one card:
+
+- `push_adapter(folder, repo_id)` (`finedefics push-adapter`) publishes a finished adapter folder; the card is
+  built from its `adapter_config.json`, its `training_args.bin` and, if given, an evaluation `report.json`.
+- `push_to_hub: true` in a recipe: the trainers' `create_model_card` (see `FinedeficsModelCardMixin`) writes the
+  same card from the live trainer, and `Trainer.push_to_hub` uploads the output folder.
+
+Loading a published adapter is one call: `hf_finedefics.modeling.load_finedefics_model(repo_id)`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import pickle
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from huggingface_hub import HfApi, ModelCard, ModelCardData
+from huggingface_hub.errors import HFValidationError
+from huggingface_hub.utils import validate_repo_id
+from peft import PeftConfig, PeftModel
+from transformers import TrainingArguments
+from transformers.trainer import TRAINING_ARGS_NAME
+
+from .contrastive_config import ContrastiveAlignmentConfig
+from .evaluation.items import DATASETS
+from .instruction_config import InstructionTuningConfig
+from .modeling import ADAPTER_CONFIG_NAME
+
+logger = logging.getLogger(__name__)
+
+FINEDEFICS_CITATION = """@inproceedings{he2025finedefics,
+  title={Analyzing and Boosting the Power of Fine-Grained Visual Recognition for Multi-modal Large Language Models},
+  author={He, Hulingxiao and Li, Geng and Geng, Zijun and Xu, Jinglin and Peng, Yuxin},
+  booktitle={International Conference on Learning Representations (ICLR)},
+  year={2025}
+}"""
+AUTHORS_CODE_URL = "https://github.com/PKU-ICST-MIPL/Finedefics-ICLR2025"
+CARD_TAGS = ["finedefics", "fgvr", "fine-grained-visual-recognition", "lora"]
+STAGE_TAGS = {"stage1": "contrastive-alignment", "stage2": "instruction-tuning"}
+STAGE_DESCRIPTIONS = {
+    "stage1": "stage I, attribute augmented contrastive learning: the generation loss on attribute descriptions "
+    "plus object-attribute, attribute-category and category-category contrastive losses with hard negatives "
+    "(the paper's eq. 8)",
+    "stage2": "stage II, classification-centred instruction tuning on open-set and multiple-choice questions "
+    "(the paper's eq. 9)",
+}
+
+
+def is_hub_id(name: str | None) -> bool:
+    """Whether `name` names a Hub repository rather than a local folder (which the Hub cannot link to)."""
+    if not name or Path(name).exists():
+        return False
+    try:
+        validate_repo_id(name)
+    except HFValidationError:
+        return False
+    return True
+
+
+def training_stage(training_args: TrainingArguments | None) -> str | None:
+    """'stage1' or 'stage2' from the kind of training arguments, None when unknown."""
+    if isinstance(training_args, ContrastiveAlignmentConfig):
+        return "stage1"
+    if isinstance(training_args, InstructionTuningConfig):
+        return "stage2"
+    return None
+
+
+def load_training_args(folder: str | os.PathLike) -> TrainingArguments | None:
+    """The `training_args.bin` a Trainer saved next to its model, or None if absent or unreadable.
+
+    It is a pickle (the Trainer's own format), so only load folders you trust, such as your own training output.
+    """
+    path = Path(folder) / TRAINING_ARGS_NAME
+    if not path.is_file():
+        return None
+    try:
+        return torch.load(path, weights_only=False)
+    except (pickle.UnpicklingError, AttributeError, ModuleNotFoundError) as error:
+        # Written by another version of the classes: the card is still useful without the hyper-parameters.
+        logger.warning("Could not read %s (%s); the model card will list no training hyper-parameters.", path, error)
+        return None
+
+
+def hyperparameters(
+    peft_config: PeftConfig | None,
+    training_args: TrainingArguments | None,
+    global_batch_size: int | None = None,
+    quantization: str | None = None,
+) -> dict[str, Any]:
+    """The settings a reader needs to reproduce the run, in the order the card lists them."""
+    table: dict[str, Any] = {}
+    if quantization is not None:
+        table["quantization"] = quantization
+    if peft_config is not None:
+        target_modules = peft_config.target_modules
+        if not isinstance(target_modules, str) and target_modules is not None:
+            target_modules = ", ".join(sorted(target_modules))
+        table |= {
+            "LoRA rank": peft_config.r,
+            "LoRA alpha": peft_config.lora_alpha,
+            "LoRA dropout": peft_config.lora_dropout,
+            "LoRA init": peft_config.init_lora_weights,
+            "LoRA target modules": f"`{target_modules}`",
+        }
+    if training_args is None:
+        return table
+    table |= {
+        "learning rate": training_args.learning_rate,
+        "scheduler": str(getattr(training_args.lr_scheduler_type, "value", training_args.lr_scheduler_type)),
+        "warm-up steps": training_args.warmup_steps,
+        "weight decay": training_args.weight_decay,
+        "epochs": training_args.num_train_epochs,
+        "per-device batch size": training_args.per_device_train_batch_size,
+        "gradient accumulation steps": training_args.gradient_accumulation_steps,
+    }
+    if global_batch_size is not None:
+        table["global batch size"] = global_batch_size
+    table |= {
+        "precision": "bf16" if training_args.bf16 else "fp16" if training_args.fp16 else "fp32",
+        "seed": training_args.seed,
+    }
+    if isinstance(training_args, ContrastiveAlignmentConfig):
+        table |= {
+            "temperature": training_args.temperature,
+            "loss weights (gen, OAC, ACC, CCC)": ", ".join(
+                str(weight)
+                for weight in (
+                    training_args.generation_loss_weight,
+                    training_args.oac_weight,
+                    training_args.acc_weight,
+                    training_args.ccc_weight,
+                )
+            ),
+        }
+    elif isinstance(training_args, InstructionTuningConfig):
+        table |= {
+            "stage I adapter": training_args.stage1_adapter or "none (instruction tuning only)",
+            "instruction types": ", ".join(training_args.instruction_types),
+            "paradigm": training_args.paradigm,
+        }
+    return table
+
+
+def evaluation_table(report: dict[str, Any]) -> str:
+    """The accuracy table (%) of an evaluation `report.json` (`finedefics evaluate`), as markdown."""
+    names = report["datasets"]
+    titles = [DATASETS[name].display_name if name in DATASETS else name for name in names]
+    lines = [
+        "| Model | Scorer | " + " | ".join(titles) + " | Avg. |",
+        "|---|---|" + "---|" * len(names) + "---|",
+    ]
+    for row in report["rows"]:
+        cells = [f"{row['datasets'][name]['accuracy']:.2f}" if name in row["datasets"] else "–" for name in names]
+        average = "–" if row["average_accuracy"] is None else f"{row['average_accuracy']:.2f}"
+        lines.append(f"| {row['model']} | {row['scorer']} | " + " | ".join(cells) + f" | {average} |")
+    return "\n".join(lines)
+
+
+@dataclass
+class AdapterCardInfo:
+    """What a Finedefics model card says. `base_model` is the model the adapter goes on (its
+    `base_model_name_or_path`); a local folder is named in the text but not linked as the card's base model."""
+
+    model_name: str
+    base_model: str | None
+    repo_id: str | None = None
+    peft_config: PeftConfig | None = None
+    training_args: TrainingArguments | None = None
+    datasets: list[str] = field(default_factory=list)
+    evaluation_report: dict[str, Any] | None = None
+    global_batch_size: int | None = None
+    quantization: str | None = None
+    tags: list[str] = field(default_factory=list)
+
+
+def _usage(info: AdapterCardInfo) -> str:
+    if info.repo_id is not None and is_hub_id(info.base_model):
+        return (
+            "```python\nfrom hf_finedefics.modeling import load_finedefics_model\n\n"
+            f'model, processor = load_finedefics_model("{info.repo_id}")  # loads {info.base_model} under it\n```'
+        )
+    adapter = info.repo_id or "<this adapter>"
+    return (
+        f"The adapter was trained on a local model (`{info.base_model}`); load it on that model, or on its published "
+        "copy:\n\n```python\nfrom hf_finedefics.modeling import load_finedefics_model\n\n"
+        f'model, processor = load_finedefics_model("<base model>", adapter="{adapter}")\n```'
+    )
+
+
+def build_model_card(info: AdapterCardInfo) -> ModelCard:
+    """A model card with Hub metadata (base model, peft, datasets, tags, pipeline) and a body giving the training
+    stage, the hyper-parameters, the evaluation table when known, how to load the adapter, and the citation."""
+    stage = training_stage(info.training_args)
+    tags = [*CARD_TAGS, *([STAGE_TAGS[stage]] if stage else []), *info.tags]
+    card_data = ModelCardData(
+        base_model=info.base_model if is_hub_id(info.base_model) else None,
+        datasets=[name for name in info.datasets if is_hub_id(name)] or None,
+        library_name="peft" if info.peft_config is not None else "transformers",
+        pipeline_tag="image-text-to-text",
+        tags=list(dict.fromkeys(tags)),
+        model_name=info.model_name,
+    )
+    what = STAGE_DESCRIPTIONS[stage] if stage else "Finedefics training"
+    kind = "LoRA adapter" if info.peft_config is not None else "model"
+    sections = [
+        f"# {info.model_name}",
+        f'A {kind} for `{info.base_model}` trained with hf-finedefics ({what}), the method of "Analyzing and '
+        'Boosting the Power of Fine-Grained Visual Recognition for Multi-modal Large Language Models" (Finedefics, '
+        f"ICLR 2025; [authors' code]({AUTHORS_CODE_URL})).",
+        "## Usage",
+        _usage(info),
+    ]
+    if info.datasets:
+        sections += ["## Training data", "\n".join(f"- `{name}`" for name in info.datasets)]
+    table = hyperparameters(info.peft_config, info.training_args, info.global_batch_size, info.quantization)
+    if table:
+        rows = "\n".join(f"| {name} | {value} |" for name, value in table.items())
+        sections += ["## Training hyper-parameters", f"| Setting | Value |\n|---|---|\n{rows}"]
+    if info.evaluation_report is not None:
+        sections += [
+            "## Evaluation",
+            "Multiple-choice fine-grained visual recognition accuracy (%), the paper's Table 2 protocol "
+            "(`finedefics evaluate`):",
+            evaluation_table(info.evaluation_report),
+        ]
+    sections += ["## Citation", f"```bibtex\n{FINEDEFICS_CITATION}\n```"]
+    return ModelCard(f"---\n{card_data.to_yaml()}\n---\n\n" + "\n\n".join(sections) + "\n")
+
+
+class FinedeficsModelCardMixin:
+    """Makes a Trainer write the Finedefics model card: put it before the Trainer class,
+    `class MyTrainer(FinedeficsModelCardMixin, Trainer)`. `Trainer.push_to_hub` (and TRL's checkpoint saving) call
+    `create_model_card`, so `push_to_hub: true` uploads this card with the adapter."""
+
+    def create_model_card(
+        self,
+        model_name: str | None = None,
+        dataset_name: str | Iterable[str] | None = None,
+        tags: str | Iterable[str] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        if not self.is_world_process_zero():
+            return
+        args: TrainingArguments = self.args
+        unwrapped = self.accelerator.unwrap_model(self.model)
+        # The stage I trainer wraps the VLM; the adapter is the first PeftModel inside whatever the Trainer holds.
+        peft_model = next((module for module in unwrapped.modules() if isinstance(module, PeftModel)), None)
+        peft_config = peft_model.peft_config[peft_model.active_adapter] if peft_model is not None else None
+        base_model = peft_config.base_model_name_or_path if peft_config is not None else unwrapped.config._name_or_path
+        datasets = [dataset_name] if isinstance(dataset_name, str) else list(dataset_name or [])
+        info = AdapterCardInfo(
+            model_name=model_name or Path(args.output_dir).name,
+            base_model=base_model,
+            repo_id=self.hub_model_id,
+            peft_config=peft_config,
+            training_args=args,
+            datasets=datasets,
+            global_batch_size=args.per_device_train_batch_size * args.gradient_accumulation_steps * args.world_size,
+            quantization="4-bit NF4 (QLoRA)" if getattr(peft_model or unwrapped, "is_loaded_in_4bit", False) else None,
+            tags=[tags] if isinstance(tags, str) else list(tags or []),
+        )
+        os.makedirs(args.output_dir, exist_ok=True)
+        build_model_card(info).save(os.path.join(args.output_dir, "README.md"))
+
+
+def push_adapter(
+    adapter_dir: str | os.PathLike,
+    repo_id: str,
+    *,
+    base_model: str | None = None,
+    datasets: list[str] | None = None,
+    evaluation_report: str | os.PathLike | None = None,
+    private: bool = False,
+    revision: str | None = None,
+    token: str | None = None,
+    commit_message: str = "Upload Finedefics adapter",
+) -> str:
+    """Write the model card into `adapter_dir` and upload the folder's top-level files to `repo_id`.
+
+    Args:
+        adapter_dir: a peft adapter folder (as `finedefics stage1` / `stage2` save them).
+        repo_id: the Hub model repository, created if missing.
+        base_model: Hub id of the model the adapter goes on, when the folder records a local one (stage II
+            records its merged base). It is written into `adapter_config.json`, so `load_finedefics_model(repo_id)`
+            finds it.
+        datasets: Hub ids (or names) of the training data, listed on the card.
+        evaluation_report: a `report.json` written by `finedefics evaluate`; its accuracy table goes on the card.
+        private / revision / token: as for `HfApi.create_repo` / `upload_folder` (`revision`: an existing branch).
+
+    Returns:
+        The URL of the commit.
+    """
+    adapter_dir = Path(adapter_dir)
+    if not (adapter_dir / ADAPTER_CONFIG_NAME).is_file():
+        raise FileNotFoundError(f"{adapter_dir} has no {ADAPTER_CONFIG_NAME}: it is not a peft adapter folder.")
+    peft_config = PeftConfig.from_pretrained(str(adapter_dir))
+    if base_model is not None:
+        peft_config.base_model_name_or_path = base_model
+        peft_config.save_pretrained(str(adapter_dir))
+    elif not is_hub_id(peft_config.base_model_name_or_path):
+        raise ValueError(
+            f"The adapter's base model is the local folder {peft_config.base_model_name_or_path!r}, which nobody else "
+            "can load: pass --base-model with the Hub id of that model (for a stage II adapter, the base with the "
+            "stage I adapter merged, uploaded as its own model repository)."
+        )
+    report = None
+    if evaluation_report is not None:
+        report = json.loads(Path(evaluation_report).read_text(encoding="utf-8"))
+    training_args = load_training_args(adapter_dir)
+    card = build_model_card(
+        AdapterCardInfo(
+            model_name=repo_id.split("/")[-1],
+            base_model=peft_config.base_model_name_or_path,
+            repo_id=repo_id,
+            peft_config=peft_config,
+            training_args=training_args,
+            datasets=datasets or [],
+            evaluation_report=report,
+        )
+    )
+    card.save(adapter_dir / "README.md")
+
+    api = HfApi(token=token)
+    api.create_repo(repo_id, private=private, exist_ok=True)
+    commit = api.upload_folder(
+        repo_id=repo_id,
+        folder_path=adapter_dir,
+        commit_message=commit_message,
+        revision=revision,
+        # Top-level files only: checkpoints, logs and stage II's merged base live in sub-folders.
+        ignore_patterns=["*/*"],
+    )
+    return commit.commit_url

@@ -1,0 +1,60 @@
+"""`finedefics push-adapter`: publish a trained adapter to the Hub with a Finedefics model card.
+
+    finedefics push-adapter --adapter outputs/idefics2-8b/stage1 --repo-id your-hf-user/finedefics-idefics2-8b-stage1 \\
+        --dataset your-hf-user/finedefics-fgvr --eval-report outputs/evaluation/report.json
+
+The card (README.md, written into the adapter folder) gives the base model, the training data, the LoRA and
+training hyper-parameters (from adapter_config.json and training_args.bin), the evaluation table and the
+citation. Load the published adapter with `hf_finedefics.modeling.load_finedefics_model("<repo id>")`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from trl import TrlParser
+
+from hf_finedefics.hub import push_adapter
+
+
+@dataclass
+class PushAdapterArguments:
+    adapter: str = field(metadata={"help": "Adapter folder written by `finedefics stage1` or `stage2`."})
+    repo_id: str = field(metadata={"help": "Hub model repository to publish to, e.g. your-hf-user/finedefics."})
+    private: bool = field(default=False, metadata={"help": "Create the repository as private."})
+    eval_report: str | None = field(
+        default=None, metadata={"help": "report.json written by `finedefics evaluate`: its table goes on the card."}
+    )
+    dataset: list[str] | None = field(
+        default=None, metadata={"help": "Training dataset(s), Hub ids linked from the card (several allowed)."}
+    )
+    base_model: str | None = field(
+        default=None,
+        metadata={
+            "help": "Hub id of the model the adapter goes on, when the adapter records a local folder (stage II "
+            "records its merged base); written into adapter_config.json."
+        },
+    )
+    revision: str | None = field(default=None, metadata={"help": "Existing branch to push to (default: main)."})
+    token: str | None = field(default=None, metadata={"help": "Hub token (default: the logged-in one)."})
+    commit_message: str = field(default="Upload Finedefics adapter", metadata={"help": "Commit message."})
+
+
+def main(argv: list[str] | None = None) -> None:
+    (args,) = TrlParser(PushAdapterArguments).parse_args_and_config(argv)
+    url = push_adapter(
+        args.adapter,
+        args.repo_id,
+        base_model=args.base_model,
+        datasets=args.dataset,
+        evaluation_report=args.eval_report,
+        private=args.private,
+        revision=args.revision,
+        token=args.token,
+        commit_message=args.commit_message,
+    )
+    print(f"Uploaded {args.adapter} to {args.repo_id}: {url}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,73 @@
+from __future__ import annotations
+
+import shutil
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+from huggingface_hub import CommitInfo, HfApi, RepoUrl
+from huggingface_hub.utils import filter_repo_objects
+
+
+@dataclass
+class Upload:
+    repo_id: str
+    folder: Path
+    files: set[str]  # paths relative to `folder` that the upload would send
+    kwargs: dict
+
+
+@dataclass
+class FakeHub:
+    """Records `HfApi.create_repo` and `HfApi.upload_folder` calls instead of making them.
+
+    The uploaded file set is computed with huggingface_hub's own pattern filter, as `upload_folder` does."""
+
+    created: list[dict] = field(default_factory=list)
+    uploads: list[Upload] = field(default_factory=list)
+
+    def create_repo(self, api: HfApi, repo_id: str, *, private: bool | None = None, exist_ok: bool = False, **_):
+        self.created.append({"repo_id": repo_id, "private": private, "exist_ok": exist_ok})
+        return RepoUrl(f"https://huggingface.co/{repo_id}")
+
+    def upload_folder(self, api: HfApi, *, repo_id: str, folder_path, run_as_future: bool = False, **kwargs):
+        folder = Path(folder_path)
+        paths = [path.relative_to(folder).as_posix() for path in folder.rglob("*") if path.is_file()]
+        files = set(
+            filter_repo_objects(
+                paths, allow_patterns=kwargs.get("allow_patterns"), ignore_patterns=kwargs.get("ignore_patterns")
+            )
+        )
+        self.uploads.append(Upload(repo_id, folder, files, kwargs))
+        commit = CommitInfo(
+            commit_url=f"https://huggingface.co/{repo_id}/commit/{len(self.uploads):040d}",
+            commit_message=kwargs.get("commit_message") or "",
+            commit_description="",
+            oid=f"{len(self.uploads):040d}",
+        )
+        if not run_as_future:
+            return commit
+        future = Future()
+        future.set_result(commit)
+        return future
+
+
+@pytest.fixture
+def fake_hub(monkeypatch) -> FakeHub:
+    hub = FakeHub()
+    monkeypatch.setattr(HfApi, "create_repo", lambda api, repo_id, **kwargs: hub.create_repo(api, repo_id, **kwargs))
+    monkeypatch.setattr(HfApi, "upload_folder", lambda api, **kwargs: hub.upload_folder(api, **kwargs))
+    return hub
+
+
+def publish_to_local_cache(cache_dir: Path, repo_id: str, folder: Path, files: set[str]) -> None:
+    """Lay `files` of `folder` out as the Hub cache holds a downloaded repo, so offline loading finds `repo_id`."""
+    revision = "0" * 40
+    repo_cache = cache_dir / f"models--{repo_id.replace('/', '--')}"
+    snapshot = repo_cache / "snapshots" / revision
+    for name in files:
+        (snapshot / name).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(folder / name, snapshot / name)
+    (repo_cache / "refs").mkdir(parents=True, exist_ok=True)
+    (repo_cache / "refs" / "main").write_text(revision)
