@@ -1,0 +1,42 @@
+"""hf-finedefics: fine-grained visual recognition for multimodal LLMs (Finedefics, ICLR 2025).
+
+Public entry points are imported lazily so `import hf_finedefics` and the `finedefics` command stay fast.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+__version__ = "0.1.0"
+
+_EXPORTS = {
+    "ContrastiveAlignmentConfig": "contrastive_config",
+    "ContrastiveAlignmentTrainer": "contrastive_trainer",
+    "ContrastiveAlignmentModel": "contrastive_trainer",
+    "ContrastiveAlignmentCollator": "collators",
+    "stage1_objective": "contrastive_trainer",
+    "AttributeAugmentedContrastiveLoss": "losses",
+    "attribute_augmented_losses": "losses",
+    "InstructionTuningConfig": "instruction_config",
+    "FinedeficsModelArguments": "model_config",
+    "train_stage2": "sft",
+    "merge_adapter": "merging",
+    "load_finedefics_model": "modeling",
+    "encode_images": "embeddings",
+    "encode_texts": "embeddings",
+    "get_backbone": "backbones",
+    "load_mc_items": "evaluation",
+    "parse_choice": "evaluation",
+    "evaluate_model": "evaluation",
+    "run_analysis": "analysis",
+    "run_pipeline": "pipeline",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'hf_finedefics' has no attribute {name!r}")
+    return getattr(importlib.import_module(f".{_EXPORTS[name]}", __name__), name)

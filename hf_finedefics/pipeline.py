@@ -1,0 +1,439 @@
+"""`finedefics run`: build -> stage I -> stage II -> evaluate -> analyze, for the paper's Table 3 variants.
+
+A run recipe is one YAML file whose sections are the configs of the individual commands:
+
+    output_dir: finedefics-default
+    base_model: HuggingFaceM4/idefics2-8b
+    variants: [zero_shot, instruction_tuning, contrastive_object_category, finedefics]
+    data: {synthetic: {...}}  or  {dataset: folder built by `finedefics build-dataset`, build: {...}}
+    model: {...}        # FinedeficsModelArguments
+    stage1: {...}       # ContrastiveAlignmentConfig
+    stage2: {...}       # InstructionTuningConfig
+    evaluation: {...}   # EvaluationSettings
+    analysis: {...}     # AnalysisSettings
+
+Every step writes into `output_dir` and is skipped when its output is complete, so an interrupted run picks
+up where it stopped (training resumes from its last checkpoint).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import yaml
+from datasets import Dataset, load_dataset
+from transformers import AutoModelForImageTextToText, AutoProcessor, HfArgumentParser
+
+from .contrastive_config import ContrastiveAlignmentConfig
+from .contrastive_trainer import ContrastiveAlignmentTrainer
+from .instruction_config import InstructionTuningConfig
+from .model_config import FinedeficsModelArguments
+from .modeling import load_finedefics_model
+from .sft import train_stage2
+from .synthetic import SyntheticFGVRConfig, category_neighbours, synthetic_categories, write_synthetic_fgvr
+
+VARIANTS = ("zero_shot", "instruction_tuning", "contrastive_object_category", "finedefics")
+VARIANT_TITLES = {
+    "zero_shot": "Zero-shot (base model)",
+    "instruction_tuning": "Instruction tuning only",
+    "contrastive_object_category": "+ contrastive object-category (no attributes)",
+    "finedefics": "+ attribute augmented alignment (Finedefics)",
+}
+EMBEDDED_RECIPE = "default.yaml"
+TESTING_PREFIX = "testing:"
+
+Progress = Callable[[float, str], None]
+
+
+@dataclass
+class EvaluationSettings:
+    scorers: list[str] = field(
+        default_factory=lambda: ["likelihood", "generation"], metadata={"help": "Scorers: likelihood, generation."}
+    )
+    batch_size: int = field(default=16, metadata={"help": "Items per forward."})
+    max_new_tokens: int = field(default=16, metadata={"help": "Generation budget of the generation scorer."})
+    datasets: list[str] = field(
+        default_factory=list,
+        metadata={"help": "Evaluation datasets for built (non-synthetic) data, e.g. [bird-200, car-196]."},
+    )
+    data_dir: str | None = field(default=None, metadata={"help": "Root holding <name>/ for each evaluation dataset."})
+
+
+@dataclass
+class AnalysisSettings:
+    analyses: list[str] = field(
+        default_factory=lambda: ["object_probe", "alignment", "discriminability", "tsne", "confusion"],
+        metadata={"help": "Analyses to run on the test split (see `finedefics analyze`)."},
+    )
+    variants: list[str] = field(
+        default_factory=lambda: ["zero_shot", "finedefics"], metadata={"help": "Variants whose models are analysed."}
+    )
+    tsne_max_per_class: int = field(default=40, metadata={"help": "Objects per class in the t-SNE maps."})
+
+
+@dataclass
+class RunConfig:
+    output_dir: str = field(default="finedefics-default", metadata={"help": "Where every step writes."})
+    base_model: str = field(
+        default="HuggingFaceM4/idefics2-8b",
+        metadata={
+            "help": "Hub id or folder of the base VLM; `testing:<architecture>` builds a small randomly initialised "
+            "checkpoint in-process (the embedded default, nothing to download)."
+        },
+    )
+    seed: int = field(default=0, metadata={"help": "Seed of data generation, training and option shuffling."})
+    variants: list[str] = field(
+        default_factory=lambda: list(VARIANTS), metadata={"help": f"Table 3 variants to run: {', '.join(VARIANTS)}."}
+    )
+    data: dict[str, Any] = field(default_factory=dict, metadata={"help": "`synthetic: {...}` or `dataset: folder`."})
+    model: dict[str, Any] = field(default_factory=dict, metadata={"help": "FinedeficsModelArguments."})
+    stage1: dict[str, Any] = field(default_factory=dict, metadata={"help": "ContrastiveAlignmentConfig."})
+    stage2: dict[str, Any] = field(default_factory=dict, metadata={"help": "InstructionTuningConfig."})
+    evaluation: dict[str, Any] = field(default_factory=dict, metadata={"help": "EvaluationSettings."})
+    analysis: dict[str, Any] = field(default_factory=dict, metadata={"help": "AnalysisSettings."})
+
+    def __post_init__(self):
+        unknown = set(self.variants) - set(VARIANTS)
+        if unknown:
+            raise ValueError(f"Unknown variants {sorted(unknown)}; choose from {list(VARIANTS)}.")
+
+
+def _parse(cls: type, values: dict[str, Any], section: str) -> Any:
+    """A dataclass from a recipe section; an unknown key fails naming the section and key."""
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(values) - names)
+    if unknown:
+        raise ValueError(f"Unknown key(s) {unknown} in the recipe's `{section}` section ({cls.__name__}).")
+    return HfArgumentParser(cls).parse_dict(values)[0]
+
+
+def load_run_config(recipe: str | os.PathLike | None = None, **overrides: Any) -> RunConfig:
+    """Read a run recipe (default: the embedded one shipped in the package); `overrides` replace top-level keys."""
+    if recipe is None:
+        text = resources.files("hf_finedefics.data.recipes").joinpath(EMBEDDED_RECIPE).read_text()
+    else:
+        text = Path(recipe).read_text()
+    values = yaml.safe_load(text) or {}
+    values.update({key: value for key, value in overrides.items() if value is not None})
+    return _parse(RunConfig, values, "top level")
+
+
+def resolve_base_model(base_model: str) -> str:
+    if base_model.startswith(TESTING_PREFIX):
+        from .testing import create_tiny_checkpoint
+
+        return str(create_tiny_checkpoint(base_model.removeprefix(TESTING_PREFIX)))
+    return base_model
+
+
+class FinedeficsRun:
+    """The steps of one run; each `step_*` is idempotent."""
+
+    def __init__(self, config: RunConfig, progress: Progress | None = None):
+        self.config = config
+        self.output_dir = Path(config.output_dir)
+        self.progress = progress or (lambda fraction, message: print(f"[finedefics run {fraction:4.0%}] {message}"))
+        self.evaluation = _parse(EvaluationSettings, config.evaluation, "evaluation")
+        self.analysis = _parse(AnalysisSettings, config.analysis, "analysis")
+        self.base_model = resolve_base_model(config.base_model)
+
+    # Paths
+    @property
+    def data_dir(self) -> Path:
+        return self.output_dir / "data"
+
+    def stage_dir(self, variant: str, stage: str) -> Path:
+        return self.output_dir / variant / stage
+
+    def model_dir(self, variant: str) -> str:
+        """What `load_finedefics_model` loads for a variant (the base for zero-shot, else the stage II adapter)."""
+        return self.base_model if variant == "zero_shot" else str(self.stage_dir(variant, "stage2"))
+
+    # Data
+    @property
+    def synthetic(self) -> SyntheticFGVRConfig | None:
+        if "synthetic" not in self.config.data:
+            return None
+        return _parse(
+            SyntheticFGVRConfig, {"seed": self.config.seed, **self.config.data["synthetic"]}, "data.synthetic"
+        )
+
+    def step_build(self) -> None:
+        if (self.data_dir / "README.md").is_file():
+            return
+        synthetic = self.synthetic
+        if synthetic is not None:
+            build_synthetic_dataset(synthetic, self.data_dir, self.output_dir / "source")
+            return
+        if "build" not in self.config.data:
+            raise ValueError(f"The recipe's data section needs `synthetic`, or `build` to create {self.data_dir}.")
+        from dataset_builders import BuildConfig, build_dataset
+
+        build_dataset(
+            _parse(BuildConfig, {**self.config.data["build"], "output_dir": str(self.data_dir)}, "data.build")
+        )
+
+    def triples(self, without_attributes: bool) -> Dataset:
+        triples = load_dataset(str(self.data_dir), "triples", split="train")
+        return object_category_triples(triples) if without_attributes else triples
+
+    # Training
+    def _model_args(self) -> FinedeficsModelArguments:
+        return _parse(FinedeficsModelArguments, {**self.config.model, "model_name_or_path": self.base_model}, "model")
+
+    def step_stage1(self, variant: str) -> None:
+        output_dir = self.stage_dir(variant, "stage1")
+        if (output_dir / "adapter_config.json").is_file():
+            return
+        model_args = self._model_args()
+        args = _parse(
+            ContrastiveAlignmentConfig,
+            {"report_to": "none", **self.config.stage1, "output_dir": str(output_dir), "seed": self.config.seed},
+            "stage1",
+        )
+        model = AutoModelForImageTextToText.from_pretrained(self.base_model, **model_args.model_init_kwargs())
+        trainer = ContrastiveAlignmentTrainer(
+            model,
+            args,
+            train_dataset=self.triples(without_attributes=variant == "contrastive_object_category"),
+            processing_class=AutoProcessor.from_pretrained(self.base_model),
+            peft_config=model_args.lora_config(model),
+        )
+        trainer.train(resume_from_checkpoint=_last_checkpoint(output_dir))
+        trainer.save_model(str(output_dir))
+
+    def step_stage2(self, variant: str) -> None:
+        output_dir = self.stage_dir(variant, "stage2")
+        if (output_dir / "adapter_config.json").is_file():
+            return
+        stage1 = None if variant == "instruction_tuning" else str(self.stage_dir(variant, "stage1"))
+        args = _parse(
+            InstructionTuningConfig,
+            {
+                "report_to": "none",
+                **self.config.stage2,
+                "output_dir": str(output_dir),
+                "seed": self.config.seed,
+                "stage1_adapter": stage1,
+                "resume_from_checkpoint": _last_checkpoint(output_dir),
+            },
+            "stage2",
+        )
+        instructions = load_dataset(str(self.data_dir), "instructions", split="train")
+        train_stage2(self._model_args(), args, instructions)
+
+    # Evaluation and analysis
+    def evaluation_items(self) -> tuple[dict[str, list], dict[str, str]]:
+        from .evaluation import load_mc_items
+
+        if self.synthetic is not None:
+            source = self.output_dir / "source"
+            items = load_mc_items("imagefolder", source, source / "options_test.json")
+            return {"imagefolder": items}, {"imagefolder": self.synthetic.superclass}
+        if not self.evaluation.datasets or self.evaluation.data_dir is None:
+            raise ValueError("Set evaluation.datasets and evaluation.data_dir for built (non-synthetic) data.")
+        root = Path(self.evaluation.data_dir)
+        return {name: load_mc_items(name, root / name) for name in self.evaluation.datasets}, {}
+
+    def step_evaluate(self, variant: str) -> dict[str, dict[str, Any]]:
+        from .evaluation import evaluate_model
+
+        items, superclasses = self.evaluation_items()
+        model, processor = load_finedefics_model(self.model_dir(variant))
+        return evaluate_model(
+            model.eval(),
+            processor,
+            items,
+            self.output_dir / "evaluation",
+            model_name=variant,
+            scorers=tuple(self.evaluation.scorers),
+            seed=self.config.seed,
+            batch_size=self.evaluation.batch_size,
+            max_new_tokens=self.evaluation.max_new_tokens,
+            superclasses=superclasses,
+        )
+
+    def step_analyze(self, variant: str) -> None:
+        from .analysis import run_analysis
+        from .evaluation.runner import predictions_path
+
+        output_dir = self.output_dir / "analysis" / variant
+        if (output_dir / "report.json").is_file() or self.synthetic is None:
+            return
+        source = load_dataset("imagefolder", data_dir=str(self.output_dir / "source"))
+        dataset = _with_category_labels(source["test"], self.output_dir / "source")
+        train = _with_category_labels(source["train"], self.output_dir / "source")
+        model, processor = load_finedefics_model(self.model_dir(variant))
+        predictions = predictions_path(
+            self.output_dir / "evaluation", variant, "imagefolder", self.evaluation.scorers[0]
+        )
+        run_analysis(
+            model.eval(),
+            processor,
+            dataset,
+            output_dir,
+            analyses=self.analysis.analyses,
+            probe_train_dataset=train,
+            predictions=predictions if predictions.is_file() else None,
+            tsne_max_per_class=self.analysis.tsne_max_per_class,
+            seed=self.config.seed,
+            title=VARIANT_TITLES[variant],
+        )
+
+    def run(self) -> dict[str, Any]:
+        variants = self.config.variants
+        steps: list[tuple[str, Callable[[], Any]]] = [("build the training data", self.step_build)]
+        for variant in variants:
+            if variant in ("contrastive_object_category", "finedefics"):
+                steps.append((f"{variant}: stage I", lambda v=variant: self.step_stage1(v)))
+            if variant != "zero_shot":
+                steps.append((f"{variant}: stage II", lambda v=variant: self.step_stage2(v)))
+        results: dict[str, Any] = {}
+        for variant in variants:
+            steps.append((f"{variant}: evaluate", lambda v=variant: results.__setitem__(v, self.step_evaluate(v))))
+        for variant in self.analysis.variants:
+            if variant in variants:
+                steps.append((f"{variant}: analyze", lambda v=variant: self.step_analyze(v)))
+        for index, (message, step) in enumerate(steps):
+            self.progress(index / len(steps), message)
+            step()
+        self.progress(1.0, "done")
+        table = comparison_table(results)
+        (self.output_dir / "table3.md").write_text(table + "\n")
+        (self.output_dir / "table3.json").write_text(json.dumps(_accuracies(results), indent=2) + "\n")
+        return results
+
+
+def _last_checkpoint(output_dir: Path) -> str | None:
+    checkpoints = sorted(output_dir.glob("checkpoint-*"), key=lambda path: int(path.name.split("-")[-1]))
+    return str(checkpoints[-1]) if checkpoints else None
+
+
+def _with_category_labels(dataset: Dataset, source_dir: Path) -> Dataset:
+    """Imagefolder rows carry `category` as text; analyses want a ClassLabel `label` in the categories' order."""
+    from datasets import ClassLabel
+
+    names = [c["name"] for c in json.loads((source_dir / "synthetic_fgvr.json").read_text())["categories"]]
+    dataset = dataset.remove_columns([c for c in ("label",) if c in dataset.column_names])
+    dataset = dataset.map(lambda row: {"label": names.index(row["category"])})
+    return dataset.cast_column("label", ClassLabel(names=names))
+
+
+def object_category_triples(triples: Dataset) -> Dataset:
+    """The 'contrastive object-category' ablation (Table 3): category names stand in for attribute descriptions, so
+    OAC contrasts objects with category names directly and the generation task produces the name."""
+    return triples.map(
+        lambda row: {"attribute": row["category"], "neg_attributes": row["neg_categories"]},
+        desc="Dropping attribute descriptions",
+    )
+
+
+def build_synthetic_dataset(config: SyntheticFGVRConfig, output_dir: Path, source_dir: Path) -> Path:
+    """The embedded default's training data, published like `finedefics build-dataset` output: ground-truth
+    attribute descriptions (the paper's upper-bound variant) and, as hard negatives, the categories nearest by
+    ground-truth attributes (what a CLIP model finds on real data)."""
+    from dataset_builders import (
+        DatasetCardInfo,
+        HardNegatives,
+        build_hard_negative_index,
+        build_instructions,
+        build_triples,
+        load_source,
+        write_dataset_folder,
+    )
+    from dataset_builders.hard_negatives import pick_negative_images
+
+    write_synthetic_fgvr(source_dir, config)
+    source = load_source("imagefolder", str(source_dir), "train", superclass=config.superclass)
+    metadata = [json.loads(line) for line in (source_dir / "train" / "metadata.jsonl").read_text().splitlines()]
+    description_of = {row["file_name"]: row["attribute_description"] for row in metadata}
+    descriptions = [description_of[path] for path in _relative_paths(source, source_dir / "train")]
+
+    names = source.features["label"].names
+    neighbours = category_neighbours(synthetic_categories(config))
+    nearest = np.array([[names.index(other) for other, _ in neighbours[name][:3]] for name in names])
+    labels = np.asarray(source["label"], dtype=np.int64)
+    negative_labels = nearest[labels]
+    negatives = HardNegatives(
+        labels=negative_labels,
+        indices=pick_negative_images(labels, negative_labels, config.seed),
+        scores=np.full(negative_labels.shape, np.nan, dtype=np.float32),
+        strategy="ground-truth attribute distance",
+    )
+    triples = build_triples(source, descriptions, negatives)
+    info = DatasetCardInfo(
+        pretty_name="Finedefics synthetic FGVR (embedded default)",
+        source="synthetic",
+        split="train",
+        license="apache-2.0",
+        license_note="Generated by hf_finedefics.synthetic; no third-party images.",
+        description_source="ground-truth attributes",
+        negative_strategy=negatives.strategy,
+    )
+    configs = {
+        "triples": triples,
+        "instructions": build_instructions(triples, seed=config.seed),
+        "hard_negatives": build_hard_negative_index(negatives, labels.tolist()),
+    }
+    return write_dataset_folder(output_dir, configs, info)
+
+
+def _relative_paths(source: Dataset, root: Path) -> list[str]:
+    stored = source.cast_column("image", source.features["image"].__class__(decode=False))["image"]
+    return [os.path.relpath(image["path"], root) for image in stored]
+
+
+def _accuracies(results: dict[str, dict[str, dict[str, Any]]]) -> dict[str, dict[str, float]]:
+    return {
+        variant: {
+            scorer: float(np.mean([s["accuracy"] for s in by_dataset.values()])) for scorer, by_dataset in r.items()
+        }
+        for variant, r in results.items()
+    }
+
+
+def comparison_table(results: dict[str, dict[str, dict[str, Any]]]) -> str:
+    """The paper's Table 3 shape: one row per variant, multiple-choice accuracy per scorer."""
+    accuracies = _accuracies(results)
+    scorers = sorted({scorer for by_scorer in accuracies.values() for scorer in by_scorer})
+    lines = ["| Variant | " + " | ".join(f"MC accuracy ({s})" for s in scorers) + " |"]
+    lines.append("|---|" + "---:|" * len(scorers))
+    for variant, by_scorer in accuracies.items():
+        cells = " | ".join(f"{by_scorer[s]:.2f}" if s in by_scorer else "-" for s in scorers)
+        lines.append(f"| {VARIANT_TITLES[variant]} | {cells} |")
+    return "\n".join(lines)
+
+
+def run_pipeline(
+    recipe: str | os.PathLike | None = None, progress: Progress | None = None, **overrides: Any
+) -> dict[str, Any]:
+    """Run a recipe (default: the embedded one) and return {variant: {scorer: {dataset: summary}}}."""
+    return FinedeficsRun(load_run_config(recipe, **overrides), progress).run()
+
+
+def default_run_dir() -> Path:
+    cache = Path(os.environ.get("HF_FINEDEFICS_CACHE", Path.home() / ".cache" / "hf_finedefics"))
+    return cache / "default-run"
+
+
+def ensure_default_model(progress: Progress | None = None) -> Path:
+    """The embedded default Finedefics model (its stage II adapter folder), built on first use."""
+    config = load_run_config(output_dir=str(default_run_dir()), variants=["finedefics"])
+    run = FinedeficsRun(config, progress)
+    model_dir = run.stage_dir("finedefics", "stage2")
+    if not (model_dir / "adapter_config.json").is_file():
+        steps = [run.step_build, lambda: run.step_stage1("finedefics"), lambda: run.step_stage2("finedefics")]
+        messages = ["building the synthetic training data", "stage I", "stage II"]
+        for index, (step, message) in enumerate(zip(steps, messages)):
+            run.progress(index / len(steps), f"Building the default model: {message}")
+            step()
+        run.progress(1.0, "Default model ready")
+    return model_dir

@@ -1,0 +1,87 @@
+"""`finedefics run`: the chained pipeline on a small synthetic recipe."""
+
+import json
+
+import pytest
+import yaml
+from datasets import load_dataset
+
+from hf_finedefics.pipeline import (
+    VARIANTS,
+    build_synthetic_dataset,
+    load_run_config,
+    object_category_triples,
+    run_pipeline,
+)
+from hf_finedefics.synthetic import SyntheticFGVRConfig, attribute_distance, synthetic_categories
+
+SMALL_RECIPE = {
+    "base_model": "testing:idefics2",
+    "data": {"synthetic": {"num_categories": 6, "train_per_category": 4, "test_per_category": 2}},
+    "stage1": {"per_device_train_batch_size": 8, "max_steps": 2, "warmup_steps": 0, "use_cpu": True},
+    "stage2": {"per_device_train_batch_size": 8, "max_steps": 2, "warmup_steps": 0, "use_cpu": True},
+    "evaluation": {"scorers": ["likelihood", "generation"], "max_new_tokens": 4},
+    "analysis": {"analyses": ["alignment", "tsne", "confusion"], "tsne_max_per_class": 2},
+}
+
+
+def test_synthetic_build_round_trips_with_nearest_negatives(tmp_path):
+    config = SyntheticFGVRConfig(num_categories=6, train_per_category=3, test_per_category=1)
+    folder = build_synthetic_dataset(config, tmp_path / "data", tmp_path / "source")
+    triples = load_dataset(str(folder), "triples", split="train")
+    instructions = load_dataset(str(folder), "instructions", split="train")
+    assert triples.num_rows == 18 and instructions.num_rows == 36
+    attributes = {c.name: c.attributes for c in synthetic_categories(config)}
+    for row in triples:
+        assert row["category"] not in row["neg_categories"] and len(row["neg_categories"]) == 3
+        nearest = min(
+            attribute_distance(attributes[row["category"]], a) for n, a in attributes.items() if n != row["category"]
+        )
+        assert attribute_distance(attributes[row["category"]], attributes[row["neg_categories"][0]]) == nearest
+        assert row["category"] not in row["attribute"]
+    without = object_category_triples(triples)
+    assert without["attribute"] == without["category"]
+    assert without["neg_attributes"] == without["neg_categories"]
+
+
+def test_run_chains_every_step_and_skips_finished_ones(tmp_path):
+    recipe = tmp_path / "recipe.yaml"
+    recipe.write_text(yaml.safe_dump(SMALL_RECIPE))
+    messages = []
+    results = run_pipeline(recipe, progress=lambda f, m: messages.append(m), output_dir=str(tmp_path / "run"))
+    run = tmp_path / "run"
+    assert set(results) == set(VARIANTS)
+    for variant in ("instruction_tuning", "contrastive_object_category", "finedefics"):
+        assert (run / variant / "stage2" / "adapter_config.json").is_file()
+    assert not (run / "instruction_tuning" / "stage1").exists()
+    table = (run / "table3.md").read_text()
+    assert len(table.splitlines()) == len(VARIANTS) + 2 and "Finedefics" in table
+    accuracies = json.loads((run / "table3.json").read_text())
+    assert all(0.0 <= accuracies[v][s] <= 100.0 for v in VARIANTS for s in ("likelihood", "generation"))
+    assert (run / "evaluation" / "report.md").is_file()
+    assert (run / "analysis" / "finedefics" / "tsne_objects_categories.png").stat().st_size > 0
+    assert (run / "analysis" / "zero_shot" / "confusion_matrix.png").stat().st_size > 0
+
+    adapter = run / "finedefics" / "stage1" / "adapter_model.safetensors"
+    before = adapter.stat().st_mtime_ns
+    again = run_pipeline(recipe, progress=lambda f, m: None, output_dir=str(run))
+    assert adapter.stat().st_mtime_ns == before
+    assert again == results
+
+
+def test_unknown_recipe_key_is_named(tmp_path):
+    recipe = tmp_path / "recipe.yaml"
+    recipe.write_text(yaml.safe_dump({**SMALL_RECIPE, "stage1": {"learning_rat": 1e-3}}))
+    config = load_run_config(recipe)
+    from hf_finedefics.pipeline import FinedeficsRun
+
+    run = FinedeficsRun(config)
+    with pytest.raises(ValueError, match=r"\['learning_rat'\] in the recipe's `stage1` section"):
+        run.step_stage1("finedefics")
+    with pytest.raises(ValueError, match="Unknown variants"):
+        load_run_config(recipe, variants=["finedefics", "magic"])
+
+
+def test_embedded_default_recipe_parses():
+    config = load_run_config()
+    assert config.base_model.startswith("testing:") and list(config.variants) == list(VARIANTS)
