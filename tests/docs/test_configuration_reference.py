@@ -21,4 +21,3 @@ def generator():
 def test_committed_reference_is_up_to_date(generator):
     committed = generator.OUTPUT.read_text(encoding="utf-8")
     assert committed == generator.render(), "run `python docs/generate_config_reference.py` and commit the result"
-
