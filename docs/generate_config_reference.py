@@ -34,6 +34,16 @@ def _default(field: dataclasses.Field) -> str:
     return f"`{value!r}`"
 
 
+def _annotation(cls: type, name: str) -> str:
+    """The field's type as written in the source. `field.type` cannot be used: `HfArgumentParser` replaces it by
+    the evaluated type once a parser has been built over the dataclass."""
+    for klass in cls.__mro__:
+        annotation = klass.__dict__.get("__annotations__", {}).get(name)
+        if annotation is not None:
+            return annotation if isinstance(annotation, str) else getattr(annotation, "__name__", str(annotation))
+    raise KeyError(f"{cls.__name__} has no annotation for {name!r}")
+
+
 def _cell(text: str) -> str:
     return " ".join(text.split()).replace("|", "\\|")
 
@@ -43,7 +53,7 @@ def dataclass_table(cls: type, own_fields_only: bool = False) -> str:
     subclasses of `TrainingArguments`, whose other fields transformers documents)."""
     own = set(cls.__dict__.get("__annotations__", {})) if own_fields_only else None
     rows = [
-        f"| `{field.name}` | `{_cell(str(field.type))}` | {_cell(_default(field))} | "
+        f"| `{field.name}` | `{_cell(_annotation(cls, field.name))}` | {_cell(_default(field))} | "
         f"{_cell(field.metadata.get('help', ''))} |"
         for field in dataclasses.fields(cls)
         if own is None or field.name in own
