@@ -108,7 +108,10 @@ class ContrastiveAlignmentCollator:
         prompt = [
             {
                 "role": "user",
-                "content": [{"type": "image"}, {"type": "text", "text": self.instruction.format(superclass=superclass)}],
+                "content": [
+                    {"type": "image"},
+                    {"type": "text", "text": self.instruction.format(superclass=superclass)},
+                ],
             }
         ]
         answer = {"role": "assistant", "content": [{"type": "text", "text": row["attribute"]}]}

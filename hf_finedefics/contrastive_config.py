@@ -21,12 +21,15 @@ class ContrastiveAlignmentConfig(TrainingArguments):
 
     # Objective
     temperature: float = field(
-        default=0.07, metadata={"help": "Temperature dividing cosine similarities in every contrastive term (not trained)."}
+        default=0.07,
+        metadata={"help": "Temperature dividing cosine similarities in every contrastive term (not trained)."},
     )
     generation_loss_weight: float = field(
         default=1.0, metadata={"help": "Weight of L_G^att, the attribute description generation loss."}
     )
-    oac_weight: float = field(default=0.5, metadata={"help": "Weight of the object-attribute contrastive loss (eq. 5)."})
+    oac_weight: float = field(
+        default=0.5, metadata={"help": "Weight of the object-attribute contrastive loss (eq. 5)."}
+    )
     acc_weight: float = field(
         default=0.5, metadata={"help": "Weight of the attribute-category contrastive loss (eq. 6)."}
     )

@@ -20,6 +20,7 @@ from .backbones import get_backbone
 from .collators import ContrastiveAlignmentCollator, validate_triples
 from .contrastive_config import ContrastiveAlignmentConfig
 from .embeddings import object_embeddings, text_embeddings
+from .hub import FinedeficsModelCardMixin
 from .losses import AttributeAugmentedContrastiveLoss, distributed_is_active, in_batch_retrieval_accuracy
 
 
@@ -46,6 +47,8 @@ class ContrastiveAlignmentModel(nn.Module):
         super().__init__()
         self.model = model
         self.backbone = get_backbone(model)
+        # FSDP's auto-wrap policy looks for the decoder layer classes on the wrapped module.
+        self._no_split_modules = getattr(self.backbone.model, "_no_split_modules", None)
 
     def forward(
         self,
@@ -123,7 +126,7 @@ def stage1_objective(
     return generation_loss_weight * terms["gen"] + contrastive, terms, outputs
 
 
-class ContrastiveAlignmentTrainer(Trainer):
+class ContrastiveAlignmentTrainer(FinedeficsModelCardMixin, Trainer):
     """Trainer for Finedefics stage I: `L_G^att + (L_OAC + L_ACC + L_CCC) / 2` (eq. 8).
 
     Args:

@@ -32,7 +32,7 @@ class InstructionTuningConfig(SFTConfig):
     merged_base_dir: str | None = field(
         default=None,
         metadata={
-            "help": "Where to save the base with the stage I adapter merged (default: `<output_dir>/stage1-merged`). "
+            "help": "Where to save the base with the stage I adapter merged (default: `<output_dir>-stage1-merged`). "
             "The stage II adapter records this folder as its base model. Reused if it already holds a checkpoint."
         },
     )

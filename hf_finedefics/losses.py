@@ -140,7 +140,9 @@ def attribute_augmented_losses(
             f"neg_attribute_embeds has {neg_attribute_embeds.shape[0]} rows, object_embeds {object_embeds.shape[0]}."
         )
 
-    objects, attributes, categories = (F.normalize(x, dim=-1) for x in (object_embeds, attribute_embeds, category_embeds))
+    objects, attributes, categories = (
+        F.normalize(x, dim=-1) for x in (object_embeds, attribute_embeds, category_embeds)
+    )
     neg_attributes = F.normalize(neg_attribute_embeds, dim=-1)
     neg_categories = F.normalize(neg_category_embeds, dim=-1)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 from peft import LoraConfig
@@ -30,6 +31,13 @@ class FinedeficsModelArguments:
     )
     attn_implementation: str | None = field(
         default=None, metadata={"help": "Attention kernel, e.g. 'sdpa' or 'flash_attention_2'."}
+    )
+    processor_kwargs: dict[str, Any] = field(
+        default_factory=dict,
+        metadata={
+            "help": "Keyword arguments for `AutoProcessor.from_pretrained`, e.g. {do_image_splitting: false} for the "
+            "paper's 64 visual tokens per Idefics2 image."
+        },
     )
     lora_r: int = field(default=8, metadata={"help": "LoRA rank."})
     lora_alpha: int = field(default=8, metadata={"help": "LoRA alpha."})

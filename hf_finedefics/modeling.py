@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import torch
 from huggingface_hub import hf_hub_download
@@ -69,13 +69,16 @@ def load_processor(
     *,
     revision: str | None = None,
     adapter_revision: str | None = None,
+    processor_kwargs: dict[str, Any] | None = None,
 ) -> ProcessorMixin:
-    """The adapter's processor when it ships one (training saves it next to the adapter), else the base model's."""
+    """The adapter's processor when it ships one (training saves it next to the adapter), else the base model's.
+    `processor_kwargs` go to `AutoProcessor.from_pretrained` (e.g. `do_image_splitting=False`)."""
+    processor_kwargs = processor_kwargs or {}
     if adapter is not None and any(
         _local_file(adapter, name, adapter_revision) is not None for name in _PROCESSOR_FILES
     ):
-        return AutoProcessor.from_pretrained(adapter, revision=adapter_revision)
-    return AutoProcessor.from_pretrained(model_id_or_path, revision=revision)
+        return AutoProcessor.from_pretrained(adapter, revision=adapter_revision, **processor_kwargs)
+    return AutoProcessor.from_pretrained(model_id_or_path, revision=revision, **processor_kwargs)
 
 
 def load_finedefics_model(
@@ -89,6 +92,7 @@ def load_finedefics_model(
     device_map: str | dict | None = None,
     revision: str | None = None,
     adapter_revision: str | None = None,
+    processor_kwargs: dict[str, Any] | None = None,
     **model_kwargs,
 ) -> tuple[torch.nn.Module, ProcessorMixin]:
     """Load a vision-language model and its processor, with an optional LoRA adapter on top.
@@ -105,6 +109,7 @@ def load_finedefics_model(
         is_trainable: Keep the adapter's weights trainable (to continue training it).
         device_map: Passed to `from_pretrained` (e.g. "auto" for multi-GPU inference).
         revision / adapter_revision: Hub revisions of the base model and of the adapter.
+        processor_kwargs: `AutoProcessor.from_pretrained` arguments (e.g. `do_image_splitting=False`).
         model_kwargs: Extra `from_pretrained` arguments (e.g. `attn_implementation`).
 
     Returns:
@@ -127,7 +132,13 @@ def load_finedefics_model(
         **model_kwargs,
     )
     get_backbone(model)  # fail early, with the list of supported families, on an unsupported architecture
-    processor = load_processor(model_id_or_path, adapter, revision=revision, adapter_revision=adapter_revision)
+    processor = load_processor(
+        model_id_or_path,
+        adapter,
+        revision=revision,
+        adapter_revision=adapter_revision,
+        processor_kwargs=processor_kwargs,
+    )
     if adapter is not None:
         model = PeftModel.from_pretrained(model, adapter, revision=adapter_revision, is_trainable=is_trainable)
         if merge_adapter:

@@ -204,7 +204,7 @@ class FinedeficsRun:
             model,
             args,
             train_dataset=self.triples(without_attributes=variant == "contrastive_object_category"),
-            processing_class=AutoProcessor.from_pretrained(self.base_model),
+            processing_class=AutoProcessor.from_pretrained(self.base_model, **model_args.processor_kwargs),
             peft_config=model_args.lora_config(model),
         )
         trainer.train(resume_from_checkpoint=_last_checkpoint(output_dir))

@@ -28,6 +28,7 @@ from trl import SFTTrainer
 from .backbones import get_backbone
 from .collators import ContrastiveAlignmentCollator
 from .contrastive_trainer import ContrastiveAlignmentModel, stage1_objective
+from .hub import FinedeficsModelCardMixin
 from .instruction_config import InstructionTuningConfig
 from .losses import AttributeAugmentedContrastiveLoss
 from .merging import merge_adapter
@@ -111,14 +112,16 @@ def prepare_stage2_base(model_args: FinedeficsModelArguments, training_args: Ins
     base = base or adapter_base_model(training_args.stage1_adapter)
     if base is None:
         raise ValueError(f"stage1_adapter {training_args.stage1_adapter!r} is not a peft adapter folder or repo.")
-    merged_dir = Path(training_args.merged_base_dir or Path(training_args.output_dir) / "stage1-merged").resolve()
+    # Beside output_dir, not inside it: pushing the stage II adapter must not upload a full merged model.
+    default_dir = Path(f"{Path(training_args.output_dir)}-stage1-merged")
+    merged_dir = Path(training_args.merged_base_dir or default_dir).resolve()
     with training_args.main_process_first(desc="merging the stage I adapter"):
         if not (merged_dir / "config.json").is_file():
             merge_adapter(training_args.stage1_adapter, merged_dir, base_model=base, dtype=model_args.dtype)
     return str(merged_dir)
 
 
-class InstructionTuningTrainer(SFTTrainer):
+class InstructionTuningTrainer(FinedeficsModelCardMixin, SFTTrainer):
     """`SFTTrainer` with an optional auxiliary loss on a second data stream, for the one-stage paradigm (Table 3c):
     each training step adds `auxiliary_loss_weight * auxiliary_loss(model, batch)` on a batch of
     `auxiliary_dataset` collated by `auxiliary_collator`. Without an auxiliary loss it is `SFTTrainer`."""
@@ -213,6 +216,7 @@ def build_stage2_trainer(
         quantization=model_args.quantization_config(),
         dtype=model_args.dtype,
         is_trainable=True,
+        processor_kwargs=model_args.processor_kwargs,
         **model_kwargs,
     )
     auxiliary = {}
@@ -241,9 +245,13 @@ def train_stage2(
     training_args: InstructionTuningConfig,
     train_dataset: Dataset,
     auxiliary_dataset: Dataset | None = None,
+    dataset_name: str | None = None,
 ) -> Path:
     """Run stage II and save the adapter with the processor to `output_dir`, which is returned."""
     trainer = build_stage2_trainer(model_args, training_args, train_dataset, auxiliary_dataset)
     trainer.train(resume_from_checkpoint=training_args.resume_from_checkpoint)
-    trainer.save_model(training_args.output_dir)
+    if training_args.push_to_hub:
+        trainer.push_to_hub(dataset_name=dataset_name)  # saves, writes the model card and uploads once
+    else:
+        trainer.save_model(training_args.output_dir)
     return Path(os.fspath(training_args.output_dir))

@@ -37,7 +37,7 @@ TinyArchitecture = Literal["idefics2", "llava"]
 TINY_ARCHITECTURES: tuple[TinyArchitecture, ...] = ("idefics2", "llava")
 
 # Bump when the tiny configs change so cached folders are rebuilt.
-_TINY_VERSION = 1
+_TINY_VERSION = 2
 _IMAGE_SIZE = 32
 _PATCH_SIZE = 8
 _MARKER = "tiny_checkpoint.json"
@@ -102,6 +102,9 @@ def _text_config(model_type: str, vocab_size: int, pad_token_id: int, eos_token_
         "bos_token_id": 1,
         "eos_token_id": eos_token_id,
         "tie_word_embeddings": False,
+        # Trained LLMs have LM-head rows large enough for confident predictions; with the default 0.02 a
+        # 64-dim head caps every logit near 1, and adapters (which never touch the head) could not learn.
+        "initializer_range": 0.2,
     }
 
 

@@ -34,10 +34,13 @@ def _reference(o, a, c, na, nc, temperature, labels=None):
     ao = sum(term((a[i], i), o, []) for i in range(batch)) / batch
     ac = sum(term((a[i], i), c, nc[i]) for i in range(batch)) / batch
     ca = sum(term((c[i], i), a, na[i]) for i in range(batch)) / batch
-    ccc = sum(
-        -math.log(1 / sum(math.exp(_sim(c[i], nc[i, k], temperature)) for k in range(num_negatives)))
-        for i in range(batch)
-    ) / batch
+    ccc = (
+        sum(
+            -math.log(1 / sum(math.exp(_sim(c[i], nc[i, k], temperature)) for k in range(num_negatives)))
+            for i in range(batch)
+        )
+        / batch
+    )
     return {"oac": (oa + ao) / 2, "acc": (ac + ca) / 2, "ccc": ccc}
 
 

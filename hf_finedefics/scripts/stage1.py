@@ -56,13 +56,14 @@ def train_stage1(
         training_args,
         train_dataset=train_dataset,
         eval_dataset=eval_dataset,
-        processing_class=AutoProcessor.from_pretrained(model_args.model_name_or_path),
+        processing_class=AutoProcessor.from_pretrained(model_args.model_name_or_path, **model_args.processor_kwargs),
         peft_config=model_args.lora_config(model) if script_args.use_peft else None,
     )
     trainer.train(resume_from_checkpoint=training_args.resume_from_checkpoint)
-    trainer.save_model(training_args.output_dir)
     if training_args.push_to_hub:
-        trainer.push_to_hub(dataset_name=script_args.dataset_name)
+        trainer.push_to_hub(dataset_name=script_args.dataset_name)  # saves, writes the model card and uploads once
+    else:
+        trainer.save_model(training_args.output_dir)
     return Path(training_args.output_dir)
 
 

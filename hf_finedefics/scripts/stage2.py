@@ -41,7 +41,9 @@ def main(argv: list[str] | None = None) -> None:
         auxiliary_dataset = load_dataset_split(
             script_args.dataset_name, script_args.auxiliary_dataset_config, script_args.dataset_split
         )
-    output_dir = train_stage2(model_args, training_args, train_dataset, auxiliary_dataset)
+    output_dir = train_stage2(
+        model_args, training_args, train_dataset, auxiliary_dataset, dataset_name=script_args.dataset_name
+    )
     print(f"Stage II adapter saved to {output_dir}")
 
 

@@ -106,7 +106,7 @@ def test_stage2_from_stage1_adapter(tiny_model_path, stage1_adapter, instruction
     assert len(losses) == 2 and all(math.isfinite(loss) for loss in losses)
 
     # Stage II starts from the base with the stage I update folded in...
-    merged_dir = output_dir / "stage1-merged"
+    merged_dir = tmp_path / "stage2-stage1-merged"
     base_model, _ = load_finedefics_model(tiny_model_path)
     stage1_model, _ = load_finedefics_model(stage1_adapter)
     merged_weights = AutoModelForImageTextToText.from_pretrained(merged_dir).state_dict()
@@ -136,7 +136,7 @@ def test_stage2_qlora_without_stage1(tiny_model_path, instructions, tmp_path):
     trainer.save_model(config.output_dir)
     adapter_config = json.loads((tmp_path / "qlora" / "adapter_config.json").read_text())
     assert adapter_config["base_model_name_or_path"] == str(tiny_model_path)
-    assert not (tmp_path / "qlora" / "stage1-merged").exists()
+    assert not (tmp_path / "qlora-stage1-merged").exists()
     lora_weights = load_file(tmp_path / "qlora" / "adapter_model.safetensors")
     assert lora_weights and all(torch.isfinite(w).all() for w in lora_weights.values())
     # The LoRA B matrices start at zero (gaussian init only draws A): training moved them.
