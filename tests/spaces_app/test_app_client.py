@@ -10,9 +10,9 @@ from gradio_client import Client, handle_file
 from gradio_client.exceptions import AppError
 from PIL import Image
 
+from hf_finedefics import demo as demo_app
 from hf_finedefics.evaluation import shipped_option_file
 from hf_finedefics.evaluation.scoring import display_class_name
-from hf_finedefics.scripts.demo import load_app
 from hf_finedefics.synthetic import synthetic_categories
 
 from .conftest import REPO_ROOT, free_port, start_server, stop, wait_until_serving
@@ -116,19 +116,17 @@ def test_missing_image_gets_a_message(client):
 
 
 def test_inference_goes_through_the_queue_with_a_concurrency_limit(demo_checkpoint):
-    app = load_app()
-    demo = app.build_demo(str(demo_checkpoint))
+    demo = demo_app.build_demo(str(demo_checkpoint))
     events = {fn.api_name: fn for fn in demo.fns.values()}
-    assert events["recognize"].queue and events["recognize"].concurrency_limit == app.CONCURRENCY_LIMIT == 2
+    assert events["recognize"].queue and events["recognize"].concurrency_limit == demo_app.CONCURRENCY_LIMIT == 2
     assert events["model_status"].queue and events["model_status"].concurrency_limit == 1
-    assert demo._queue.max_size == app.QUEUE_MAX_SIZE
+    assert demo._queue.max_size == demo_app.QUEUE_MAX_SIZE
 
 
 def test_category_embeddings_are_cached_per_set(demo_checkpoint, critter_image):
-    app = load_app()
-    demo_model = app.DemoModel(str(demo_checkpoint))
+    demo_model = demo_app.DemoModel(str(demo_checkpoint))
     image = Image.open(critter_image[0]).convert("RGB")
-    sets = app.category_sets()
+    sets = demo_app.category_sets()
     for category_set in ("embedded-default", "pet-37", "embedded-default"):
         demo_model.recognize(image, sets[category_set], top_k=3)
     cache = demo_model.category_embeddings.cache_info()
@@ -146,7 +144,7 @@ def test_without_a_configured_model_the_embedded_default_is_resolved(monkeypatch
 
     monkeypatch.setattr(hf_finedefics.pipeline, "ensure_default_model", built_default)
     reports = []
-    demo_model = load_app().DemoModel()
+    demo_model = demo_app.DemoModel()
     assert "embedded default" in demo_model.source
     model, _ = demo_model.load(progress=lambda fraction, message: reports.append((fraction, message)))
     assert reports == [(0.5, "Building the default model: stage I"), (1.0, "Loading the model")]
