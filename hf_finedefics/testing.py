@@ -88,6 +88,18 @@ def _byte_level_tokenizer(special_tokens: list[str], **special_token_kwargs: str
     return PreTrainedTokenizerFast(tokenizer_object=tokenizer, **special_token_kwargs)
 
 
+def _vision_config(**extra) -> dict:
+    return {
+        "hidden_size": 32,
+        "intermediate_size": 64,
+        "num_hidden_layers": 2,
+        "num_attention_heads": 2,
+        "image_size": _IMAGE_SIZE,
+        "patch_size": _PATCH_SIZE,
+        **extra,
+    }
+
+
 def _text_config(model_type: str, vocab_size: int, pad_token_id: int, eos_token_id: int) -> dict:
     return {
         "model_type": model_type,
@@ -120,14 +132,7 @@ def _idefics2(output_dir: Path) -> None:
     tokenizer = processor.tokenizer
     config = Idefics2Config(
         text_config=_text_config("mistral", len(tokenizer), tokenizer.pad_token_id, tokenizer.eos_token_id),
-        vision_config={
-            "hidden_size": 32,
-            "intermediate_size": 64,
-            "num_hidden_layers": 2,
-            "num_attention_heads": 2,
-            "image_size": _IMAGE_SIZE,
-            "patch_size": _PATCH_SIZE,
-        },
+        vision_config=_vision_config(),
         perceiver_config={
             "hidden_size": 64,
             "resampler_n_latents": 8,
@@ -171,16 +176,7 @@ def _llava(output_dir: Path) -> None:
     )
     config = LlavaConfig(
         text_config=_text_config("llama", len(tokenizer), tokenizer.pad_token_id, tokenizer.eos_token_id),
-        vision_config={
-            "model_type": "clip_vision_model",
-            "hidden_size": 32,
-            "intermediate_size": 64,
-            "num_hidden_layers": 2,
-            "num_attention_heads": 2,
-            "image_size": _IMAGE_SIZE,
-            "patch_size": _PATCH_SIZE,
-            "projection_dim": 32,
-        },
+        vision_config=_vision_config(model_type="clip_vision_model", projection_dim=32),
         image_token_id=tokenizer.convert_tokens_to_ids("<image>"),
         vision_feature_layer=-2,
         vision_feature_select_strategy="default",
@@ -216,14 +212,7 @@ def _clip(output_dir: Path) -> None:
             "eos_token_id": tokenizer.eos_token_id,
             "pad_token_id": tokenizer.pad_token_id,
         },
-        vision_config={
-            "hidden_size": 32,
-            "intermediate_size": 64,
-            "num_hidden_layers": 2,
-            "num_attention_heads": 2,
-            "image_size": _IMAGE_SIZE,
-            "patch_size": _PATCH_SIZE,
-        },
+        vision_config=_vision_config(),
         projection_dim=32,
     )
     CLIPModel(config).save_pretrained(output_dir)
