@@ -1,0 +1,77 @@
+"""Object and text last-token embeddings (paper sections 2 and 3.2) on both tiny architectures."""
+
+import pytest
+import torch
+from PIL import Image
+
+from hf_finedefics.backbones import get_backbone
+from hf_finedefics.embeddings import (
+    encode_images,
+    encode_texts,
+    image_inputs,
+    last_token_pool,
+    text_embeddings,
+    tokenize_texts,
+)
+
+TEXTS = ["Chihuahua", "A small dog with large upright ears, a round head and a short smooth coat.", "Maltese dog"]
+
+
+def test_last_token_pool_reads_the_mask():
+    hidden = torch.arange(2 * 4 * 1, dtype=torch.float).view(2, 4, 1)
+    right = torch.tensor([[1, 1, 0, 0], [1, 1, 1, 1]])
+    left = torch.tensor([[0, 0, 1, 1], [1, 1, 1, 1]])
+    assert last_token_pool(hidden, right).flatten().tolist() == [1.0, 7.0]
+    assert last_token_pool(hidden, left).flatten().tolist() == [3.0, 7.0]
+
+
+@pytest.mark.parametrize("padding_side", ["left", "right"])
+def test_text_embeddings_ignore_padding(tiny_model_and_processor, padding_side):
+    model, processor = tiny_model_and_processor
+    backbone = get_backbone(model)
+    tokenizer = processor.tokenizer
+    tokenizer.padding_side = padding_side
+    batch = tokenize_texts(tokenizer, TEXTS, backbone.eos_token_id)
+    assert (batch["input_ids"][batch["attention_mask"].bool()].view(-1) == backbone.eos_token_id).sum() == len(TEXTS)
+    with torch.no_grad():
+        batched = text_embeddings(backbone, batch["input_ids"], batch["attention_mask"])
+        for i, text in enumerate(TEXTS):
+            single = tokenize_texts(tokenizer, [text], backbone.eos_token_id)
+            alone = text_embeddings(backbone, single["input_ids"], single["attention_mask"])
+            torch.testing.assert_close(batched[i], alone[0], rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(batched.norm(dim=-1), torch.ones(len(TEXTS)))
+
+
+def test_object_embedding_is_visual_tokens_plus_eos_through_the_llm(tiny_model_and_processor):
+    model, processor = tiny_model_and_processor
+    backbone = get_backbone(model)
+    images = [Image.new("RGB", (40, 30), (200, 30 * i, 10)) for i in range(3)]
+    embeddings = encode_images(model, processor, images, batch_size=2)
+    assert embeddings.shape == (3, model.config.get_text_config().hidden_size)
+
+    with torch.no_grad():
+        inputs = image_inputs(processor, images[:1], backbone)
+        visual = backbone.image_features(inputs).pooler_output[0]
+        eos = backbone.input_embeddings(torch.tensor([backbone.eos_token_id]))
+        sequence = torch.cat([visual, eos])[None]
+        hidden = backbone.language_model(inputs_embeds=sequence).last_hidden_state[0, -1]
+    torch.testing.assert_close(embeddings[0], torch.nn.functional.normalize(hidden, dim=-1), rtol=1e-4, atol=1e-5)
+    assert not torch.allclose(embeddings[0], embeddings[1])
+
+
+def test_mean_pooling_and_no_eos_variants_differ(tiny_model_and_processor):
+    model, processor = tiny_model_and_processor
+    images = [Image.new("RGB", (32, 32), (10, 200, 30))]
+    last = encode_images(model, processor, images)
+    assert not torch.allclose(last, encode_images(model, processor, images, pooling="mean"))
+    assert not torch.allclose(last, encode_images(model, processor, images, append_eos=False))
+    assert encode_texts(model, processor, TEXTS, pooling="mean").shape == (3, last.shape[1])
+
+
+def test_unsupported_family_is_named(tiny_model_and_processor):
+    model, _ = tiny_model_and_processor
+    model.config.model_type = "qwen2_vl"
+    with pytest.raises(
+        ValueError, match=r"'qwen2_vl' has no Finedefics backbone adapter; supported: \['idefics2', 'llava'\]"
+    ):
+        get_backbone(model)
