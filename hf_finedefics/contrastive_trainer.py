@@ -176,6 +176,8 @@ class ContrastiveAlignmentTrainer(FinedeficsModelCardMixin, Trainer):
                     gradient_checkpointing_kwargs=args.activation_checkpointing_kwargs,
                 )
             model = get_peft_model(model, peft_config)
+        elif not isinstance(model, PeftModel):
+            backbone.freeze_vision_encoder()
         if args.activation_checkpointing:
             # Inputs of a frozen embedding layer do not require grad; checkpointed blocks need one that does.
             backbone.model.enable_input_require_grads()

@@ -245,3 +245,22 @@ def test_two_process_ddp_matches_single_process(tmp_path):
     assert single_result["lora"].keys() == ddp_result["lora"].keys()
     for name, weight in single_result["lora"].items():
         torch.testing.assert_close(ddp_result["lora"][name], weight, rtol=1e-4, atol=1e-6, msg=name)
+
+
+def test_full_fine_tuning_keeps_the_vision_encoder_frozen(tiny_checkpoint, triples, tmp_path):
+    model = AutoModelForImageTextToText.from_pretrained(tiny_checkpoint)
+    vision = get_backbone(model).vision_encoder
+    before = {name: p.detach().clone() for name, p in vision.named_parameters()}
+    trainer = ContrastiveAlignmentTrainer(
+        model, _config(tmp_path, max_steps=1, learning_rate=1e-2), train_dataset=triples
+    )
+    trainer.train()
+    assert all(torch.equal(p, before[name]) for name, p in vision.named_parameters())
+    assert not any(p.requires_grad for p in vision.parameters())
+    projector = [
+        p for n, p in trainer.model.named_parameters() if "modality_projection" in n or "multi_modal_projector" in n
+    ]
+    assert projector and all(p.requires_grad for p in projector)
+    trainer.save_model(str(tmp_path / "full"))
+    reloaded = AutoModelForImageTextToText.from_pretrained(tmp_path / "full")
+    torch.testing.assert_close(reloaded.lm_head.weight, model.lm_head.weight)

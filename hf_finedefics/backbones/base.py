@@ -53,6 +53,8 @@ class VisionLanguageBackbone:
     model_types: ClassVar[tuple[str, ...]] = ()
     # peft `target_modules` regex: LoRA on the LLM and the connector, never the vision encoder.
     lora_target_modules: ClassVar[str]
+    # Attribute of the inner `model.model` holding the vision encoder V (frozen in both stages).
+    vision_encoder_name: ClassVar[str]
     # Processor outputs that carry the image.
     image_input_names: ClassVar[tuple[str, ...]] = ("pixel_values",)
 
@@ -68,6 +70,14 @@ class VisionLanguageBackbone:
     def input_embeddings(self) -> nn.Embedding:
         """The embedding layer E of the LLM."""
         return self.model.get_input_embeddings()
+
+    @property
+    def vision_encoder(self) -> nn.Module:
+        return getattr(self.model.model, self.vision_encoder_name)
+
+    def freeze_vision_encoder(self) -> None:
+        """Full fine-tuning keeps V frozen like LoRA does (the paper trains only the connector and the LLM)."""
+        self.vision_encoder.requires_grad_(False)
 
     @property
     def eos_token_id(self) -> int:

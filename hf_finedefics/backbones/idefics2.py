@@ -9,4 +9,5 @@ class Idefics2Backbone(VisionLanguageBackbone):
 
     model_types = ("idefics2",)
     lora_target_modules = r".*(text_model|modality_projection|perceiver_resampler).*(q_proj|k_proj|v_proj|o_proj|gate_proj|up_proj|down_proj)$"
+    vision_encoder_name = "vision_model"
     image_input_names = ("pixel_values", "pixel_attention_mask")

@@ -19,6 +19,8 @@ def test_stage2_cli_from_a_saved_dataset(tiny_model_path, stage1_adapter, instru
     )
     cli(["stage2", "--config", str(recipe), "--output_dir", str(output_dir), "--instruction_types", "open_set"])
     adapter_config = json.loads((output_dir / "adapter_config.json").read_text())
-    assert adapter_config["base_model_name_or_path"] == str(output_dir.parent.joinpath(f"{output_dir.name}-stage1-merged").resolve())
+    assert adapter_config["base_model_name_or_path"] == str(
+        output_dir.parent.joinpath(f"{output_dir.name}-stage1-merged").resolve()
+    )
     lora_b = [w for name, w in load_file(output_dir / "adapter_model.safetensors").items() if "lora_B" in name]
     assert lora_b and any(w.abs().sum() > 0 for w in lora_b)  # B starts at zero: one step moved it
