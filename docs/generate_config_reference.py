@@ -82,6 +82,8 @@ def render() -> str:
     from hf_finedefics.contrastive_config import ContrastiveAlignmentConfig
     from hf_finedefics.instruction_config import InstructionTuningConfig
     from hf_finedefics.model_config import FinedeficsModelArguments
+    from hf_finedefics.pipeline import AnalysisSettings, EvaluationSettings, RunConfig
+    from hf_finedefics.synthetic import SyntheticFGVRConfig
     from hf_finedefics.scripts import build_dataset, push_dataset
     from hf_finedefics.scripts.analyze import AnalysisArguments
     from hf_finedefics.scripts.demo import DemoArguments
@@ -100,6 +102,19 @@ def render() -> str:
         "recipe (`--config recipe.yaml`) and from `--flags`; flags override the recipe, and an unknown key fails "
         "naming it. Defaults are the paper's settings where the paper gives one; the shipped recipes are in "
         "`recipes/`.",
+        "## `finedefics run`: the whole pipeline",
+        "`finedefics run [RECIPE] [--output_dir DIR] [--seed N] [--variants ...]`; without a recipe, the embedded "
+        "default (`recipes/tiny/config_run.yaml`). A run recipe's top-level keys are below; its sections take the "
+        "keys of the commands' configs: `model` (`FinedeficsModelArguments`), `stage1` (`ContrastiveAlignmentConfig`), "
+        "`stage2` (`InstructionTuningConfig`), `evaluation` and `analysis` (tables below), and `data` with either "
+        "`synthetic` (`SyntheticFGVRConfig`, below) or `build` (the `build-dataset` options, with underscores).",
+        dataclass_table(RunConfig),
+        "### `evaluation` section (`EvaluationSettings`)",
+        dataclass_table(EvaluationSettings),
+        "### `analysis` section (`AnalysisSettings`)",
+        dataclass_table(AnalysisSettings),
+        "### `data.synthetic` section (`SyntheticFGVRConfig`): the embedded default dataset",
+        dataclass_table(SyntheticFGVRConfig),
         "## `finedefics stage1`: attribute augmented contrastive learning",
         "`finedefics stage1 --config recipes/idefics2-8b/stage1/config_qlora.yaml`, or with accelerate "
         "`accelerate launch ... -m hf_finedefics.scripts.stage1 --config ...`.",

@@ -93,7 +93,13 @@ class RunConfig:
     variants: list[str] = field(
         default_factory=lambda: list(VARIANTS), metadata={"help": f"Table 3 variants to run: {', '.join(VARIANTS)}."}
     )
-    data: dict[str, Any] = field(default_factory=dict, metadata={"help": "`synthetic: {...}` or `dataset: folder`."})
+    data: dict[str, Any] = field(
+        default_factory=dict,
+        metadata={
+            "help": "`synthetic: {...}` (generated), `build: {...}` (build-dataset options) or `dataset: folder` "
+            "(already built)."
+        },
+    )
     model: dict[str, Any] = field(default_factory=dict, metadata={"help": "FinedeficsModelArguments."})
     stage1: dict[str, Any] = field(default_factory=dict, metadata={"help": "ContrastiveAlignmentConfig."})
     stage2: dict[str, Any] = field(default_factory=dict, metadata={"help": "InstructionTuningConfig."})
@@ -104,6 +110,14 @@ class RunConfig:
         unknown = set(self.variants) - set(VARIANTS)
         if unknown:
             raise ValueError(f"Unknown variants {sorted(unknown)}; choose from {list(VARIANTS)}.")
+        if len(set(self.data) & {"synthetic", "build", "dataset"}) != 1 or set(self.data) - {
+            "synthetic",
+            "build",
+            "dataset",
+        }:
+            raise ValueError(
+                f"The recipe's data section needs exactly one of synthetic, build, dataset; got {sorted(self.data)}."
+            )
 
 
 def _parse(cls: type, values: dict[str, Any], section: str) -> Any:
@@ -148,7 +162,7 @@ class FinedeficsRun:
     # Paths
     @property
     def data_dir(self) -> Path:
-        return self.output_dir / "data"
+        return Path(self.config.data["dataset"]) if "dataset" in self.config.data else self.output_dir / "data"
 
     def stage_dir(self, variant: str, stage: str) -> Path:
         return self.output_dir / variant / stage
@@ -169,12 +183,12 @@ class FinedeficsRun:
     def step_build(self) -> None:
         if (self.data_dir / "README.md").is_file():
             return
+        if "dataset" in self.config.data:
+            raise FileNotFoundError(f"data.dataset {self.data_dir} is not a dataset folder built by build-dataset.")
         synthetic = self.synthetic
         if synthetic is not None:
             build_synthetic_dataset(synthetic, self.data_dir, self.output_dir / "source")
             return
-        if "build" not in self.config.data:
-            raise ValueError(f"The recipe's data section needs `synthetic`, or `build` to create {self.data_dir}.")
         from dataset_builders import BuildConfig, build_dataset
 
         build_dataset(

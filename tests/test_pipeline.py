@@ -8,6 +8,7 @@ from datasets import load_dataset
 
 from hf_finedefics.pipeline import (
     VARIANTS,
+    FinedeficsRun,
     build_synthetic_dataset,
     load_run_config,
     object_category_triples,
@@ -72,14 +73,15 @@ def test_run_chains_every_step_and_skips_finished_ones(tmp_path):
 def test_unknown_recipe_key_is_named(tmp_path):
     recipe = tmp_path / "recipe.yaml"
     recipe.write_text(yaml.safe_dump({**SMALL_RECIPE, "stage1": {"learning_rat": 1e-3}}))
-    config = load_run_config(recipe)
-    from hf_finedefics.pipeline import FinedeficsRun
-
-    run = FinedeficsRun(config)
+    run = FinedeficsRun(load_run_config(recipe))
     with pytest.raises(ValueError, match=r"\['learning_rat'\] in the recipe's `stage1` section"):
         run.step_stage1("finedefics")
     with pytest.raises(ValueError, match="Unknown variants"):
         load_run_config(recipe, variants=["finedefics", "magic"])
+    with pytest.raises(ValueError, match="exactly one of synthetic, build, dataset"):
+        load_run_config(recipe, data={"synthetic": {}, "dataset": str(tmp_path)})
+    with pytest.raises(FileNotFoundError, match="not a dataset folder built by build-dataset"):
+        FinedeficsRun(load_run_config(recipe, data={"dataset": str(tmp_path)})).step_build()
 
 
 def test_embedded_default_recipe_parses():
