@@ -275,32 +275,45 @@ class FinedeficsRun:
             superclasses=superclasses,
         )
 
+    def analysis_splits(self) -> dict[str, tuple[Dataset, Dataset]]:
+        """{evaluation dataset: (test split, train split)} with ClassLabel labels, for the analyses."""
+        from dataset_builders import load_source
+
+        if self.synthetic is not None:
+            source, superclass = str(self.output_dir / "source"), self.synthetic.superclass
+            return {
+                "imagefolder": tuple(
+                    load_source("imagefolder", source, split, superclass) for split in ("test", "train")
+                )
+            }
+        root = Path(self.evaluation.data_dir)
+        return {
+            name: (load_source(name, str(root / name), "test"), load_source(name, str(root / name), "train"))
+            for name in self.evaluation.datasets
+        }
+
     def step_analyze(self, variant: str) -> None:
         from .analysis import run_analysis
         from .evaluation.runner import predictions_path
 
-        output_dir = self.output_dir / "analysis" / variant
-        if (output_dir / "report.json").is_file() or self.synthetic is None:
+        splits = self.analysis_splits()
+        if all((self.output_dir / "analysis" / variant / name / "report.json").is_file() for name in splits):
             return
-        source = load_dataset("imagefolder", data_dir=str(self.output_dir / "source"))
-        dataset = _with_category_labels(source["test"], self.output_dir / "source")
-        train = _with_category_labels(source["train"], self.output_dir / "source")
         model, processor = load_finedefics_model(self.model_dir(variant))
-        predictions = predictions_path(
-            self.output_dir / "evaluation", variant, "imagefolder", self.evaluation.scorers[0]
-        )
-        run_analysis(
-            model.eval(),
-            processor,
-            dataset,
-            output_dir,
-            analyses=self.analysis.analyses,
-            probe_train_dataset=train,
-            predictions=predictions if predictions.is_file() else None,
-            tsne_max_per_class=self.analysis.tsne_max_per_class,
-            seed=self.config.seed,
-            title=VARIANT_TITLES[variant],
-        )
+        for name, (test, train) in splits.items():
+            predictions = predictions_path(self.output_dir / "evaluation", variant, name, self.evaluation.scorers[0])
+            run_analysis(
+                model.eval(),
+                processor,
+                test,
+                self.output_dir / "analysis" / variant / name,
+                analyses=self.analysis.analyses,
+                probe_train_dataset=train,
+                predictions=predictions if predictions.is_file() else None,
+                tsne_max_per_class=self.analysis.tsne_max_per_class,
+                seed=self.config.seed,
+                title=f"{VARIANT_TITLES[variant]}, {name}",
+            )
 
     def run(self) -> dict[str, Any]:
         variants = self.config.variants
@@ -329,16 +342,6 @@ class FinedeficsRun:
 def _last_checkpoint(output_dir: Path) -> str | None:
     checkpoints = sorted(output_dir.glob("checkpoint-*"), key=lambda path: int(path.name.split("-")[-1]))
     return str(checkpoints[-1]) if checkpoints else None
-
-
-def _with_category_labels(dataset: Dataset, source_dir: Path) -> Dataset:
-    """Imagefolder rows carry `category` as text; analyses want a ClassLabel `label` in the categories' order."""
-    from datasets import ClassLabel
-
-    names = [c["name"] for c in json.loads((source_dir / "synthetic_fgvr.json").read_text())["categories"]]
-    dataset = dataset.remove_columns([c for c in ("label",) if c in dataset.column_names])
-    dataset = dataset.map(lambda row: {"label": names.index(row["category"])})
-    return dataset.cast_column("label", ClassLabel(names=names))
 
 
 def object_category_triples(triples: Dataset) -> Dataset:

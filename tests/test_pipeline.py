@@ -60,8 +60,8 @@ def test_run_chains_every_step_and_skips_finished_ones(tmp_path):
     accuracies = json.loads((run / "table3.json").read_text())
     assert all(0.0 <= accuracies[v][s] <= 100.0 for v in VARIANTS for s in ("likelihood", "generation"))
     assert (run / "evaluation" / "report.md").is_file()
-    assert (run / "analysis" / "finedefics" / "tsne_objects_categories.png").stat().st_size > 0
-    assert (run / "analysis" / "zero_shot" / "confusion_matrix.png").stat().st_size > 0
+    assert (run / "analysis" / "finedefics" / "imagefolder" / "tsne_objects_categories.png").stat().st_size > 0
+    assert (run / "analysis" / "zero_shot" / "imagefolder" / "confusion_matrix.png").stat().st_size > 0
 
     adapter = run / "finedefics" / "stage1" / "adapter_model.safetensors"
     before = adapter.stat().st_mtime_ns
