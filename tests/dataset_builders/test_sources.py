@@ -1,17 +1,15 @@
 import json
 import logging
 import re
-from pathlib import Path
 
 import numpy as np
 import pytest
 
 from dataset_builders import load_cub_attributes, load_source
 from dataset_builders.sources import FLOWER_NAMES, SourceFormatError
+from hf_finedefics.evaluation import shipped_option_file
 
 from . import layouts
-
-MC_OPTIONS = Path(__file__).resolve().parents[3] / "shared" / "eval" / "mc_options"
 
 
 def normalise(name: str) -> str:
@@ -20,10 +18,7 @@ def normalise(name: str) -> str:
 
 def mc_option_names(source: str) -> set[str]:
     """Class names of the evaluation option file of `source` (the names our readers must produce)."""
-    files = list(MC_OPTIONS.glob(f"{source}-*.json"))
-    if not files:
-        pytest.skip(f"evaluation option files not found under {MC_OPTIONS}")
-    return {normalise(name) for name in json.loads(files[0].read_text())}
+    return {normalise(name) for name in json.loads(shipped_option_file(source).read_text())}
 
 
 def palette_index(image) -> int:
