@@ -109,7 +109,7 @@ def test_logs_every_term(tiny_checkpoint, triples, tmp_path):
 def test_training_lowers_contrastive_terms(tiny_checkpoint, tmp_path):
     triples = synthetic_triples(num_categories=8, train_per_category=8, test_per_category=1)
     model = AutoModelForImageTextToText.from_pretrained(tiny_checkpoint)
-    config = _config(tmp_path, max_steps=160, learning_rate=2e-3, logging_steps=20, num_train_epochs=100)
+    config = _config(tmp_path, max_steps=200, learning_rate=2e-3, logging_steps=20, num_train_epochs=100)
     trainer = _trainer(model, config, triples)
     trainer.train()
     history = [entry for entry in trainer.state.log_history if "loss_oac" in entry]
