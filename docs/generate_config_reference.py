@@ -83,7 +83,6 @@ def render() -> str:
     from hf_finedefics.instruction_config import InstructionTuningConfig
     from hf_finedefics.model_config import FinedeficsModelArguments
     from hf_finedefics.pipeline import AnalysisSettings, EvaluationSettings, RunConfig
-    from hf_finedefics.synthetic import SyntheticFGVRConfig
     from hf_finedefics.scripts import build_dataset, push_dataset
     from hf_finedefics.scripts.analyze import AnalysisArguments
     from hf_finedefics.scripts.demo import DemoArguments
@@ -92,6 +91,7 @@ def render() -> str:
     from hf_finedefics.scripts.push_adapter import PushAdapterArguments
     from hf_finedefics.scripts.stage1 import Stage1ScriptArguments
     from hf_finedefics.scripts.stage2 import Stage2ScriptArguments
+    from hf_finedefics.synthetic import SyntheticFGVRConfig
 
     training_arguments = "https://huggingface.co/docs/transformers/main_classes/trainer#transformers.TrainingArguments"
     sft_config = "https://huggingface.co/docs/trl/sft_trainer#trl.SFTConfig"
