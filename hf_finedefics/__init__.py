@@ -16,6 +16,7 @@ _EXPORTS = {
     "ContrastiveAlignmentModel": "contrastive_trainer",
     "ContrastiveAlignmentCollator": "collators",
     "stage1_objective": "contrastive_trainer",
+    "train_stage1": "contrastive_trainer",
     "AttributeAugmentedContrastiveLoss": "losses",
     "attribute_augmented_losses": "losses",
     "InstructionTuningConfig": "instruction_config",

@@ -22,6 +22,7 @@ from .contrastive_config import ContrastiveAlignmentConfig
 from .embeddings import object_embeddings, text_embeddings
 from .hub import FinedeficsModelCardMixin
 from .losses import AttributeAugmentedContrastiveLoss, distributed_is_active, in_batch_retrieval_accuracy
+from .model_config import FinedeficsModelArguments
 
 
 @dataclass
@@ -270,3 +271,34 @@ class ContrastiveAlignmentTrainer(FinedeficsModelCardMixin, Trainer):
 
     def _load_best_model(self) -> None:
         self._load_from_checkpoint(self.state.best_model_checkpoint)
+
+
+def train_stage1(
+    model_args: FinedeficsModelArguments,
+    training_args: ContrastiveAlignmentConfig,
+    train_dataset: datasets.Dataset,
+    eval_dataset: datasets.Dataset | None = None,
+    use_peft: bool = True,
+    dataset_name: str | None = None,
+) -> str:
+    """Run stage I from `model_args` and save the adapter (or model) with its processor to `output_dir`, or push
+    it to the Hub when `push_to_hub` is set; returns `output_dir`."""
+    if model_args.model_name_or_path is None:
+        raise ValueError("Stage I needs model_name_or_path.")
+    model = AutoModelForImageTextToText.from_pretrained(
+        model_args.model_name_or_path, **model_args.model_init_kwargs()
+    )
+    trainer = ContrastiveAlignmentTrainer(
+        model,
+        training_args,
+        train_dataset=train_dataset,
+        eval_dataset=eval_dataset,
+        processing_class=AutoProcessor.from_pretrained(model_args.model_name_or_path, **model_args.processor_kwargs),
+        peft_config=model_args.lora_config(model) if use_peft else None,
+    )
+    trainer.train(resume_from_checkpoint=training_args.resume_from_checkpoint)
+    if training_args.push_to_hub:
+        trainer.push_to_hub(dataset_name=dataset_name)  # saves, writes the model card and uploads once
+    else:
+        trainer.save_model(training_args.output_dir)
+    return training_args.output_dir

@@ -30,10 +30,11 @@ from typing import Any
 import numpy as np
 import yaml
 from datasets import Dataset, load_dataset
-from transformers import AutoModelForImageTextToText, AutoProcessor, HfArgumentParser
+from datasets import Image as DatasetImage
+from transformers import HfArgumentParser
 
 from .contrastive_config import ContrastiveAlignmentConfig
-from .contrastive_trainer import ContrastiveAlignmentTrainer
+from .contrastive_trainer import train_stage1
 from .instruction_config import InstructionTuningConfig
 from .model_config import FinedeficsModelArguments
 from .modeling import load_finedefics_model
@@ -207,22 +208,19 @@ class FinedeficsRun:
         output_dir = self.stage_dir(variant, "stage1")
         if (output_dir / "adapter_config.json").is_file():
             return
-        model_args = self._model_args()
         args = _parse(
             ContrastiveAlignmentConfig,
-            {"report_to": "none", **self.config.stage1, "output_dir": str(output_dir), "seed": self.config.seed},
+            {
+                "report_to": "none",
+                **self.config.stage1,
+                "output_dir": str(output_dir),
+                "seed": self.config.seed,
+                "resume_from_checkpoint": _last_checkpoint(output_dir),
+            },
             "stage1",
         )
-        model = AutoModelForImageTextToText.from_pretrained(self.base_model, **model_args.model_init_kwargs())
-        trainer = ContrastiveAlignmentTrainer(
-            model,
-            args,
-            train_dataset=self.triples(without_attributes=variant == "contrastive_object_category"),
-            processing_class=AutoProcessor.from_pretrained(self.base_model, **model_args.processor_kwargs),
-            peft_config=model_args.lora_config(model),
-        )
-        trainer.train(resume_from_checkpoint=_last_checkpoint(output_dir))
-        trainer.save_model(str(output_dir))
+        triples = self.triples(without_attributes=variant == "contrastive_object_category")
+        train_stage1(self._model_args(), args, triples)
 
     def step_stage2(self, variant: str) -> None:
         output_dir = self.stage_dir(variant, "stage2")
@@ -404,7 +402,7 @@ def build_synthetic_dataset(config: SyntheticFGVRConfig, output_dir: Path, sourc
 
 
 def _relative_paths(source: Dataset, root: Path) -> list[str]:
-    stored = source.cast_column("image", source.features["image"].__class__(decode=False))["image"]
+    stored = source.cast_column("image", DatasetImage(decode=False))["image"]
     return [os.path.relpath(image["path"], root) for image in stored]
 
 

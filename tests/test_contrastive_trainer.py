@@ -1,5 +1,6 @@
 """ContrastiveAlignmentTrainer (stage I) on tiny real architectures."""
 
+import json
 import os
 import shutil
 import subprocess
@@ -264,3 +265,19 @@ def test_full_fine_tuning_keeps_the_vision_encoder_frozen(tiny_checkpoint, tripl
     trainer.save_model(str(tmp_path / "full"))
     reloaded = AutoModelForImageTextToText.from_pretrained(tmp_path / "full")
     torch.testing.assert_close(reloaded.lm_head.weight, model.lm_head.weight)
+
+
+def test_stage1_command_trains_and_saves_an_adapter(triples, tmp_path):
+    from hf_finedefics.cli import main as cli
+
+    checkpoint = create_tiny_checkpoint("llava")
+    triples.select(range(8)).save_to_disk(str(tmp_path / "triples"))
+    output_dir = tmp_path / "stage1"
+    cli(
+        ["stage1", "--dataset_name", str(tmp_path / "triples"), "--model_name_or_path", str(checkpoint)]
+        + ["--output_dir", str(output_dir), "--max_steps", "1", "--per_device_train_batch_size", "4"]
+        + ["--report_to", "none", "--use_cpu", "true", "--save_strategy", "no", "--lora_r", "4"]
+    )
+    adapter = json.loads((output_dir / "adapter_config.json").read_text())
+    assert adapter["r"] == 4 and adapter["base_model_name_or_path"] == str(checkpoint)
+    AutoProcessor.from_pretrained(output_dir)
