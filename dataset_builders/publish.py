@@ -23,9 +23,8 @@ import datasets
 import yaml
 from datasets.table import embed_table_storage
 
-from hf_finedefics.prompts import multiple_choice_answer, multiple_choice_prompt, open_set_prompt
-
 from .hard_negatives import HardNegatives
+from .prompts import multiple_choice_answer, multiple_choice_prompt, open_set_prompt
 
 CONFIG_NAMES = ("triples", "instructions", "hard_negatives")
 DEFAULT_MAX_SHARD_BYTES = 500 * 1024 * 1024

@@ -79,6 +79,7 @@ def argparse_help(run_with_help: Callable[[], object]) -> str:
 
 def render() -> str:
     # Imported here so `--help` of this script stays fast and the module imports only what it documents.
+    from dataset_builders.sources.synthetic import SyntheticFGVRConfig
     from hf_finedefics.contrastive_config import ContrastiveAlignmentConfig
     from hf_finedefics.instruction_config import InstructionTuningConfig
     from hf_finedefics.model_config import FinedeficsModelArguments
@@ -91,7 +92,6 @@ def render() -> str:
     from hf_finedefics.scripts.push_adapter import PushAdapterArguments
     from hf_finedefics.scripts.stage1 import Stage1ScriptArguments
     from hf_finedefics.scripts.stage2 import Stage2ScriptArguments
-    from hf_finedefics.synthetic import SyntheticFGVRConfig
 
     training_arguments = "https://huggingface.co/docs/transformers/main_classes/trainer#transformers.TrainingArguments"
     sft_config = "https://huggingface.co/docs/trl/sft_trainer#trl.SFTConfig"

@@ -35,13 +35,13 @@ import pandas as pd
 import torch
 from PIL import Image, ImageOps
 
+from dataset_builders.prompts import OPTION_LETTERS, attribute_generation_prompt
+from dataset_builders.sources.synthetic import SyntheticFGVRConfig, generate_synthetic_fgvr, synthetic_categories
 from hf_finedefics.embeddings import encode_images, encode_texts
 from hf_finedefics.evaluation import DATASETS, GenerationScorer, LikelihoodScorer, shipped_option_file
 from hf_finedefics.evaluation.parsing import normalize_name
 from hf_finedefics.evaluation.scoring import display_class_name, multiple_choice_chat
 from hf_finedefics.modeling import load_finedefics_model
-from hf_finedefics.prompts import OPTION_LETTERS, attribute_generation_prompt
-from hf_finedefics.synthetic import SyntheticFGVRConfig, generate_synthetic_fgvr, synthetic_categories
 
 logger = logging.getLogger(__name__)
 

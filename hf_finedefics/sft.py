@@ -25,6 +25,8 @@ from torch.utils.data import DataLoader
 from transformers import PreTrainedTokenizerBase, ProcessorMixin
 from trl import SFTTrainer
 
+from dataset_builders.prompts import MULTIPLE_CHOICE_INSTRUCTION
+
 from .backbones import get_backbone
 from .collators import ContrastiveAlignmentCollator
 from .contrastive_trainer import ContrastiveAlignmentModel, stage1_objective
@@ -34,7 +36,6 @@ from .losses import AttributeAugmentedContrastiveLoss
 from .merging import merge_adapter
 from .model_config import FinedeficsModelArguments
 from .modeling import adapter_base_model, load_finedefics_model
-from .prompts import MULTIPLE_CHOICE_INSTRUCTION
 
 # (model, batch) -> (weighted loss, unweighted terms to log)
 AuxiliaryLoss = Callable[[torch.nn.Module, dict[str, Any]], tuple[torch.Tensor, dict[str, torch.Tensor]]]

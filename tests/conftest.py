@@ -4,7 +4,7 @@ import datasets
 import pytest
 from transformers import AutoModelForImageTextToText, AutoProcessor
 
-from hf_finedefics.synthetic import category_neighbours, generate_synthetic_fgvr, synthetic_categories
+from dataset_builders.sources.synthetic import category_neighbours, generate_synthetic_fgvr, synthetic_categories
 from hf_finedefics.testing import TINY_ARCHITECTURES, create_tiny_checkpoint
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")

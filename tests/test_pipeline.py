@@ -6,6 +6,7 @@ import pytest
 import yaml
 from datasets import load_dataset
 
+from dataset_builders.sources.synthetic import SyntheticFGVRConfig, attribute_distance, synthetic_categories
 from hf_finedefics.pipeline import (
     VARIANTS,
     FinedeficsRun,
@@ -14,7 +15,6 @@ from hf_finedefics.pipeline import (
     object_category_triples,
     run_pipeline,
 )
-from hf_finedefics.synthetic import SyntheticFGVRConfig, attribute_distance, synthetic_categories
 
 SMALL_RECIPE = {
     "base_model": "testing:idefics2",

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 
-from ..prompts import OPTION_LETTERS
+from dataset_builders.prompts import OPTION_LETTERS
 
 # Markdown emphasis, quotes and brackets that models wrap around a bare letter: "**B**", "(C)", "'A'".
 _WRAPPERS = r"[\s\"'`*_(\[{<]*"

@@ -8,7 +8,8 @@ from collections import Counter, defaultdict
 from pathlib import Path
 from typing import Any
 
-from ..prompts import OPTION_LETTERS
+from dataset_builders.prompts import OPTION_LETTERS
+
 from .items import DATASETS
 
 UNPARSED = "none"

@@ -16,7 +16,8 @@ from typing import Any
 import torch
 from PIL import Image
 
-from ..prompts import OPTION_LETTERS, multiple_choice_prompt
+from dataset_builders.prompts import OPTION_LETTERS, multiple_choice_prompt
+
 from .parsing import parse_choice
 
 

@@ -8,6 +8,7 @@ from PIL import Image
 
 from dataset_builders import load_source
 from dataset_builders.hard_negatives import mine_hard_negatives
+from dataset_builders.prompts import OPTION_LETTERS
 from dataset_builders.publish import (
     DatasetCardInfo,
     build_hard_negative_index,
@@ -16,7 +17,6 @@ from dataset_builders.publish import (
     check_dataset_folder,
     write_dataset_folder,
 )
-from hf_finedefics.prompts import OPTION_LETTERS
 
 from . import layouts
 

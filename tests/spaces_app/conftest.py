@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from hf_finedefics.synthetic import generate_synthetic_fgvr
+from dataset_builders.sources.synthetic import generate_synthetic_fgvr
 from hf_finedefics.testing import create_tiny_checkpoint
 
 REPO_ROOT = Path(__file__).resolve().parents[2]

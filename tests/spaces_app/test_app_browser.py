@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from hf_finedefics.synthetic import synthetic_categories
+from dataset_builders.sources.synthetic import synthetic_categories
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 # Headless as root on a machine without network access: no sandbox, no GPU, no background connections.

@@ -10,10 +10,10 @@ from gradio_client import Client, handle_file
 from gradio_client.exceptions import AppError
 from PIL import Image
 
+from dataset_builders.sources.synthetic import synthetic_categories
 from hf_finedefics import demo as demo_app
 from hf_finedefics.evaluation import shipped_option_file
 from hf_finedefics.evaluation.scoring import display_class_name
-from hf_finedefics.synthetic import synthetic_categories
 
 from .conftest import REPO_ROOT, free_port, start_server, stop, wait_until_serving
 

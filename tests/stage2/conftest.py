@@ -8,8 +8,8 @@ from peft import get_peft_model
 from PIL import Image
 from transformers import AutoModelForImageTextToText, AutoProcessor
 
+from dataset_builders.prompts import multiple_choice_answer, multiple_choice_prompt, open_set_prompt
 from hf_finedefics.backbones import get_backbone
-from hf_finedefics.prompts import multiple_choice_answer, multiple_choice_prompt, open_set_prompt
 from hf_finedefics.testing import TINY_ARCHITECTURES, create_tiny_checkpoint
 
 CATEGORIES = ["Chihuahua", "Japanese spaniel", "Maltese dog", "Papillon"]

@@ -11,7 +11,7 @@ import pytest
 from datasets import ClassLabel, DatasetDict, load_dataset
 from PIL import Image
 
-from hf_finedefics.synthetic import (
+from dataset_builders.sources.synthetic import (
     ATTRIBUTE_TYPES,
     SUPPORTED_VALUES,
     SyntheticFGVRConfig,
