@@ -1,4 +1,4 @@
-"""Model arguments shared by stage I and stage II: which base model, its LoRA and its quantization."""
+"""One model configuration for every command: which base model, how it is loaded, its LoRA and quantization."""
 
 from __future__ import annotations
 
@@ -6,31 +6,32 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import torch
-from peft import LoraConfig
+from peft import LoraConfig, PeftModel
 from torch import nn
-from transformers import BitsAndBytesConfig
+from transformers import BitsAndBytesConfig, ProcessorMixin
+from trl import ModelConfig
 
-from .backbones import get_backbone
+from ..backbones import get_backbone
+from ..modeling import load_finedefics_model, quantization_config
 
 
 @dataclass
-class FinedeficsModelArguments:
-    """The base model of a stage and its LoRA: the paper's r=8, alpha=8, dropout 0.2, gaussian init on the LLM and
-    the connector; `load_in_4bit` gives the paper's QLoRA (NF4, bfloat16 compute)."""
+class FinedeficsModelConfig(ModelConfig):
+    """TRL's [`~trl.ModelConfig`] with the paper's defaults: LoRA r=8, alpha=8, dropout 0.2, gaussian init on the
+    LLM and the connector (never the vision encoder); `load_in_4bit` gives the paper's QLoRA (NF4, bfloat16
+    compute). `processor_kwargs` reach `AutoProcessor.from_pretrained`, e.g. `{do_image_splitting: false}` for the
+    paper's 64 visual tokens per Idefics2 image."""
 
     model_name_or_path: str | None = field(
         default=None,
         metadata={
-            "help": "Hub id or folder of the base VLM. Stage II may leave it out when `stage1_adapter` is given: "
-            "the base recorded in the adapter is used."
+            "help": "Hub id or folder of the VLM (a full checkpoint, or a peft adapter whose recorded base is "
+            "loaded under it). Stage II may leave it out when `stage1_adapter` is given."
         },
     )
     dtype: str = field(
         default="auto",
         metadata={"help": "Weight dtype: 'auto' (the checkpoint's), 'float32', 'bfloat16' or 'float16'."},
-    )
-    attn_implementation: str | None = field(
-        default=None, metadata={"help": "Attention kernel, e.g. 'sdpa' or 'flash_attention_2'."}
     )
     processor_kwargs: dict[str, Any] = field(
         default_factory=dict,
@@ -39,39 +40,76 @@ class FinedeficsModelArguments:
             "paper's 64 visual tokens per Idefics2 image."
         },
     )
+    use_peft: bool = field(
+        default=True, metadata={"help": "Train a LoRA adapter (the paper); False trains all weights."}
+    )
     lora_r: int = field(default=8, metadata={"help": "LoRA rank."})
     lora_alpha: int = field(default=8, metadata={"help": "LoRA alpha."})
     lora_dropout: float = field(default=0.2, metadata={"help": "LoRA dropout."})
-    load_in_4bit: bool = field(
-        default=False, metadata={"help": "QLoRA: load the (merged) base in 4-bit NF4 and train LoRA on top."}
+    lora_target_modules: list[str] | None = field(
+        default=None,
+        metadata={"help": "LoRA target modules; default: the backbone's LLM + connector (never the vision encoder)."},
+    )
+    device_map: str | None = field(
+        default=None,
+        metadata={"help": "Inference commands only: placement of the weights, e.g. 'auto' to spread them over GPUs."},
     )
     bnb_4bit_compute_dtype: str = field(
         default="bfloat16", metadata={"help": "Compute dtype of the 4-bit layers (the paper: bfloat16)."}
     )
-    use_bnb_nested_quant: bool = field(
-        default=False, metadata={"help": "Also quantize the quantization constants (saves ~0.4 bit per weight)."}
-    )
+
+    def __post_init__(self):
+        super().__post_init__()
+        if self.load_in_4bit and self.load_in_8bit:
+            raise ValueError("Choose one of load_in_4bit and load_in_8bit.")
 
     def quantization_config(self) -> BitsAndBytesConfig | None:
-        """QLoRA's 4-bit NF4 settings when `load_in_4bit`, else None."""
-        if not self.load_in_4bit:
-            return None
-        return BitsAndBytesConfig(
-            load_in_4bit=True,
-            bnb_4bit_quant_type="nf4",
-            bnb_4bit_compute_dtype=getattr(torch, self.bnb_4bit_compute_dtype),
-            bnb_4bit_use_double_quant=self.use_bnb_nested_quant,
-        )
+        """QLoRA's 4-bit NF4 settings when `load_in_4bit`, 8-bit with `load_in_8bit`, else None."""
+        if self.load_in_4bit:
+            return quantization_config(
+                "4bit",
+                compute_dtype=getattr(torch, self.bnb_4bit_compute_dtype),
+                quant_type=self.bnb_4bit_quant_type,
+                nested=self.use_bnb_nested_quant,
+                quant_storage=self.bnb_4bit_quant_storage,
+            )
+        return quantization_config("8bit") if self.load_in_8bit else None
 
     def lora_config(self, model: nn.Module, **kwargs) -> LoraConfig:
-        """The paper's LoRA on the LLM and the connector of `model`'s family."""
+        """The paper's LoRA on the LLM and the connector of `model`'s family (or `lora_target_modules`)."""
+        if self.lora_target_modules is not None:
+            kwargs["target_modules"] = self.lora_target_modules
+        if self.lora_modules_to_save is not None:
+            kwargs["modules_to_save"] = self.lora_modules_to_save
         return get_backbone(model).lora_config(
-            r=self.lora_r, alpha=self.lora_alpha, dropout=self.lora_dropout, **kwargs
+            r=self.lora_r,
+            alpha=self.lora_alpha,
+            dropout=self.lora_dropout,
+            use_rslora=self.use_rslora,
+            use_dora=self.use_dora,
+            **kwargs,
         )
 
-    def model_init_kwargs(self) -> dict:
-        """Keyword arguments for `from_pretrained`."""
-        kwargs = {"dtype": self.dtype, "quantization_config": self.quantization_config()}
+    def load(
+        self, adapter: str | None = None, *, is_trainable: bool = False, model_name_or_path: str | None = None
+    ) -> tuple[nn.Module | PeftModel, ProcessorMixin]:
+        """`load_finedefics_model` with these settings (`model_name_or_path` overrides the configured one)."""
+        name = model_name_or_path or self.model_name_or_path
+        if name is None:
+            raise ValueError("Set model_name_or_path.")
+        # Inference commands use the GPU when there is one; the Trainer places training models itself.
+        device_map = self.device_map or ("cuda" if torch.cuda.is_available() and not is_trainable else None)
+        model_kwargs = {}
         if self.attn_implementation is not None:
-            kwargs["attn_implementation"] = self.attn_implementation
-        return kwargs
+            model_kwargs["attn_implementation"] = self.attn_implementation
+        return load_finedefics_model(
+            name,
+            adapter,
+            quantization=self.quantization_config(),
+            dtype=self.dtype,
+            is_trainable=is_trainable,
+            revision=self.model_revision,
+            processor_kwargs=self.processor_kwargs,
+            device_map=device_map,
+            **model_kwargs,
+        )
