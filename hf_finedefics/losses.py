@@ -13,15 +13,18 @@ With Sim(x, y) = cos(x, y) / temperature:
 - CCC (eq. 7)  = log sum_{c^k in C_hn^i} exp Sim(c^i, c^k): pushes each category name away from the
   names of its own hard negatives (intra-modal).
 
-Each term is a mean over the batch rows. Rows j != i with the same class label carry the same category
-name and are left out of every in-batch denominator when `labels` is given.
+Each term is a mean over the batch rows. As in the paper, every other row of the batch is a negative (instance
+level, same class or not), with one exception when `labels` is given: in the attribute -> category term the
+category name of a same-class row j != i is the same text as the positive, so it is left out
+(`same_class_masking="duplicate_text"`, the default). `same_class_masking="all_terms"` leaves same-class rows out
+of every in-batch denominator instead (a wider, non-paper variant).
 """
 
 from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 import torch
 import torch.distributed as dist
@@ -30,6 +33,8 @@ import torch.nn.functional as F
 from torch import nn
 
 LOSS_TERMS = ("oac", "acc", "ccc")
+SameClassMasking = Literal["duplicate_text", "all_terms"]
+SAME_CLASS_MASKINGS: tuple[SameClassMasking, ...] = ("duplicate_text", "all_terms")
 
 FINEDEFICS_CITATION = """@inproceedings{he2025finedefics,
   title={Analyzing and Boosting the Power of Fine-Grained Visual Recognition for Multi-modal Large Language Models},
@@ -67,9 +72,12 @@ class AttributeAugmentedLossConfig:
         default=True,
         metadata={"help": "Gather embeddings (with gradients) so in-batch negatives span the global batch."},
     )
-    mask_same_class_negatives: bool = field(
-        default=True,
-        metadata={"help": "Leave same-class rows out of in-batch denominators (they share the category name)."},
+    same_class_masking: SameClassMasking = field(
+        default="duplicate_text",
+        metadata={
+            "help": "duplicate_text (the paper): mask only in-batch keys that are the positive's own text (same-class "
+            "category names in the attribute->category term); all_terms: mask same-class rows in every in-batch term."
+        },
     )
     reproduce_released_losses: bool = field(
         default=False,
@@ -82,6 +90,10 @@ class AttributeAugmentedLossConfig:
     def __post_init__(self):
         if self.temperature <= 0:
             raise ValueError(f"temperature must be positive, got {self.temperature}.")
+        if self.same_class_masking not in SAME_CLASS_MASKINGS:
+            raise ValueError(
+                f"same_class_masking must be one of {', '.join(SAME_CLASS_MASKINGS)}, got {self.same_class_masking!r}."
+            )
 
     def loss_config(self) -> AttributeAugmentedLossConfig:
         """These settings alone (a stage config inherits them among its training arguments)."""
@@ -170,6 +182,7 @@ def attribute_augmented_losses(
     *,
     gather_across_processes: bool = False,
     reproduce_released: bool = False,
+    same_class_masking: SameClassMasking = "duplicate_text",
 ) -> dict[str, torch.Tensor]:
     """OAC, ACC and CCC losses (eq. 5-7) with per-row hard negatives.
 
@@ -180,12 +193,15 @@ def attribute_augmented_losses(
         neg_attribute_embeds: (B, K, D) row i's hard-negative attribute descriptions A_hn^i.
         neg_category_embeds: (B, K, D) row i's hard-negative category names C_hn^i.
         temperature: similarities are cosine / temperature in every term (1.0 is the paper's literal form).
-        labels: optional (B,) class ids; same-class rows j != i are not in-batch negatives.
+        labels: optional (B,) class ids, used by `same_class_masking`.
         gather_across_processes: under torch.distributed, in-batch negatives span the global batch
             (gathered with gradients); each process scores its own rows, so the mean over processes of
             these losses equals the single-process loss on the global batch, gradients included.
         reproduce_released: reproduce the authors' released code (shared negative pool, CCC against
             column 0, no label masking). A reproduction aid only: it does not implement the paper.
+        same_class_masking: with `labels`, "duplicate_text" (the paper) leaves out only the category names of
+            same-class rows in the attribute -> category term (they are the positive's own text); "all_terms"
+            leaves same-class rows out of every in-batch term.
 
     Returns:
         dict with scalar tensors "oac", "acc", "ccc".
@@ -224,12 +240,19 @@ def attribute_augmented_losses(
     positives = offset + torch.arange(batch_size, device=objects.device)
     # Hard negatives come after the N in-batch columns, so the positive index is unchanged.
 
-    def in_batch(queries: torch.Tensor, keys: torch.Tensor) -> torch.Tensor:
-        return _in_batch_logits(queries, keys, positives, labels, all_labels)
+    if same_class_masking not in SAME_CLASS_MASKINGS:
+        raise ValueError(f"same_class_masking must be one of {SAME_CLASS_MASKINGS}, got {same_class_masking!r}.")
+    mask_all = same_class_masking == "all_terms"
+
+    def in_batch(queries: torch.Tensor, keys: torch.Tensor, duplicate_text: bool = False) -> torch.Tensor:
+        masked = mask_all or duplicate_text
+        return _in_batch_logits(queries, keys, positives, *((labels, all_labels) if masked else (None, None)))
 
     oa = torch.cat([in_batch(objects, all_attributes), _hard_negative_logits(objects, neg_attributes)], dim=1)
     ao = in_batch(attributes, all_objects)
-    ac = torch.cat([in_batch(attributes, all_categories), _hard_negative_logits(attributes, neg_categories)], dim=1)
+    # Keys are category names: a same-class row's key is the positive's own text.
+    ac_in_batch = in_batch(attributes, all_categories, duplicate_text=True)
+    ac = torch.cat([ac_in_batch, _hard_negative_logits(attributes, neg_categories)], dim=1)
     ca = torch.cat([in_batch(categories, all_attributes), _hard_negative_logits(categories, neg_attributes)], dim=1)
 
     def nce(logits: torch.Tensor) -> torch.Tensor:
@@ -307,9 +330,10 @@ class AttributeAugmentedContrastiveLoss(nn.Module):
             neg_attribute_embeds,
             neg_category_embeds,
             temperature=self.config.temperature,
-            labels=labels if self.config.mask_same_class_negatives else None,
+            labels=labels,
             gather_across_processes=self.config.gather_across_processes,
             reproduce_released=self.config.reproduce_released_losses,
+            same_class_masking=self.config.same_class_masking,
         )
         total = sum(self.weights[name] * terms[name] for name in LOSS_TERMS)
         return total, terms
