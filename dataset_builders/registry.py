@@ -43,6 +43,8 @@ class DatasetSpec:
     # The option files' leading folder and what it is in the native layout.
     option_prefix: str = "images/"
     native_prefix: str = "images/"
+    # FOCI's question noun where it differs from `plural` (FOCI asks "Which of these aircrafts ...").
+    foci_plural: str | None = None
 
     def resolve(self, data_dir: str | Path, relative_path: str) -> Path:
         """The image file of an option file's `relative_path` inside the user's copy of the dataset."""
@@ -90,6 +92,7 @@ REGISTRY: dict[str, DatasetSpec] = {
             load_fgvc_aircraft,
             AIRCRAFT_SPLITS,
             native_prefix="data/images/",
+            foci_plural="aircrafts",
         ),
         DatasetSpec(
             "flower-102",

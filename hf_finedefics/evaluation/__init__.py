@@ -1,16 +1,23 @@
 """Multiple-choice FGVR evaluation, the paper's Table 2 protocol (paper section 4.1; FOCI's option files, see data/mc_options/README.md).
 
 `load_mc_items` reads a test set in its native layout, `evaluate_model` scores it with greedy generation
-(answers read by `parse_choice`) and with option-letter likelihood, and writes per-item predictions,
+(answers read by `parse_choice`, or FOCI's way with `protocol="foci"`: see `format_question`, `foci_choice`) and
+with option-letter likelihood, and writes per-item predictions,
 per-dataset summaries and a Table-2-style report. `build_option_file` makes option files for new data.
 """
 
 from .items import DATASETS, MultipleChoiceDataset, MultipleChoiceItem, load_mc_items, shipped_option_file
 from .options import build_option_file, scan_imagefolder
-from .parsing import parse_choice
+from .parsing import foci_choice, parse_choice
 from .report import build_report, summarize_results, write_report
 from .runner import SCORER_NAMES, evaluate_model, score_items
-from .scoring import GenerationScorer, LikelihoodScorer, MultipleChoiceScorer, multiple_choice_chat
+from .scoring import (
+    GenerationScorer,
+    LikelihoodScorer,
+    MultipleChoiceScorer,
+    format_question,
+    multiple_choice_chat,
+)
 
 __all__ = [
     "DATASETS",
@@ -23,6 +30,8 @@ __all__ = [
     "build_option_file",
     "build_report",
     "evaluate_model",
+    "foci_choice",
+    "format_question",
     "load_mc_items",
     "multiple_choice_chat",
     "parse_choice",

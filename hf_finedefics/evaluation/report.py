@@ -15,6 +15,18 @@ from dataset_builders.prompts import OPTION_LETTERS
 from .items import DATASETS
 
 UNPARSED = "none"
+# Results of a protocol other than ours are keyed "<scorer>@<protocol>" (files, summaries, report rows).
+PROTOCOL_SEPARATOR = "@"
+
+
+def result_key(scorer: str, protocol: str = "ours") -> str:
+    return scorer if protocol == "ours" else f"{scorer}{PROTOCOL_SEPARATOR}{protocol}"
+
+
+def split_result_key(key: str) -> tuple[str, str]:
+    """ "generation@foci" -> ("generation", "foci"); "generation" -> ("generation", "ours")."""
+    scorer, _, protocol = key.partition(PROTOCOL_SEPARATOR)
+    return scorer, protocol or "ours"
 
 
 def _percent(count: int, total: int) -> float:
@@ -62,8 +74,9 @@ def _table(header: list[str], rows: list[list[str]]) -> list[str]:
 def build_report(summaries: dict[str, dict[str, dict[str, dict[str, Any]]]]) -> tuple[dict[str, Any], str]:
     """`summaries[model][scorer][dataset]` (from `summarize_results`) -> (JSON report, markdown report).
 
-    One row per model and scorer, one column per dataset in the paper's order, and the average, which is
-    given only for rows that cover every column (an average over fewer datasets is not comparable).
+    One row per model, scorer and protocol, one column per dataset in the paper's order, and the average, which is
+    given only for rows that cover every column (an average over fewer datasets is not comparable). When a model
+    was evaluated under both protocols, a second table puts them side by side ("ours / foci").
     """
     datasets = _dataset_order({name for scorers in summaries.values() for row in scorers.values() for name in row})
     rows = []
@@ -71,29 +84,66 @@ def build_report(summaries: dict[str, dict[str, dict[str, dict[str, Any]]]]) -> 
         for scorer, row in sorted(scorers.items()):
             complete = all(name in row for name in datasets)
             average = round(sum(row[name]["accuracy"] for name in datasets) / len(datasets), 2) if complete else None
-            rows.append({"model": model, "scorer": scorer, "average_accuracy": average, "datasets": row})
+            scorer_name, protocol = split_result_key(scorer)
+            rows.append(
+                {
+                    "model": model,
+                    "scorer": scorer_name,
+                    "protocol": protocol,
+                    "average_accuracy": average,
+                    "datasets": row,
+                }
+            )
 
     def cell(row: dict[str, Any], name: str, key: str) -> str:
         return f"{row['datasets'][name][key]:.2f}" if name in row["datasets"] else "–"
 
     titles = [DATASETS[name].display_name if name in DATASETS else name for name in datasets]
     lines = ["# Multiple-choice FGVR accuracy (%)", ""]
+
+    def average(row: dict[str, Any] | None) -> str:
+        return "–" if row is None or row["average_accuracy"] is None else f"{row['average_accuracy']:.2f}"
+
     lines += _table(
-        ["Model", "Scorer", *titles, "Avg."],
+        ["Model", "Scorer", "Protocol", *titles, "Avg."],
         [
             [
                 row["model"],
                 row["scorer"],
+                row["protocol"],
                 *(cell(row, name, "accuracy") for name in datasets),
-                "–" if row["average_accuracy"] is None else f"{row['average_accuracy']:.2f}",
+                average(row),
             ]
             for row in rows
         ],
     )
+    by_protocol = {(row["model"], row["scorer"], row["protocol"]): row for row in rows}
+    pairs = [
+        (row, by_protocol[(row["model"], row["scorer"], "foci")])
+        for row in rows
+        if row["protocol"] == "ours" and (row["model"], row["scorer"], "foci") in by_protocol
+    ]
+    if pairs:
+        lines += ["", "## Our protocol / FOCI's, side by side (accuracy %)", ""]
+        lines += _table(
+            ["Model", "Scorer", *titles, "Avg."],
+            [
+                [
+                    ours["model"],
+                    ours["scorer"],
+                    *(f"{cell(ours, name, 'accuracy')} / {cell(foci, name, 'accuracy')}" for name in datasets),
+                    f"{average(ours)} / {average(foci)}",
+                ]
+                for ours, foci in pairs
+            ],
+        )
     lines += ["", "## Failure rate (%): answers naming no option", ""]
     lines += _table(
-        ["Model", "Scorer", *titles],
-        [[row["model"], row["scorer"], *(cell(row, name, "failure_rate") for name in datasets)] for row in rows],
+        ["Model", "Scorer", "Protocol", *titles],
+        [
+            [row["model"], row["scorer"], row["protocol"], *(cell(row, name, "failure_rate") for name in datasets)]
+            for row in rows
+        ],
     )
     lines += ["", "## Answer positions (%): predicted letter / true letter", ""]
     position_rows = []
@@ -108,8 +158,8 @@ def build_report(summaries: dict[str, dict[str, dict[str, dict[str, Any]]]]) -> 
                 else f"{key} {value:.1f}"
                 for key, value in summary["predicted_positions"].items()
             )
-            position_rows.append([row["model"], row["scorer"], name, positions])
-    lines += _table(["Model", "Scorer", "Dataset", "Positions"], position_rows)
+            position_rows.append([row["model"], row["scorer"], row["protocol"], name, positions])
+    lines += _table(["Model", "Scorer", "Protocol", "Dataset", "Positions"], position_rows)
     return {"datasets": datasets, "rows": rows}, "\n".join(lines) + "\n"
 
 

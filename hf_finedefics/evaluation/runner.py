@@ -12,8 +12,8 @@ from PIL import Image
 from tqdm.auto import tqdm
 
 from .items import MultipleChoiceItem, get_dataset
-from .report import summarize_results, summary_path, write_report
-from .scoring import GenerationScorer, LikelihoodScorer, MultipleChoiceScorer, multiple_choice_chat
+from .report import result_key, summarize_results, summary_path, write_report
+from .scoring import GenerationScorer, LikelihoodScorer, MultipleChoiceScorer, Protocol, multiple_choice_chat
 
 SCORER_NAMES = ("generation", "likelihood")
 
@@ -45,10 +45,12 @@ def score_items(
     seed: int = 0,
     batch_size: int = 8,
     description: str | None = None,
+    protocol: Protocol = "ours",
 ) -> list[dict[str, Any]]:
     """Score `items` with `scorer`, appending one JSON line per item to `results_path`; items already there
     are not scored again. Returns the results of `items`, in their order.
 
+    `protocol` words the question ("ours" or "foci"); a generation scorer reads answers by its own protocol.
     Each result: image id, true class, the options as shown, the index of the true one (``answer``), the
     chosen index (``prediction``, None for an unreadable answer) and the scorer's own fields.
     """
@@ -70,7 +72,7 @@ def score_items(
     ):
         for batch in _batches(pending, batch_size):
             options = [shown_options[item.image_id] for item in batch]
-            chats = [multiple_choice_chat(scorer.processor, shown, superclass) for shown in options]
+            chats = [multiple_choice_chat(scorer.processor, shown, superclass, protocol) for shown in options]
             images = [Image.open(item.image).convert("RGB") for item in batch]
             for item, shown, scored in zip(batch, options, scorer.score(images, chats, options)):
                 record = {
@@ -101,14 +103,17 @@ def evaluate_model(
     scorers: tuple[str, ...] = SCORER_NAMES,
     seed: int = 0,
     batch_size: int = 8,
-    max_new_tokens: int = 32,
+    max_new_tokens: int | None = None,
     superclasses: dict[str, str] | None = None,
+    protocol: Protocol = "ours",
 ) -> dict[str, dict[str, dict[str, Any]]]:
     """Score every dataset (name -> items) with every scorer, write per-item predictions, per-dataset
     summaries and the report of `output_dir`; return ``{scorer: {dataset: summary}}``.
 
     `model_name` keys the files, so several models evaluated into one `output_dir` share one report.
-    `superclasses` names the noun of the question for datasets that have none (``imagefolder``).
+    `superclasses` names the noun of the question for datasets that have none (``imagefolder``). `protocol`
+    "foci" asks, decodes (`max_new_tokens` default 10, else 32) and reads answers as FOCI does; its results are
+    kept beside ours (keys ``<scorer>@foci``), so one report shows both protocols.
     """
     unknown = set(scorers) - set(SCORER_NAMES)
     if unknown:
@@ -116,24 +121,26 @@ def evaluate_model(
     if not model_name or "/" in model_name or "\\" in model_name:
         raise ValueError(f"`model_name` names a folder of results and cannot contain a path separator: {model_name!r}")
     make_scorer = {
-        "generation": lambda: GenerationScorer(model, processor, max_new_tokens=max_new_tokens),
+        "generation": lambda: GenerationScorer(model, processor, max_new_tokens=max_new_tokens, protocol=protocol),
         "likelihood": lambda: LikelihoodScorer(model, processor),
     }
     summaries: dict[str, dict[str, dict[str, Any]]] = {}
     for scorer_name in scorers:
         scorer = make_scorer[scorer_name]()
+        key = result_key(scorer_name, protocol)
         for dataset, items in datasets.items():
             results = score_items(
                 scorer,
                 items,
-                predictions_path(output_dir, model_name, dataset, scorer_name),
+                predictions_path(output_dir, model_name, dataset, key),
                 superclass=(superclasses or {}).get(dataset) or get_dataset(dataset).superclass,
                 seed=seed,
                 batch_size=batch_size,
-                description=f"{dataset} ({scorer_name})",
+                description=f"{dataset} ({key})",
+                protocol=protocol,
             )
             summary = summarize_results(results)
-            path = summary_path(output_dir, model_name, dataset, scorer_name)
+            path = summary_path(output_dir, model_name, dataset, key)
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
             summaries.setdefault(scorer_name, {})[dataset] = summary

@@ -1,7 +1,7 @@
 """`finedefics evaluate`: the paper's multiple-choice FGVR evaluation (Table 2) of a model or adapter.
 
     finedefics evaluate --model_name_or_path HuggingFaceM4/idefics2-8b --adapter outputs/stage2 \\
-        --sources bird-200 car-196 --data_dir /data/fgvr --output_dir outputs/eval
+        --sources bird-200 car-196 --data_dir /data/fgvr --output_dir outputs/eval [--protocol foci]
 
 Each dataset is read in its native layout from ``--data_dir/<source>`` (or ``--source_dirs
 name=path,...``). Results are cached per item under ``--output_dir``: rerunning resumes, and evaluating
@@ -17,6 +17,7 @@ from pathlib import Path
 
 from trl import TrlParser
 
+from dataset_builders.prompts import Protocol
 from dataset_builders.registry import FGVR_BENCHMARKS
 from hf_finedefics.evaluation import (
     SCORER_NAMES,
@@ -62,8 +63,17 @@ class EvaluateArguments:
     scorers: list[str] = field(
         default_factory=lambda: list(SCORER_NAMES), metadata={"help": f"Scorers, among {', '.join(SCORER_NAMES)}."}
     )
+    protocol: Protocol = field(
+        default="ours",
+        metadata={
+            "help": "ours: readable option names, answers read by parse_choice, 32 new tokens; foci: FOCI's exact "
+            "question, option names, 10 new tokens and reading (the paper's Table 2). Both share one report."
+        },
+    )
     batch_size: int = field(default=8, metadata={"help": "Questions per forward pass or generate call."})
-    max_new_tokens: int = field(default=32, metadata={"help": "Generation length cap for the generation scorer."})
+    max_new_tokens: int | None = field(
+        default=None, metadata={"help": "Generation length cap of the generation scorer; unset: the protocol's."}
+    )
     seed: int = field(default=0, metadata={"help": "Seed of the per-image option shuffle."})
 
 
@@ -120,13 +130,15 @@ def main(args: EvaluateArguments, model_args: FinedeficsModelConfig) -> None:
         batch_size=args.batch_size,
         max_new_tokens=args.max_new_tokens,
         superclasses={"imagefolder": args.superclass} if args.superclass else None,
+        protocol=args.protocol,
     )
     for scorer, by_dataset in summaries.items():
         for name, summary in by_dataset.items():
             logger.info(
-                "%s %s: accuracy %.2f%%, failure rate %.2f%%",
+                "%s %s (%s protocol): accuracy %.2f%%, failure rate %.2f%%",
                 name,
                 scorer,
+                args.protocol,
                 summary["accuracy"],
                 summary["failure_rate"],
             )
