@@ -312,7 +312,7 @@ def push_dataset_folder(
         repo_type="dataset",
         revision=revision,
         commit_message=commit_message,
-        # Shard outputs of a distributed build are intermediate files, not part of the dataset.
-        ignore_patterns=["shards/*"],
+        # Shard outputs and per-source parts of a build are intermediate files, not part of the dataset.
+        ignore_patterns=["shards/*", "sources/*"],
     )
     return str(getattr(commit, "commit_url", commit))

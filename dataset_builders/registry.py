@@ -43,6 +43,8 @@ class DatasetSpec:
     # The option files' leading folder and what it is in the native layout.
     option_prefix: str = "images/"
     native_prefix: str = "images/"
+    # The split the paper trains on (`load_sources(..., split="train")` reads it).
+    train_split: str = "train"
     # FOCI's question noun where it differs from `plural` (FOCI asks "Which of these aircrafts ...").
     foci_plural: str | None = None
 
@@ -92,6 +94,7 @@ REGISTRY: dict[str, DatasetSpec] = {
             load_fgvc_aircraft,
             AIRCRAFT_SPLITS,
             native_prefix="data/images/",
+            train_split="trainval",
             foci_plural="aircrafts",
         ),
         DatasetSpec(
@@ -104,6 +107,7 @@ REGISTRY: dict[str, DatasetSpec] = {
             load_oxford_flowers,
             FLOWER_SPLITS,
             native_prefix="jpg/",
+            train_split="trainval",
         ),
         DatasetSpec(
             "pet-37",
@@ -114,6 +118,7 @@ REGISTRY: dict[str, DatasetSpec] = {
             "Oxford-IIIT Pet: images/<Breed>_<n>.jpg",
             load_oxford_pets,
             PET_SPLITS,
+            train_split="trainval",
         ),
         DatasetSpec(
             "car-196",

@@ -8,9 +8,9 @@ import datasets
 
 from ._common import SourceFormatError, SourceRecord, build_source_dataset, check_split, load_mat, require_file
 
-SPLITS = ("train", "val", "test")
-# setid.mat's field per split.
-SETID_FIELDS = {"train": "trnid", "val": "valid", "test": "tstid"}
+SPLITS = ("train", "val", "trainval", "test")
+# setid.mat's field(s) per split; trainval (train + val) is the paper's training split.
+SETID_FIELDS = {"train": ("trnid",), "val": ("valid",), "trainval": ("trnid", "valid"), "test": ("tstid",)}
 
 # The 102 standard names, in label order (label 1 = pink primrose); the dataset itself ships only numbers.
 FLOWER_NAMES = [
@@ -39,7 +39,8 @@ def load_oxford_flowers(data_dir: str | Path, split: str) -> datasets.Dataset:
     labels_path = require_file(data_dir, "imagelabels.mat")
     setid_path = require_file(data_dir, "setid.mat")
     labels = [int(x) for x in load_mat(labels_path, "labels")["labels"].ravel()]
-    image_numbers = [int(x) for x in load_mat(setid_path, SETID_FIELDS[split])[SETID_FIELDS[split]].ravel()]
+    fields = load_mat(setid_path, *SETID_FIELDS[split])
+    image_numbers = [int(x) for name in SETID_FIELDS[split] for x in fields[name].ravel()]
     records = []
     for number in image_numbers:
         if not 1 <= number <= len(labels):

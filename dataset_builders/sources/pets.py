@@ -17,8 +17,6 @@ from ._common import (
 )
 
 SPLITS = ("trainval", "test")
-# The paper's "training set" of Pet-37 is its trainval list.
-SPLIT_ALIASES = {"train": "trainval"}
 
 
 def breed_name(image_stem: str) -> str:
@@ -28,7 +26,6 @@ def breed_name(image_stem: str) -> str:
 
 
 def load_oxford_pets(data_dir: str | Path, split: str) -> datasets.Dataset:
-    split = SPLIT_ALIASES.get(split, split)
     check_split("pet-37", split, SPLITS)
     data_dir = Path(data_dir)
     names: dict[int, str] = {}

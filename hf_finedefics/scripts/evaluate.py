@@ -19,6 +19,7 @@ from trl import TrlParser
 
 from dataset_builders.prompts import Protocol
 from dataset_builders.registry import FGVR_BENCHMARKS
+from dataset_builders.sources import parse_pairs, source_folders
 from hf_finedefics.evaluation import (
     SCORER_NAMES,
     build_option_file,
@@ -77,16 +78,6 @@ class EvaluateArguments:
     seed: int = field(default=0, metadata={"help": "Seed of the per-image option shuffle."})
 
 
-def _pairs(text: str | None) -> dict[str, str]:
-    """'a=1,b=2' -> {'a': '1', 'b': '2'}."""
-    if not text:
-        return {}
-    pairs = [entry.split("=", 1) for entry in text.split(",") if entry.strip()]
-    if any(len(pair) != 2 for pair in pairs):
-        raise ValueError(f"Expected 'name=path,...', got {text!r}.")
-    return {name.strip(): value.strip() for name, value in pairs}
-
-
 def _default_model_name(args: EvaluateArguments, model_args: FinedeficsModelConfig) -> str:
     name = Path(model_args.model_name_or_path.rstrip("/")).name
     if args.adapter:
@@ -103,13 +94,14 @@ def main(args: EvaluateArguments, model_args: FinedeficsModelConfig) -> None:
     names, scorers = args.sources, tuple(args.scorers)
     if unknown := set(scorers) - set(SCORER_NAMES):
         raise ValueError(f"Unknown scorers {sorted(unknown)}; choose from {', '.join(SCORER_NAMES)}.")
-    source_dirs, options_files = _pairs(args.source_dirs), _pairs(args.options_files)
+    folders, options_files = (
+        source_folders(names, args.data_dir, parse_pairs(args.source_dirs)),
+        parse_pairs(args.options_files),
+    )
     # Read every dataset (and fail on missing images) before the model is loaded and anything is scored.
     datasets = {}
     for name in names:
-        if name not in source_dirs and args.data_dir is None:
-            raise ValueError(f"No folder for {name}: pass --data_dir or --source_dirs {name}=PATH.")
-        data_dir = Path(source_dirs.get(name) or Path(args.data_dir) / name)
+        data_dir = folders[name]
         if name == "imagefolder" and name not in options_files:
             if args.clip_model is None:
                 raise ValueError("'imagefolder' needs --options_files imagefolder=PATH or --clip_model to build one.")

@@ -75,6 +75,7 @@ def test_flowers_standard_names(tmp_path):
     data_dir = layouts.make_flowers(tmp_path)
     for split in ("train", "val", "test"):
         check_rows(load_source("flower-102", data_dir, split), 3, "flower")
+    check_rows(load_source("flower-102", data_dir, "trainval"), 6, "flower")  # the paper trains on train + val
     assert load_source("flower-102", data_dir, "train").features["label"].names == FLOWER_NAMES
     assert len(FLOWER_NAMES) == 102
     assert {normalise(n) for n in FLOWER_NAMES} == mc_option_names("flower-102")
@@ -82,8 +83,10 @@ def test_flowers_standard_names(tmp_path):
 
 def test_pets_breed_names(tmp_path):
     data_dir = layouts.make_pets(tmp_path)
-    train = load_source("pet-37", data_dir, "train")  # the paper's training set is trainval
+    train = load_source("pet-37", data_dir, "trainval")  # the dataset's own split names
     check_rows(train, 6, "pet")
+    with pytest.raises(ValueError, match="no split 'train'"):
+        load_source("pet-37", data_dir, "train")
     check_rows(load_source("pet-37", data_dir, "test"), 3, "pet")
     assert train.features["label"].names == ["Abyssinian", "American Pit Bull Terrier", "Great Pyrenees"]
     assert {normalise(n) for n in train.features["label"].names} <= mc_option_names("pet-37")
