@@ -35,6 +35,7 @@ from dataset_builders.sources.synthetic import (
     SyntheticFGVRConfig,
 )
 
+from .collators import ATTRIBUTE_COLUMNS
 from .evaluation.report import comparison_table, mean_accuracies
 from .trainer.contrastive_alignment_config import ContrastiveAlignmentConfig
 from .trainer.contrastive_alignment_trainer import train_stage1
@@ -197,7 +198,8 @@ class FinedeficsRun:
 
     def triples(self, without_attributes: bool) -> Dataset:
         triples = load_dataset(str(self.data_dir), "triples", split="train")
-        return object_category_triples(triples) if without_attributes else triples
+        # The object-category ablation reads no attribute text: drop it, so none can reach the model.
+        return triples.remove_columns(list(ATTRIBUTE_COLUMNS)) if without_attributes else triples
 
     # Training
     def _model_args(self) -> FinedeficsModelConfig:
@@ -207,18 +209,20 @@ class FinedeficsRun:
         output_dir = self.stage_dir(variant, "stage1")
         if (output_dir / "adapter_config.json").is_file():
             return
+        without_attributes = variant == "contrastive_object_category"
         args = _parse(
             ContrastiveAlignmentConfig,
             {
                 "report_to": "none",
                 **self.config.stage1,
+                **({"objective": "object_category"} if without_attributes else {}),
                 "output_dir": str(output_dir),
                 "seed": self.config.seed,
                 "resume_from_checkpoint": _last_checkpoint(output_dir),
             },
             "stage1",
         )
-        triples = self.triples(without_attributes=variant == "contrastive_object_category")
+        triples = self.triples(without_attributes=without_attributes)
         train_stage1(self._model_args(), args, triples)
 
     def step_stage2(self, variant: str) -> None:
@@ -344,15 +348,6 @@ def embedded_recipe_path() -> Path:
 def _last_checkpoint(output_dir: Path) -> str | None:
     checkpoints = sorted(output_dir.glob("checkpoint-*"), key=lambda path: int(path.name.split("-")[-1]))
     return str(checkpoints[-1]) if checkpoints else None
-
-
-def object_category_triples(triples: Dataset) -> Dataset:
-    """The 'contrastive object-category' ablation (Table 3): category names stand in for attribute descriptions, so
-    OAC contrasts objects with category names directly and the generation task produces the name."""
-    return triples.map(
-        lambda row: {"attribute": row["category"], "neg_attributes": row["neg_categories"]},
-        desc="Dropping attribute descriptions",
-    )
 
 
 def run_pipeline(

@@ -32,9 +32,12 @@ class ContrastiveAlignmentConfig(AttributeAugmentedLossConfig, TrainingArguments
         },
     )
     # Data
-    generation_instruction: str = field(
-        default=ATTRIBUTE_GENERATION_INSTRUCTION,
-        metadata={"help": "User turn of the generation task; `{superclass}` is filled from the row."},
+    generation_instruction: str | None = field(
+        default=None,
+        metadata={
+            "help": "User turn of the generation task; `{superclass}` is filled from the row. Unset: "
+            f"{ATTRIBUTE_GENERATION_INSTRUCTION!r} (objective=object_category: the open-set question)."
+        },
     )
     max_text_length: int | None = field(
         default=256, metadata={"help": "Truncate attribute descriptions and category names to this many tokens."}

@@ -79,7 +79,7 @@ class ContrastiveAlignmentTrainer(FinedeficsModelCardMixin, Trainer):
 
         for name, dataset in (("train_dataset", train_dataset), ("eval_dataset", eval_dataset)):
             if dataset is not None:
-                validate_triples(dataset, name, check_images=args.validate_images)
+                validate_triples(dataset, name, check_images=args.validate_images, objective=args.objective)
 
         data_collator = data_collator or ContrastiveAlignmentCollator(
             processing_class,
@@ -87,6 +87,7 @@ class ContrastiveAlignmentTrainer(FinedeficsModelCardMixin, Trainer):
             instruction=args.generation_instruction,
             max_text_length=args.max_text_length,
             loss_on_all_tokens=args.generation_loss_on_all_tokens,
+            objective=args.objective,
         )
         super().__init__(
             model=ContrastiveAlignmentModel(model),

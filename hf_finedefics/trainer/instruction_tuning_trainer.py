@@ -195,7 +195,9 @@ def build_stage2_trainer(
         auxiliary = {
             "auxiliary_loss": stage1_objective_loss(AttributeAugmentedContrastiveLoss(training_args.loss_config())),
             "auxiliary_dataset": auxiliary_dataset,
-            "auxiliary_collator": ContrastiveAlignmentCollator(processor, get_backbone(model).eos_token_id),
+            "auxiliary_collator": ContrastiveAlignmentCollator(
+                processor, get_backbone(model).eos_token_id, objective=training_args.objective
+            ),
             "auxiliary_loss_weight": training_args.auxiliary_loss_weight,
         }
     train_dataset = to_prompt_completion(

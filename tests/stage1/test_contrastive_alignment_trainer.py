@@ -107,6 +107,29 @@ def test_logs_every_term(tiny_checkpoint, triples, tmp_path):
     assert train_log["loss"] == pytest.approx(weighted, rel=1e-4)
 
 
+def test_object_category_ablation_trains_without_attribute_text(tiny_checkpoint, triples, tmp_path):
+    """Table 3b: object<->category contrastive + generation of the category name; no attribute column exists."""
+    without = triples.remove_columns(["attribute", "neg_attributes"])
+    model = AutoModelForImageTextToText.from_pretrained(tiny_checkpoint)
+    trainer = _trainer(model, _config(tmp_path, objective="object_category"), without)
+    rows = [without[i] for i in range(4)]
+    batch = trainer.data_collator(rows)
+    tokenizer = trainer.processing_class.tokenizer
+    for i, row in enumerate(rows):
+        answer = batch["input_ids"][i][batch["generation_labels"][i] != -100]
+        assert tokenizer.decode(answer, skip_special_tokens=True).strip() == row["category"]
+        prompt = tokenizer.decode(batch["input_ids"][i][batch["attention_mask"][i].bool()])
+        assert f"What is the name of the {row['superclass']} in this image?" in prompt
+    texts = set(tokenizer.batch_decode(batch["text_input_ids"], skip_special_tokens=True))
+    assert texts == {row["category"] for row in rows} | {name for row in rows for name in row["neg_categories"]}
+    trainer.train()
+    log = trainer.state.log_history[0]
+    assert "loss_oc" in log and not {"loss_oac", "loss_acc", "loss_ccc"} & set(log)
+    assert log["loss"] == pytest.approx(log["loss_gen"] + 0.5 * log["loss_oc"], rel=1e-4)
+    with pytest.raises(ValueError, match="lacks the column"):
+        _trainer(AutoModelForImageTextToText.from_pretrained(tiny_checkpoint), _config(tmp_path), without)
+
+
 def test_training_lowers_contrastive_terms(tiny_checkpoint, tmp_path):
     triples = synthetic_triples(num_categories=8, train_per_category=8, test_per_category=1)
     model = AutoModelForImageTextToText.from_pretrained(tiny_checkpoint)

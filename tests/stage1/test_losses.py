@@ -10,6 +10,7 @@ from hf_finedefics.losses import (
     AttributeAugmentedContrastiveLoss,
     attribute_augmented_losses,
     in_batch_retrieval_accuracy,
+    object_category_losses,
 )
 
 
@@ -151,3 +152,28 @@ def test_retrieval_accuracy():
     queries = torch.eye(4)[[0, 2, 2, 3]]
     assert in_batch_retrieval_accuracy(queries, keys).item() == pytest.approx(0.75)
     assert in_batch_retrieval_accuracy(queries, keys, labels=torch.tensor([0, 1, 1, 2])).item() == 1.0
+
+
+def test_object_category_ablation_matches_its_equation(embeddings):
+    """Table 3b: eq. 5 with category names for attribute descriptions; same-class names masked object -> category."""
+    o, _, c, _, nc = embeddings
+    labels = [0, 1, 0, 2, 1]
+    batch = len(labels)
+
+    def term(query, keys, positive, negatives, masked):
+        total = sum(
+            math.exp(_sim(query, keys[j], 0.07))
+            for j in range(batch)
+            if j == positive or not masked or labels[j] != labels[positive]
+        )
+        total += sum(math.exp(_sim(query, n, 0.07)) for n in negatives)
+        return -math.log(math.exp(_sim(query, keys[positive], 0.07)) / total)
+
+    oc = sum(term(o[i], c, i, nc[i], masked=True) for i in range(batch)) / batch
+    co = sum(term(c[i], o, i, [], masked=False) for i in range(batch)) / batch
+    losses = object_category_losses(o, c, nc, labels=torch.tensor(labels))
+    assert losses["oc"].item() == pytest.approx((oc + co) / 2, rel=1e-9)
+    total, terms = AttributeAugmentedContrastiveLoss(objective="object_category")(
+        *embeddings, labels=torch.tensor(labels)
+    )
+    assert set(terms) == {"oc"} and total.item() == pytest.approx(0.5 * (oc + co) / 2, rel=1e-9)
