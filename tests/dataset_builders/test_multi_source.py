@@ -1,5 +1,7 @@
 """The paper's training set: the six FGVR training splits built into one dataset with one label space."""
 
+import json
+
 import datasets
 import pytest
 import yaml
@@ -103,6 +105,12 @@ def test_build_the_six_sources_into_one_folder(six_sources, idefics2_path, tmp_p
     finedefics([*args, "--short_descriptions", "true"])
     short = datasets.load_dataset(str(out), "triples", split="train")
     assert all(len(sentences(text)) == 1 for text in short["attribute"])
+    finedefics([*args, "--noisy_descriptions", "0.5"])
+    # (The tiny model describes every image alike, so the noise itself is checked in test_description_ablations.)
+    for name in six_sources:
+        assert json.loads((out / "sources" / name / "settings.json").read_text())["noisy_descriptions"] == 0.5
+    assert datasets.load_dataset(str(out), "triples", split="train").num_rows == triples.num_rows
+    assert "noisy descriptions (Table 6c): 50% of sentences" in (out / "README.md").read_text()
 
 
 def test_description_ablations():
