@@ -5,7 +5,7 @@ import pytest
 from transformers import AutoModelForImageTextToText, AutoProcessor
 
 from dataset_builders.sources.synthetic import category_neighbours, generate_synthetic_fgvr, synthetic_categories
-from hf_finedefics.testing import TINY_ARCHITECTURES, create_tiny_checkpoint
+from hf_finedefics.testing import TINY_ARCHITECTURES, create_tiny_checkpoint, paper_processor_kwargs
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
@@ -34,4 +34,6 @@ def tiny_checkpoint(request, tmp_path_factory):
 
 @pytest.fixture
 def tiny_model_and_processor(tiny_checkpoint):
-    return AutoModelForImageTextToText.from_pretrained(tiny_checkpoint), AutoProcessor.from_pretrained(tiny_checkpoint)
+    # The paper's processor settings (the tiny Idefics2 splits images by default, like the Hub's).
+    processor = AutoProcessor.from_pretrained(tiny_checkpoint, **paper_processor_kwargs(tiny_checkpoint))
+    return AutoModelForImageTextToText.from_pretrained(tiny_checkpoint), processor

@@ -11,7 +11,7 @@ from PIL import Image
 from hf_finedefics.analysis import ANALYSES, run_analysis
 from hf_finedefics.cli import main as cli
 from hf_finedefics.modeling import load_finedefics_model
-from hf_finedefics.testing import TINY_ARCHITECTURES, create_tiny_checkpoint
+from hf_finedefics.testing import TINY_ARCHITECTURES, create_tiny_checkpoint, paper_processor_kwargs
 
 CLASSES = ["Chihuahua", "Japanese spaniel", "Maltese dog"]
 COLORS = [(200, 40, 40), (40, 200, 40), (40, 40, 200)]
@@ -56,7 +56,8 @@ def predictions_file(path):
 
 @pytest.mark.parametrize("architecture", TINY_ARCHITECTURES)
 def test_all_analyses_on_a_tiny_model(architecture, tmp_path):
-    model, processor = load_finedefics_model(create_tiny_checkpoint(architecture))
+    checkpoint = create_tiny_checkpoint(architecture)
+    model, processor = load_finedefics_model(checkpoint, processor_kwargs=paper_processor_kwargs(checkpoint))
     report = run_analysis(
         model,
         processor,

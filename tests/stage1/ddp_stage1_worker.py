@@ -4,9 +4,10 @@
 import sys
 
 import torch
-from transformers import AutoModelForImageTextToText
+from transformers import AutoModelForImageTextToText, AutoProcessor
 
 from hf_finedefics.backbones import get_backbone
+from hf_finedefics.testing import paper_processor_kwargs
 from hf_finedefics.trainer.contrastive_alignment_config import ContrastiveAlignmentConfig
 from hf_finedefics.trainer.contrastive_alignment_trainer import ContrastiveAlignmentTrainer
 
@@ -35,8 +36,13 @@ def main(checkpoint: str, output_file: str, per_device_batch_size: int) -> None:
         use_cpu=True,
         seed=0,
     )
+    path = model.config._name_or_path
     trainer = ContrastiveAlignmentTrainer(
-        model, args, train_dataset=triples, peft_config=get_backbone(model).lora_config(dropout=0.0)
+        model,
+        args,
+        train_dataset=triples,
+        peft_config=get_backbone(model).lora_config(dropout=0.0),
+        processing_class=AutoProcessor.from_pretrained(path, **paper_processor_kwargs(path)),
     )
     trainer.train()
     if trainer.is_world_process_zero():

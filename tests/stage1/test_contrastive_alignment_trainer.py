@@ -15,7 +15,7 @@ from transformers import AutoModelForImageTextToText, AutoProcessor, BitsAndByte
 
 from hf_finedefics.backbones import get_backbone
 from hf_finedefics.collators import ContrastiveAlignmentCollator
-from hf_finedefics.testing import create_tiny_checkpoint
+from hf_finedefics.testing import create_tiny_checkpoint, paper_processor_kwargs
 from hf_finedefics.trainer.contrastive_alignment_config import ContrastiveAlignmentConfig
 from hf_finedefics.trainer.contrastive_alignment_trainer import ContrastiveAlignmentTrainer
 
@@ -44,7 +44,14 @@ def _config(tmp_path, **overrides):
     return ContrastiveAlignmentConfig(**{**defaults, **overrides})
 
 
+def paper_processor(model):
+    """The model's processor with the paper's settings (the tiny Idefics2 splits images by default)."""
+    path = model.config._name_or_path
+    return AutoProcessor.from_pretrained(path, **paper_processor_kwargs(path))
+
+
 def _trainer(model, config, triples, **kwargs):
+    kwargs.setdefault("processing_class", paper_processor(model))
     return ContrastiveAlignmentTrainer(
         model, config, train_dataset=triples, peft_config=get_backbone(model).lora_config(), **kwargs
     )
@@ -276,7 +283,10 @@ def test_full_fine_tuning_keeps_the_vision_encoder_frozen(tiny_checkpoint, tripl
     vision = get_backbone(model).vision_encoder
     before = {name: p.detach().clone() for name, p in vision.named_parameters()}
     trainer = ContrastiveAlignmentTrainer(
-        model, _config(tmp_path, max_steps=1, learning_rate=1e-2), train_dataset=triples
+        model,
+        _config(tmp_path, max_steps=1, learning_rate=1e-2),
+        train_dataset=triples,
+        processing_class=paper_processor(model),
     )
     trainer.train()
     assert all(torch.equal(p, before[name]) for name, p in vision.named_parameters())
