@@ -13,7 +13,7 @@ from tokenizers import processors
 from transformers import AutoModelForImageTextToText, AutoProcessor
 
 from hf_finedefics.modeling import load_finedefics_model
-from hf_finedefics.testing import create_tiny_checkpoint
+from hf_finedefics.testing import create_tiny_checkpoint, paper_processor_kwargs
 from hf_finedefics.trainer.instruction_tuning_config import InstructionTuningConfig
 from hf_finedefics.trainer.instruction_tuning_trainer import (
     build_stage2_trainer,
@@ -162,7 +162,9 @@ def test_one_stage_adds_the_stage1_objective(tiny_model_path, instructions, tmp_
         }
     )
     config = stage2_config(tmp_path, paradigm="one_stage")
-    model_args = FinedeficsModelConfig(model_name_or_path=str(tiny_model_path))
+    model_args = FinedeficsModelConfig(
+        model_name_or_path=str(tiny_model_path), processor_kwargs=paper_processor_kwargs(tiny_model_path)
+    )
     trainer = build_stage2_trainer(model_args, config, instructions, triples)
     trainer.train()
     logged = [entry for entry in trainer.state.log_history if "loss" in entry]
