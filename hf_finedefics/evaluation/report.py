@@ -17,7 +17,8 @@ from .items import DATASETS
 UNPARSED = "none"
 
 
-def _percent(count: int, total: int) -> float:
+def percent(count: int, total: int) -> float:
+    """`count / total` in percent, rounded once to 2 decimals: every report shows the same number."""
     return round(100.0 * count / total, 2) if total else 0.0
 
 
@@ -36,13 +37,13 @@ def summarize_results(results: list[dict[str, Any]]) -> dict[str, Any]:
     truth = Counter(OPTION_LETTERS[result["answer"]] for result in results)
     return {
         "num_items": total,
-        "accuracy": _percent(sum(result["prediction"] == result["answer"] for result in results), total),
-        "failure_rate": _percent(predicted[UNPARSED], total),
+        "accuracy": percent(sum(result["prediction"] == result["answer"] for result in results), total),
+        "failure_rate": percent(predicted[UNPARSED], total),
         "per_class_accuracy": {
-            name: _percent(sum(hits), len(hits)) for name, hits in sorted(by_class.items(), key=lambda kv: kv[0])
+            name: percent(sum(hits), len(hits)) for name, hits in sorted(by_class.items(), key=lambda kv: kv[0])
         },
-        "predicted_positions": {key: _percent(predicted[key], total) for key in [*letters, UNPARSED]},
-        "groundtruth_positions": {letter: _percent(truth[letter], total) for letter in letters},
+        "predicted_positions": {key: percent(predicted[key], total) for key in [*letters, UNPARSED]},
+        "groundtruth_positions": {letter: percent(truth[letter], total) for letter in letters},
     }
 
 

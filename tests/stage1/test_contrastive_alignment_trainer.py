@@ -93,6 +93,34 @@ def test_training_step_updates_only_lora(tiny_model_and_processor, triples, tmp_
     assert not any(part in name for name in trainable for part in ("vision_model", "vision_tower"))
 
 
+def test_activation_checkpointing_trains_the_wrapped_model(tiny_checkpoint, triples, tmp_path):
+    """The paper's recipes turn activation checkpointing on: the Trainer enables it through the stage I wrapper,
+    and a checkpointed step gives the same loss and LoRA gradients as a plain one."""
+    model = AutoModelForImageTextToText.from_pretrained(tiny_checkpoint)
+    trainer = _trainer(model, _config(tmp_path), triples)
+    batch = trainer._prepare_inputs(trainer.data_collator([triples[i] for i in range(8)]))
+    trainer.model.eval()  # no dropout: both passes see the same network
+
+    def loss_and_grads():
+        trainer.model.zero_grad()
+        loss = trainer.compute_loss(trainer.model, batch)
+        loss.backward()
+        return loss.item(), {n: p.grad.clone() for n, p in trainer.model.named_parameters() if p.grad is not None}
+
+    plain_loss, plain_grads = loss_and_grads()
+    trainer.model.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": False})
+    checkpointed_loss, checkpointed_grads = loss_and_grads()
+    assert checkpointed_loss == pytest.approx(plain_loss, rel=1e-5)
+    assert plain_grads.keys() == checkpointed_grads.keys()
+    for name, grad in plain_grads.items():
+        torch.testing.assert_close(checkpointed_grads[name], grad, rtol=1e-4, atol=1e-6, msg=name)
+
+    config = _config(tmp_path, activation_checkpointing=True, max_steps=1)
+    checkpointed = _trainer(AutoModelForImageTextToText.from_pretrained(tiny_checkpoint), config, triples)
+    checkpointed.train()
+    assert checkpointed.model.model.is_activation_checkpointing
+
+
 def test_logs_every_term(tiny_checkpoint, triples, tmp_path):
     model = AutoModelForImageTextToText.from_pretrained(tiny_checkpoint)
     config = _config(tmp_path, eval_strategy="steps", eval_steps=2, per_device_eval_batch_size=8)

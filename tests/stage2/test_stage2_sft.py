@@ -35,7 +35,7 @@ def stage2_config(output_dir, **overrides) -> InstructionTuningConfig:
         report_to="none",
         use_cpu=True,
         bf16=False,
-        gradient_checkpointing=False,
+        activation_checkpointing=False,
         dataloader_num_workers=0,
     )
     return InstructionTuningConfig(**{**settings, **overrides})
