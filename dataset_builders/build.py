@@ -54,6 +54,8 @@ class BuildConfig:
     max_new_tokens: int = 256
     batch_size: int = 8
     concurrency: int = 8
+    timeout: float = 60.0
+    max_retries: int = 3
     prompts: str | None = None
     attributes: str | None = None
     remove_attribute_types: list[str] = field(default_factory=list)
@@ -74,7 +76,13 @@ def make_backend(model: str, base_url: str | None, config: BuildConfig) -> Gener
     if base_url:
         api_key = config.api_key or os.environ.get("OPENAI_API_KEY")
         return OpenAICompatibleBackend(
-            base_url, model, api_key=api_key, max_new_tokens=config.max_new_tokens, concurrency=config.concurrency
+            base_url,
+            model,
+            api_key=api_key,
+            max_new_tokens=config.max_new_tokens,
+            concurrency=config.concurrency,
+            timeout=config.timeout,
+            max_retries=config.max_retries,
         )
     return LocalBackend(model, max_new_tokens=config.max_new_tokens, batch_size=config.batch_size)
 

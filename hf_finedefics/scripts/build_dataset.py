@@ -48,6 +48,15 @@ def parse_args(argv: list[str]) -> BuildConfig:
     models.add_argument("--max-new-tokens", type=int, default=defaults.max_new_tokens)
     models.add_argument("--batch-size", type=int, default=defaults.batch_size, help="local generation batch")
     models.add_argument("--concurrency", type=int, default=defaults.concurrency, help="parallel HTTP requests")
+    models.add_argument(
+        "--timeout", type=float, default=defaults.timeout, help="seconds to wait for one HTTP reply before a retry"
+    )
+    models.add_argument(
+        "--max-retries",
+        type=int,
+        default=defaults.max_retries,
+        help="HTTP retries (with back-off) of timeouts, dropped connections, 429/5xx and replies without choices",
+    )
     models.add_argument("--prompts", default=None, help="YAML file overriding prompt templates")
     models.add_argument("--attributes", default=None, help="YAML {superclass: [attributes]} replacing discovery")
     models.add_argument(
