@@ -70,6 +70,16 @@ class BuildConfig:
     license: str = "other"
     pretty_name: str | None = None
 
+    def __post_init__(self):
+        at_least = {"max_new_tokens": 1, "batch_size": 1, "concurrency": 1, "num_negatives": 1, "num_shards": 1,
+                    "limit": 1, "max_retries": 0}  # fmt: skip
+        for name, minimum in at_least.items():
+            value = getattr(self, name)
+            if value is not None and value < minimum:
+                raise ValueError(f"{name} (--{name.replace('_', '-')}) must be at least {minimum}, got {value}.")
+        if self.timeout <= 0:
+            raise ValueError(f"timeout (--timeout) must be positive, got {self.timeout}.")
+
 
 def make_backend(model: str, base_url: str | None, config: BuildConfig) -> GenerationBackend:
     """An HTTP backend when a base URL is given, else the model loaded locally."""

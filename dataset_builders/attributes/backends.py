@@ -159,12 +159,6 @@ class OpenAICompatibleBackend(GenerationBackend):
     ):
         from openai import OpenAI
 
-        if concurrency < 1:
-            raise ValueError(f"concurrency must be at least 1, got {concurrency}.")
-        if timeout <= 0:
-            raise ValueError(f"timeout must be positive, got {timeout}.")
-        if max_retries < 0:
-            raise ValueError(f"max_retries must be 0 or more, got {max_retries}.")
         self.base_url = base_url.rstrip("/")
         self.model_id = model_id
         self.max_new_tokens = max_new_tokens

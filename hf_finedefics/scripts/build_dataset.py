@@ -92,7 +92,10 @@ def parse_args(argv: list[str]) -> BuildConfig:
     if args.negatives == "clip" and not args.clip:
         parser.error("--negatives clip needs --clip MODEL (or use --negatives random).")
     fields = {f.name for f in dataclasses.fields(BuildConfig)}
-    return BuildConfig(**{key: value for key, value in vars(args).items() if key in fields})
+    try:
+        return BuildConfig(**{key: value for key, value in vars(args).items() if key in fields})
+    except ValueError as error:
+        parser.error(str(error))
 
 
 def main(argv: list[str]) -> None:

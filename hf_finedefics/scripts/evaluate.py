@@ -70,6 +70,11 @@ class EvaluateArguments:
     dtype: str = field(default="auto", metadata={"help": "Model dtype: auto, bfloat16, float16 or float32."})
     device: str | None = field(default=None, metadata={"help": "Device; default: cuda when available, else cpu."})
 
+    def __post_init__(self):
+        for name in ("batch_size", "max_new_tokens"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} (--{name}) must be at least 1, got {getattr(self, name)}.")
+
 
 def _pairs(text: str | None) -> dict[str, str]:
     """'a=1,b=2' -> {'a': '1', 'b': '2'}."""

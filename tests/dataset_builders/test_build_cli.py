@@ -109,3 +109,24 @@ def test_push_dataset_uploads_the_folder_in_one_call(tmp_path, monkeypatch):
     assert calls[0]["repo_type"] == "dataset"
     with pytest.raises(FileNotFoundError, match="README.md"):
         finedefics(["push-dataset", str(tmp_path), "user/x", "--no-create-repo"])
+
+
+@pytest.mark.parametrize(
+    "flag, value",
+    [
+        ("--concurrency", "0"),
+        ("--num-negatives", "0"),
+        ("--limit", "-5"),
+        ("--batch-size", "-1"),
+        ("--max-new-tokens", "0"),
+        ("--num-shards", "0"),
+        ("--timeout", "0"),
+        ("--max-retries", "-1"),
+    ],  # fmt: skip
+)
+def test_sizes_below_one_are_refused_naming_the_option(tmp_path, capsys, flag, value):
+    with pytest.raises(SystemExit):
+        finedefics(["build-dataset", "--source", "imagefolder", "--data-dir", str(tmp_path), "--negatives", "random",
+                    "--out", str(tmp_path / "out"), flag, value])  # fmt: skip
+    assert flag in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()

@@ -60,6 +60,23 @@ def test_missing_images_fail_before_the_model_loads(tmp_path):
         )
 
 
+@pytest.mark.parametrize("flag", ["--batch_size", "--max_new_tokens"])
+def test_sizes_below_one_are_refused_naming_the_option(tmp_path, flag):
+    with pytest.raises(ValueError, match=f"{flag.removeprefix('--')} .*at least 1, got 0"):
+        main(
+            [
+                "--model",
+                str(tmp_path / "no-such-model"),
+                "--datasets",
+                "car-196",
+                "--data_dir",
+                str(tmp_path),
+                flag,
+                "0",
+            ]
+        )
+
+
 def _lora_adapter(model_path: Path, output_dir: Path) -> Path:
     from peft import LoraConfig, get_peft_model
 
