@@ -28,7 +28,7 @@ from .publish import (
     build_triples,
     write_dataset_folder,
 )
-from .sources import load_source
+from .sources import DEFAULT_MAX_IMAGE_PIXELS, load_source
 
 logger = logging.getLogger(__name__)
 
@@ -66,13 +66,14 @@ class BuildConfig:
     num_shards: int = 1
     shard_index: int | None = None
     limit: int | None = None
+    max_image_pixels: int = DEFAULT_MAX_IMAGE_PIXELS
     seed: int = 0
     license: str = "other"
     pretty_name: str | None = None
 
     def __post_init__(self):
         at_least = {"max_new_tokens": 1, "batch_size": 1, "concurrency": 1, "num_negatives": 1, "num_shards": 1,
-                    "limit": 1, "max_retries": 0}  # fmt: skip
+                    "limit": 1, "max_image_pixels": 1, "max_retries": 0}  # fmt: skip
         for name, minimum in at_least.items():
             value = getattr(self, name)
             if value is not None and value < minimum:
@@ -154,7 +155,9 @@ def shard_path(output_dir: str | Path, index: int, num_shards: int) -> Path:
 
 
 def _load_source(config: BuildConfig) -> datasets.Dataset:
-    dataset = load_source(config.source, config.data_dir, config.split, superclass=config.superclass)
+    dataset = load_source(
+        config.source, config.data_dir, config.split, config.superclass, max_image_pixels=config.max_image_pixels
+    )
     if config.limit is not None:
         dataset = dataset.select(range(min(config.limit, dataset.num_rows)))
     return dataset

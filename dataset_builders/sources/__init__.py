@@ -11,7 +11,7 @@ from pathlib import Path
 
 import datasets
 
-from ._common import SourceFormatError, human_readable
+from ._common import DEFAULT_MAX_IMAGE_PIXELS, SourceFormatError, human_readable
 from .aircraft import load_fgvc_aircraft
 from .cars import load_stanford_cars
 from .cub import load_cub, load_cub_attributes
@@ -41,23 +41,29 @@ SUPERCLASSES = {
 
 
 def load_source(
-    name: str, data_dir: str | Path, split: str = "train", superclass: str | None = None
+    name: str,
+    data_dir: str | Path,
+    split: str = "train",
+    superclass: str | None = None,
+    max_image_pixels: int = DEFAULT_MAX_IMAGE_PIXELS,
 ) -> datasets.Dataset:
     """Read `split` of the source dataset `name` from its native layout under `data_dir`.
 
     `superclass` overrides the super-category (required for meaning with `imagefolder`, whose default is "object").
+    Unreadable images and images over `max_image_pixels` (read from the header) are skipped with a warning.
     """
     if name not in SOURCES:
         raise ValueError(f"Unknown source {name!r}; choose from {sorted(SOURCES)}.")
     if name == "imagefolder":
-        return load_image_folder(data_dir, split, superclass=superclass or "object")
-    dataset = SOURCES[name](data_dir, split)
+        return load_image_folder(data_dir, split, superclass=superclass or "object", max_image_pixels=max_image_pixels)
+    dataset = SOURCES[name](data_dir, split, max_image_pixels=max_image_pixels)
     if superclass is not None:
         dataset = dataset.map(lambda _: {"superclass": superclass})
     return dataset
 
 
 __all__ = [
+    "DEFAULT_MAX_IMAGE_PIXELS",
     "FLOWER_NAMES",
     "SOURCES",
     "SUPERCLASSES",

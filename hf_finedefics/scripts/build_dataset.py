@@ -31,6 +31,12 @@ def parse_args(argv: list[str]) -> BuildConfig:
     data.add_argument("--split", default=defaults.split, help="split to build from (the paper uses train)")
     data.add_argument("--superclass", default=None, help="super-category name (needed for imagefolder)")
     data.add_argument("--limit", type=int, default=None, help="use only the first N images (for a trial run)")
+    data.add_argument(
+        "--max-image-pixels",
+        type=int,
+        default=defaults.max_image_pixels,
+        help="skip (and count) images whose header declares more pixels, before decoding them",
+    )
 
     models = parser.add_argument_group("attribute descriptions")
     models.add_argument(
