@@ -20,6 +20,7 @@ from dataset_builders.publish import (
     write_dataset_folder,
 )
 
+from ..kills import Killed, kill_at
 from . import layouts
 
 
@@ -127,10 +128,6 @@ def test_rebuilt_folders_never_load_stale_rows(tmp_path):
     assert loaded == [0, 1]
 
 
-class _Killed(BaseException):
-    """Stands for SIGKILL: not an Exception, so no `except Exception` in the code under test can catch it."""
-
-
 def _hard_negative_table(first_index: int, num_rows: int = 12) -> datasets.Dataset:
     indices = list(range(first_index, first_index + num_rows))
     return datasets.Dataset.from_dict(
@@ -144,26 +141,8 @@ def _hard_negative_table(first_index: int, num_rows: int = 12) -> datasets.Datas
     )
 
 
-def _kill_at(monkeypatch, step: int) -> list[int]:
-    """Make the `step`-th file-system write of a build (parquet, rename, replace, unlink, write_text) raise `_Killed`
-    instead of happening; returns the running count of steps reached."""
-    reached = [0]
-
-    def wrap(owner, name):
-        original = getattr(owner, name)
-
-        def killable(*args, **kwargs):
-            reached[0] += 1
-            if reached[0] == step:
-                raise _Killed
-            return original(*args, **kwargs)
-
-        monkeypatch.setattr(owner, name, killable)
-
-    for owner, name in ((datasets.Dataset, "to_parquet"), (Path, "rename"), (Path, "unlink"),
-                        (Path, "write_text"), (Path, "replace"), (os, "replace")):  # fmt: skip
-        wrap(owner, name)
-    return reached
+PUBLISH_WRITES = [(datasets.Dataset, "to_parquet"), (Path, "rename"), (Path, "unlink"), (Path, "write_text"),
+                  (Path, "replace"), (os, "replace")]  # fmt: skip
 
 
 @pytest.mark.parametrize("previous", [True, False], ids=["rebuild", "first-build"])
@@ -179,11 +158,11 @@ def test_killed_build_leaves_the_old_or_the_new_dataset(tmp_path, monkeypatch, p
         if previous:
             write_dataset_folder(folder, {"hard_negatives": old}, info, max_shard_bytes=200)
         with monkeypatch.context() as patch:
-            reached = _kill_at(patch, step)
+            reached = kill_at(patch, step, PUBLISH_WRITES)
             try:
                 write_dataset_folder(folder, {"hard_negatives": new}, info, max_shard_bytes=200)
                 finished = True
-            except _Killed:
+            except Killed:
                 finished = False
         if not previous and not (folder / "README.md").exists():
             with pytest.raises(FileNotFoundError):
