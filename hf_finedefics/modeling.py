@@ -1,14 +1,19 @@
 """Load a Finedefics model in one call: a full checkpoint, or a base model with a LoRA adapter on top.
 
-Every part of the project that needs a model (stage II, merging, evaluation, analyses, the demo) goes through
+Every part of the project that needs a model (both stages, merging, evaluation, analyses, the demo) goes through
 `load_finedefics_model`, so an adapter folder, an adapter repo on the Hub and a merged checkpoint are all
 interchangeable wherever a model is asked for.
+
+`merge_adapter` folds a LoRA adapter into its full-precision base and saves a standalone checkpoint (weights,
+generation config, processor) that plain `from_pretrained` loads. QLoRA adapters are merged into the unquantized
+base: merging into 4-bit weights would round the update away.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
 from pathlib import Path
 from typing import Any, Literal
 
@@ -21,6 +26,8 @@ from transformers import AutoModelForImageTextToText, AutoProcessor, BitsAndByte
 from .backbones import get_backbone
 
 ADAPTER_CONFIG_NAME = "adapter_config.json"
+# Written last into a merged folder: its presence means the merge finished.
+MERGE_DONE_NAME = "finedefics_merge.json"
 # Files that mark a folder as carrying a saved processor (newer and older transformers layouts).
 _PROCESSOR_FILES = ("processor_config.json", "preprocessor_config.json")
 Quantization = Literal["4bit", "8bit"] | BitsAndBytesConfig | None
@@ -51,13 +58,26 @@ def adapter_base_model(adapter: str | os.PathLike, revision: str | None = None) 
 
 
 def quantization_config(
-    quantization: Quantization, compute_dtype: str | torch.dtype = torch.bfloat16
+    quantization: Quantization,
+    compute_dtype: str | torch.dtype = torch.bfloat16,
+    *,
+    quant_type: str = "nf4",
+    nested: bool = False,
+    quant_storage: str | torch.dtype | None = None,
 ) -> BitsAndBytesConfig | None:
-    """bitsandbytes settings for "4bit" (QLoRA: NF4 with `compute_dtype`) or "8bit"; a config passes through."""
+    """bitsandbytes settings for "4bit" (QLoRA: NF4 with `compute_dtype`; `nested` quantizes the constants too;
+    `quant_storage` is the packed weights' dtype, which FSDP needs equal to the compute dtype) or "8bit"; a config
+    passes through."""
     if quantization is None or isinstance(quantization, BitsAndBytesConfig):
         return quantization
     if quantization == "4bit":
-        return BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_compute_dtype=compute_dtype)
+        return BitsAndBytesConfig(
+            load_in_4bit=True,
+            bnb_4bit_quant_type=quant_type,
+            bnb_4bit_compute_dtype=compute_dtype,
+            bnb_4bit_use_double_quant=nested,
+            bnb_4bit_quant_storage=quant_storage or torch.uint8,
+        )
     if quantization == "8bit":
         return BitsAndBytesConfig(load_in_8bit=True)
     raise ValueError(f"quantization must be None, '4bit', '8bit' or a BitsAndBytesConfig, got {quantization!r}")
@@ -105,7 +125,7 @@ def load_finedefics_model(
             "8bit", or a `BitsAndBytesConfig`.
         dtype: Weight dtype ("auto" keeps the checkpoint's).
         merge_adapter: Fold the adapter into the base weights and return a plain transformers model. Not possible
-            on a quantized model: merge with `hf_finedefics.merging.merge_adapter`, which uses full precision.
+            on a quantized model: merge with `hf_finedefics.modeling.merge_adapter`, which uses full precision.
         is_trainable: Keep the adapter's weights trainable (to continue training it).
         device_map: Passed to `from_pretrained` (e.g. "auto" for multi-GPU inference).
         revision / adapter_revision: Hub revisions of the base model and of the adapter.
@@ -146,3 +166,49 @@ def load_finedefics_model(
     if not is_trainable:
         model.eval()
     return model, processor
+
+
+def merge_adapter(
+    adapter: str | os.PathLike,
+    output_dir: str | os.PathLike,
+    *,
+    base_model: str | os.PathLike | None = None,
+    dtype: str | torch.dtype = "auto",
+    revision: str | None = None,
+    adapter_revision: str | None = None,
+    max_shard_size: str = "5GB",
+) -> Path:
+    """Merge `adapter` (Hub id or folder) into `base_model` (default: the base recorded in the adapter) and
+    save the merged model and processor to `output_dir`, which is returned."""
+    base_model = base_model or adapter_base_model(adapter, adapter_revision)
+    if base_model is None:
+        raise ValueError(f"{adapter!r} is not a peft adapter (no adapter_config.json).")
+    model, processor = load_finedefics_model(
+        base_model,
+        adapter,
+        dtype=dtype,
+        merge_adapter=True,
+        revision=revision,
+        adapter_revision=adapter_revision,
+    )
+    output_dir = Path(output_dir)
+    if output_dir.is_dir() and any(output_dir.iterdir()) and not (output_dir / "config.json").is_file():
+        raise FileExistsError(f"{output_dir} holds files that are not a model: merge into a new or empty folder.")
+    # Written into a side folder renamed into place when complete, with a marker written last: a kill at any point
+    # leaves no merged folder or a complete one (`is_complete_merge`).
+    partial = output_dir.with_name(f"{output_dir.name}.partial")
+    if partial.exists():  # left by a killed merge
+        shutil.rmtree(partial)
+    model.save_pretrained(partial, max_shard_size=max_shard_size)
+    processor.save_pretrained(partial)
+    (partial / MERGE_DONE_NAME).write_text(json.dumps({"adapter": str(adapter), "base_model": str(base_model)}))
+    if output_dir.exists():  # empty, or an earlier (possibly incomplete) merge: replaced
+        shutil.rmtree(output_dir)
+    partial.rename(output_dir)
+    return output_dir
+
+
+def is_complete_merge(folder: str | os.PathLike) -> bool:
+    """Whether `folder` holds a merge that `merge_adapter` finished (a folder without the marker is one a kill
+    interrupted, possibly under an earlier version that wrote in place)."""
+    return (Path(folder) / MERGE_DONE_NAME).is_file()

@@ -20,7 +20,8 @@ from dataset_builders import load_source
 from dataset_builders.attributes import AttributeDescriber, GenerationRequest, OpenAICompatibleBackend
 from dataset_builders.build import make_backend
 from dataset_builders.cache import AnswerCache, answer_key
-from hf_finedefics.scripts.build_dataset import parse_args
+from hf_finedefics.scripts import parse_command_line
+from hf_finedefics.scripts.build_dataset import make_parser
 
 from ..spaces_app.conftest import free_port, start_server, stop, wait_until_serving
 from . import layouts
@@ -198,10 +199,10 @@ def test_each_answer_is_cached_as_it_completes(proxy, idefics2_path, tmp_path):
 
 
 def test_timeout_and_retries_are_build_options(tmp_path):
-    config = parse_args([
-        "--source", "imagefolder", "--data-dir", str(tmp_path), "--out", str(tmp_path / "out"), "--negatives",
-        "random", "--llm", "some-model", "--llm-base-url", "http://127.0.0.1:9/v1", "--timeout", "7.5",
-        "--max-retries", "1",
+    (config,) = parse_command_line(make_parser(), [
+        "--source", "imagefolder", "--data_dir", str(tmp_path), "--output_dir", str(tmp_path / "out"), "--negatives",
+        "random", "--llm", "some-model", "--llm_base_url", "http://127.0.0.1:9/v1", "--timeout", "7.5",
+        "--max_retries", "1",
     ])  # fmt: skip
     backend = make_backend(config.llm, config.llm_base_url, config)
     assert (backend.client.timeout, backend.client.max_retries) == (7.5, 1)
