@@ -9,7 +9,14 @@ import datasets
 import torch
 from peft import LoraConfig, PeftModel, get_peft_model, prepare_model_for_kbit_training
 from torch import nn
-from transformers import AutoModelForImageTextToText, AutoProcessor, PreTrainedModel, ProcessorMixin, Trainer
+from transformers import (
+    AutoModelForImageTextToText,
+    AutoProcessor,
+    PreTrainedModel,
+    ProcessorMixin,
+    Trainer,
+    set_seed,
+)
 from transformers.trainer import TRAINING_ARGS_NAME
 
 from ..backbones import get_backbone
@@ -53,6 +60,9 @@ class ContrastiveAlignmentTrainer(FinedeficsModelCardMixin, Trainer):
         optimizers=(None, None),
     ):
         args = args or ContrastiveAlignmentConfig(output_dir="finedefics-stage1")
+        # `get_peft_model` draws the LoRA weights before `Trainer.__init__` seeds: seed first (as TRL's SFTTrainer
+        # does for stage II), so that two runs with the same seed start from the same adapter.
+        set_seed(args.seed)
         if isinstance(model, str):
             model_id = model
             model = AutoModelForImageTextToText.from_pretrained(model_id, **(args.model_init_kwargs or {}))
