@@ -24,6 +24,7 @@ from ..collators import ContrastiveAlignmentCollator, validate_triples
 from ..hub import FinedeficsModelCardMixin
 from ..losses import AttributeAugmentedContrastiveLoss, in_batch_retrieval_accuracy
 from ..objectives import ContrastiveAlignmentModel, stage1_objective
+from .checkpoints import resume_checkpoint
 from .contrastive_alignment_config import ContrastiveAlignmentConfig
 from .model_config import FinedeficsModelConfig
 
@@ -186,7 +187,7 @@ def train_stage1(
         processing_class=processor,
         peft_config=model_args.lora_config(model) if model_args.use_peft else None,
     )
-    trainer.train(resume_from_checkpoint=training_args.resume_from_checkpoint)
+    trainer.train(resume_from_checkpoint=resume_checkpoint(training_args))
     if training_args.push_to_hub:
         trainer.push_to_hub(dataset_name=dataset_name)  # saves, writes the model card and uploads once
     else:
