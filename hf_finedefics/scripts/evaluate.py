@@ -25,6 +25,7 @@ from hf_finedefics.evaluation import (
     load_mc_items,
     scan_imagefolder,
 )
+from hf_finedefics.recipe_sections import require_at_least_one
 from hf_finedefics.scripts import run
 from hf_finedefics.trainer.model_config import FinedeficsModelConfig
 
@@ -67,9 +68,7 @@ class EvaluateArguments:
     seed: int = field(default=0, metadata={"help": "Seed of the per-image option shuffle."})
 
     def __post_init__(self):
-        for name in ("batch_size", "max_new_tokens"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"--{name} must be at least 1, got {getattr(self, name)}.")
+        require_at_least_one(self, "batch_size", "max_new_tokens")
 
 
 def _pairs(text: str | None) -> dict[str, str]:

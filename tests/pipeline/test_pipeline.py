@@ -67,15 +67,16 @@ def test_run_chains_every_step_and_skips_finished_ones(tmp_path):
 def test_unknown_recipe_key_is_named(tmp_path):
     recipe = tmp_path / "recipe.yaml"
     recipe.write_text(yaml.safe_dump({**SMALL_RECIPE, "stage1": {"learning_rat": 1e-3}}))
-    run = FinedeficsRun(load_run_config(recipe))
+    run_dir = str(tmp_path / "run")
     with pytest.raises(ValueError, match=r"\['learning_rat'\] in the recipe's `stage1` section"):
-        run.step_stage1("finedefics")
+        FinedeficsRun(load_run_config(recipe, output_dir=run_dir))
     with pytest.raises(ValueError, match="Unknown variants"):
-        load_run_config(recipe, variants=["finedefics", "magic"])
+        load_run_config(recipe, variants=["finedefics", "magic"], output_dir=run_dir)
     with pytest.raises(ValueError, match="exactly one of synthetic, build, dataset"):
-        load_run_config(recipe, data={"synthetic": {}, "dataset": str(tmp_path)})
+        load_run_config(recipe, data={"synthetic": {}, "dataset": str(tmp_path)}, output_dir=run_dir)
+    recipe.write_text(yaml.safe_dump(SMALL_RECIPE))
     with pytest.raises(FileNotFoundError, match="not a dataset folder built by build-dataset"):
-        FinedeficsRun(load_run_config(recipe, data={"dataset": str(tmp_path)})).step_build()
+        FinedeficsRun(load_run_config(recipe, data={"dataset": str(tmp_path)}, output_dir=run_dir)).step_build()
 
 
 def test_embedded_default_recipe_parses():
