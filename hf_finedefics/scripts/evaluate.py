@@ -25,6 +25,7 @@ from hf_finedefics.evaluation import (
     load_mc_items,
     scan_imagefolder,
 )
+from hf_finedefics.recipe_sections import require_at_least_one
 from hf_finedefics.scripts import run
 from hf_finedefics.trainer.model_config import FinedeficsModelConfig
 
@@ -65,6 +66,9 @@ class EvaluateArguments:
     batch_size: int = field(default=8, metadata={"help": "Questions per forward pass or generate call."})
     max_new_tokens: int = field(default=32, metadata={"help": "Generation length cap for the generation scorer."})
     seed: int = field(default=0, metadata={"help": "Seed of the per-image option shuffle."})
+
+    def __post_init__(self):
+        require_at_least_one(self, "batch_size", "max_new_tokens")
 
 
 def _pairs(text: str | None) -> dict[str, str]:

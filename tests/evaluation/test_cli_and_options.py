@@ -72,6 +72,14 @@ def test_missing_images_fail_before_the_model_loads(tmp_path):
         )
 
 
+@pytest.mark.parametrize("flag", ["--batch_size", "--max_new_tokens"])
+def test_sizes_below_one_are_refused_naming_the_option(tmp_path, capsys, flag):
+    with pytest.raises(SystemExit):
+        finedefics(["evaluate", "--model_name_or_path", str(tmp_path / "no-such-model"), "--sources", "car-196",
+                    "--data_dir", str(tmp_path), flag, "0"])  # fmt: skip
+    assert f"{flag.removeprefix('--')} must be at least 1, got 0" in capsys.readouterr().err
+
+
 def _lora_adapter(model_path: Path, output_dir: Path) -> Path:
     from peft import LoraConfig, get_peft_model
 
