@@ -154,9 +154,12 @@ def score_open_set_answers(
 MEASURES = ("exact", "contains", "top1", "top5")
 
 
-def summarize_open_set(scored: list[dict[str, Any]], similarity_model_name: str | os.PathLike) -> dict[str, Any]:
+def summarize_open_set(
+    scored: list[dict[str, Any]], class_names: list[str], similarity_model_name: str | os.PathLike
+) -> dict[str, Any]:
     """Percentages of the four measures, the mean cosine, the share of empty answers, the same per class, and
-    per class the most frequent wrong answers (answers that do not contain the true name), most frequent first."""
+    per class the most frequent wrong answers (answers that do not contain the true name), most frequent first.
+    `num_classes` (the candidates of nearest-class matching) sets the chance level of top-1 and top-5."""
     by_class: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for record in scored:
         by_class[record["groundtruth"]].append(record)
@@ -171,6 +174,7 @@ def summarize_open_set(scored: list[dict[str, Any]], similarity_model_name: str 
         confusions[name] = [[first_written[key], count] for key, count in counts.most_common(CONFUSIONS_SHOWN)]
     return {
         "num_items": len(scored),
+        "num_classes": len(class_names),
         "similarity_model": str(similarity_model_name),
         **{measure: _percent([record[measure] for record in scored]) for measure in MEASURES},
         "mean_cosine": round(sum(record["cosine"] for record in scored) / len(scored), 4) if scored else 0.0,

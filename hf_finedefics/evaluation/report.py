@@ -128,7 +128,8 @@ def build_report(summaries: dict[str, dict[str, dict[str, dict[str, Any]]]]) -> 
             "Scorers: multiple choice (the paper's protocol) read by generation or option-letter likelihood. "
             "Open set: the category asked for without options; exact = the true name after normalisation, "
             "contains = the true name within the answer (no longer class name also named), nearest top-k = the "
-            f"true class among the k class names closest to the answer by {', '.join(models)}.",
+            f"true class among the k class names closest to the answer by {', '.join(models)} (chance: k / the "
+            "number of classes; an answer naming no class still has a nearest one).",
             "",
             "## Open set: mean cosine similarity of answer and true name, and answers that are empty (%)",
             "",
@@ -171,6 +172,11 @@ def build_report(summaries: dict[str, dict[str, dict[str, dict[str, Any]]]]) -> 
     return report, "\n".join(lines) + "\n"
 
 
+def _inline(text: str) -> str:
+    """A model's answer as one markdown table cell: control characters and line breaks as spaces, pipes escaped."""
+    return " ".join("".join(c if c.isprintable() else " " for c in text).split()).replace("|", "\\|")
+
+
 def per_class_report(report: dict[str, Any]) -> str:
     """The open-set rows of a `build_report` JSON report as per-class tables, with each class's most frequent
     wrong answers (its confusion list)."""
@@ -188,7 +194,9 @@ def per_class_report(report: dict[str, Any]) -> str:
                         class_name,
                         str(scores["num_items"]),
                         *(f"{scores[measure]:.1f}" for measure in MEASURES),
-                        "; ".join(f"{answer} ({count})" for answer, count in summary["confusions"][class_name]),
+                        "; ".join(
+                            f"{_inline(answer)} ({count})" for answer, count in summary["confusions"][class_name]
+                        ),
                     ]
                     for class_name, scores in summary["per_class"].items()
                 ],

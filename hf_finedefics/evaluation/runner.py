@@ -253,11 +253,12 @@ def evaluate_open_set(
         )
         # Loaded once the VLM has answered, so a failing similarity model never costs a generation pass.
         embedder = embedder or load_similarity_model(similarity_model)
-        scored = score_open_set_answers(answers, dataset_class_names(items), embedder)
+        class_names = dataset_class_names(items)
+        scored = score_open_set_answers(answers, class_names, embedder)
         answers_path.with_suffix(".scores.jsonl").write_text(
             "".join(json.dumps(record) + "\n" for record in scored), encoding="utf-8"
         )
-        summary = summarize_open_set(scored, similarity_model)
+        summary = summarize_open_set(scored, class_names, similarity_model)
         _write_json(summary_path(output_dir, model_name, dataset, OPEN_SET), summary)
         summaries[dataset] = summary
     write_report(output_dir)

@@ -16,6 +16,7 @@ from hf_finedefics.evaluation import (
     score_open_set,
 )
 from hf_finedefics.evaluation.open_set import NO_ANSWER, score_open_set_answers, summarize_open_set
+from hf_finedefics.evaluation.report import build_report, per_class_report
 from hf_finedefics.evaluation.runner import answer_open_set, dataset_class_names
 from hf_finedefics.testing import create_tiny_checkpoint
 
@@ -95,8 +96,8 @@ def test_summary_per_class_and_confusions():
         record("Pug", ""),
         record("Pug", "a pug", top1=True),
     ]
-    summary = summarize_open_set(scored, "minilm")
-    assert summary["num_items"] == 6 and summary["similarity_model"] == "minilm"
+    summary = summarize_open_set(scored, BIRDS, "minilm")
+    assert summary["num_items"] == 6 and summary["num_classes"] == 6 and summary["similarity_model"] == "minilm"
     assert summary["exact"] == summary["contains"] == pytest.approx(100 * 2 / 6, abs=0.01)
     assert summary["top1"] == pytest.approx(100 * 2 / 6, abs=0.01)
     assert summary["mean_cosine"] == pytest.approx(4 / 6, abs=1e-4)
@@ -110,6 +111,11 @@ def test_summary_per_class_and_confusions():
     }
     # Answers equal after normalisation are one wrong name, shown as first written, most frequent first.
     assert summary["confusions"] == {"Albatross": [["Laysan Albatross", 2], ["Pug", 1]], "Pug": [[NO_ANSWER, 1]]}
+
+    # A wrong answer stays one cell of the per-class table whatever it holds.
+    summary["confusions"]["Pug"] = [["Pug | Boxer\nor\x14 not", 1]]
+    report, _ = build_report({"tiny": {"open_set": {"pet-37": summary}}})
+    assert "| Pug | 2 | 50.0 | 50.0 | 50.0 | 50.0 | Pug \\| Boxer or not (1) |" in per_class_report(report)
 
 
 class CountingGenerator:
