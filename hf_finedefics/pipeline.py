@@ -42,6 +42,9 @@ from dataset_builders.sources.synthetic import (
 
 from .contrastive_config import ContrastiveAlignmentConfig
 from .contrastive_trainer import train_stage1
+from .evaluation.open_set import DEFAULT_SIMILARITY_MODEL, MEASURES, OPEN_SET
+from .evaluation.report import OPEN_SET_TITLES
+from .evaluation.runner import MULTIPLE_CHOICE, TASKS
 from .instruction_config import InstructionTuningConfig
 from .model_config import FinedeficsModelArguments
 from .modeling import load_finedefics_model
@@ -62,16 +65,31 @@ Progress = Callable[[float, str], None]
 
 @dataclass
 class EvaluationSettings:
+    tasks: list[str] = field(
+        default_factory=lambda: list(TASKS),
+        metadata={"help": "multiple_choice (the paper's protocol) and/or open_set (the category without options)."},
+    )
     scorers: list[str] = field(
-        default_factory=lambda: ["likelihood", "generation"], metadata={"help": "Scorers: likelihood, generation."}
+        default_factory=lambda: ["likelihood", "generation"],
+        metadata={"help": "Multiple-choice scorers: likelihood, generation."},
+    )
+    similarity_model: str = field(
+        default=DEFAULT_SIMILARITY_MODEL,
+        metadata={"help": "sentence-transformers model matching open-set answers to class names (folder or Hub id)."},
     )
     batch_size: int = field(default=16, metadata={"help": "Items per forward."})
-    max_new_tokens: int = field(default=16, metadata={"help": "Generation budget of the generation scorer."})
+    max_new_tokens: int = field(
+        default=16, metadata={"help": "Generation budget of the generation scorer and of open-set answers."}
+    )
     datasets: list[str] = field(
         default_factory=list,
         metadata={"help": "Evaluation datasets for built (non-synthetic) data, e.g. [bird-200, car-196]."},
     )
     data_dir: str | None = field(default=None, metadata={"help": "Root holding <name>/ for each evaluation dataset."})
+
+    def __post_init__(self):
+        if unknown := set(self.tasks) - set(TASKS):
+            raise ValueError(f"Unknown evaluation.tasks {sorted(unknown)}; choose from {', '.join(TASKS)}.")
 
 
 @dataclass
@@ -262,22 +280,29 @@ class FinedeficsRun:
         return {name: load_mc_items(name, root / name) for name in self.evaluation.datasets}, {}
 
     def step_evaluate(self, variant: str) -> dict[str, dict[str, Any]]:
-        from .evaluation import evaluate_model
+        """{scorer: {dataset: summary}}, the open-set summaries under ``open_set``."""
+        from .evaluation import evaluate_model, evaluate_open_set
 
         items, superclasses = self.evaluation_items()
         model, processor = load_finedefics_model(self.model_dir(variant))
-        return evaluate_model(
-            model.eval(),
-            processor,
-            items,
-            self.output_dir / "evaluation",
-            model_name=variant,
-            scorers=tuple(self.evaluation.scorers),
-            seed=self.config.seed,
-            batch_size=self.evaluation.batch_size,
-            max_new_tokens=self.evaluation.max_new_tokens,
-            superclasses=superclasses,
-        )
+        common = {
+            "model_name": variant,
+            "batch_size": self.evaluation.batch_size,
+            "max_new_tokens": self.evaluation.max_new_tokens,
+            "superclasses": superclasses,
+        }
+        output_dir = self.output_dir / "evaluation"
+        results = {}
+        if MULTIPLE_CHOICE in self.evaluation.tasks:
+            scorers = tuple(self.evaluation.scorers)
+            results = evaluate_model(
+                model.eval(), processor, items, output_dir, scorers=scorers, seed=self.config.seed, **common
+            )
+        if OPEN_SET in self.evaluation.tasks:
+            results[OPEN_SET] = evaluate_open_set(
+                model.eval(), processor, items, output_dir, similarity_model=self.evaluation.similarity_model, **common
+            )
+        return results
 
     def analysis_splits(self) -> dict[str, tuple[Dataset, Dataset]]:
         """{evaluation dataset: (test split, train split)} with ClassLabel labels, for the analyses."""
@@ -413,19 +438,33 @@ def _relative_paths(source: Dataset, root: Path) -> list[str]:
 
 
 def _accuracies(results: dict[str, dict[str, dict[str, Any]]]) -> dict[str, dict[str, float]]:
+    """Mean over the datasets: multiple-choice accuracy per scorer, and each open-set measure as ``open_set_<m>``."""
+
+    def means(scorer: str, by_dataset: dict[str, dict[str, Any]]) -> dict[str, float]:
+        if scorer != OPEN_SET:
+            return {scorer: float(np.mean([s["accuracy"] for s in by_dataset.values()]))}
+        return {f"{OPEN_SET}_{m}": float(np.mean([s[m] for s in by_dataset.values()])) for m in MEASURES}
+
     return {
-        variant: {
-            scorer: float(np.mean([s["accuracy"] for s in by_dataset.values()])) for scorer, by_dataset in r.items()
-        }
+        variant: {key: value for scorer, by_dataset in r.items() for key, value in means(scorer, by_dataset).items()}
         for variant, r in results.items()
     }
 
 
+def _column_title(key: str) -> str:
+    if key.startswith(OPEN_SET):
+        return OPEN_SET_TITLES[key.removeprefix(f"{OPEN_SET}_")].capitalize()
+    return f"MC accuracy ({key})"
+
+
 def comparison_table(results: dict[str, dict[str, dict[str, Any]]]) -> str:
-    """The paper's Table 3 shape: one row per variant, multiple-choice accuracy per scorer."""
+    """The paper's Table 3 shape: one row per variant, multiple-choice accuracy per scorer, then the open-set
+    accuracies (exact, contains, nearest-class top-1 and top-5)."""
     accuracies = _accuracies(results)
-    scorers = sorted({scorer for by_scorer in accuracies.values() for scorer in by_scorer})
-    lines = ["| Variant | " + " | ".join(f"MC accuracy ({s})" for s in scorers) + " |"]
+    keys = {key for by_scorer in accuracies.values() for key in by_scorer}
+    scorers = sorted(key for key in keys if not key.startswith(OPEN_SET))
+    scorers += [f"{OPEN_SET}_{m}" for m in MEASURES if f"{OPEN_SET}_{m}" in keys]
+    lines = ["| Variant | " + " | ".join(_column_title(s) for s in scorers) + " |"]
     lines.append("|---|" + "---:|" * len(scorers))
     for variant, by_scorer in accuracies.items():
         cells = " | ".join(f"{by_scorer[s]:.2f}" if s in by_scorer else "-" for s in scorers)

@@ -12,14 +12,16 @@ from .open_set import DEFAULT_SIMILARITY_MODEL, OPEN_SET, load_similarity_model,
 from .options import build_option_file, scan_imagefolder
 from .parsing import parse_choice
 from .report import build_report, summarize_results, write_report
-from .runner import SCORER_NAMES, evaluate_model, evaluate_open_set, score_items
+from .runner import MULTIPLE_CHOICE, SCORER_NAMES, TASKS, evaluate_model, evaluate_open_set, score_items
 from .scoring import GenerationScorer, LikelihoodScorer, MultipleChoiceScorer, multiple_choice_chat
 
 __all__ = [
     "DATASETS",
     "DEFAULT_SIMILARITY_MODEL",
+    "MULTIPLE_CHOICE",
     "OPEN_SET",
     "SCORER_NAMES",
+    "TASKS",
     "GenerationScorer",
     "LikelihoodScorer",
     "MultipleChoiceDataset",

@@ -25,6 +25,8 @@ from .report import summarize_results, summary_path, write_report
 from .scoring import GenerationScorer, LikelihoodScorer, MultipleChoiceScorer, multiple_choice_chat, open_set_chat
 
 SCORER_NAMES = ("generation", "likelihood")
+MULTIPLE_CHOICE = "multiple_choice"
+TASKS = (MULTIPLE_CHOICE, OPEN_SET)  # what `finedefics evaluate --task` and a run recipe's evaluation.tasks name
 
 
 def _batches(items: list[MultipleChoiceItem], batch_size: int) -> Iterator[list[MultipleChoiceItem]]:

@@ -24,8 +24,10 @@ from trl import TrlParser
 
 from hf_finedefics.evaluation import (
     DEFAULT_SIMILARITY_MODEL,
+    MULTIPLE_CHOICE,
     OPEN_SET,
     SCORER_NAMES,
+    TASKS,
     build_option_file,
     evaluate_model,
     evaluate_open_set,
@@ -36,8 +38,6 @@ from hf_finedefics.evaluation import (
 logger = logging.getLogger(__name__)
 
 TABLE2_DATASETS = "dog-120,bird-200,aircraft-102,flower-102,pet-37,car-196"
-MULTIPLE_CHOICE = "multiple_choice"
-TASKS = (MULTIPLE_CHOICE, OPEN_SET)
 
 
 @dataclass

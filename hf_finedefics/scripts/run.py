@@ -20,7 +20,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     config = load_run_config(args.recipe, output_dir=args.output_dir, seed=args.seed, variants=args.variants)
     results = FinedeficsRun(config).run()
-    print(f"\nFGVR multiple-choice accuracy on the test split ({config.output_dir}/table3.md):\n")
+    print(f"\nFGVR accuracy on the test split, multiple choice and open set ({config.output_dir}/table3.md):\n")
     print(comparison_table(results))
     print(f"\nReports: {config.output_dir}/evaluation/report.md, analyses: {config.output_dir}/analysis/")
 
