@@ -1,4 +1,5 @@
-"""FGVR evaluation: multiple choice, the paper's Table 2 protocol (REFERENCE.md section 2), and open set.
+"""FGVR evaluation: multiple choice, the paper's Table 2 protocol (paper section 4.1; FOCI's option files, see
+data/mc_options/README.md), and open set.
 
 `load_mc_items` reads a test set in its native layout, `evaluate_model` scores it with greedy generation
 (answers read by `parse_choice`) and with option-letter likelihood, and writes per-item predictions,

@@ -9,6 +9,8 @@ from collections import Counter, defaultdict
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from dataset_builders.prompts import OPTION_LETTERS
 
 from .items import DATASETS
@@ -223,3 +225,39 @@ def write_report(output_dir: str | os.PathLike) -> tuple[Path, Path]:
     if report["open_set_rows"]:
         (output_dir / PER_CLASS_FILE).write_text(per_class_report(report), encoding="utf-8")
     return json_path, markdown_path
+
+
+def mean_accuracies(results: dict[str, dict[str, dict[str, Any]]]) -> dict[str, dict[str, float]]:
+    """`results[model][scorer][dataset]` -> the mean over the datasets: multiple-choice accuracy per scorer, and
+    each open-set measure (scorer ``open_set``) as ``open_set_<measure>``."""
+
+    def means(scorer: str, by_dataset: dict[str, dict[str, Any]]) -> dict[str, float]:
+        if scorer != OPEN_SET:
+            return {scorer: float(np.mean([s["accuracy"] for s in by_dataset.values()]))}
+        return {f"{OPEN_SET}_{m}": float(np.mean([s[m] for s in by_dataset.values()])) for m in MEASURES}
+
+    return {
+        variant: {key: value for scorer, by_dataset in r.items() for key, value in means(scorer, by_dataset).items()}
+        for variant, r in results.items()
+    }
+
+
+def _column_title(key: str) -> str:
+    if key.startswith(OPEN_SET):
+        return OPEN_SET_TITLES[key.removeprefix(f"{OPEN_SET}_")].capitalize()
+    return f"MC accuracy ({key})"
+
+
+def comparison_table(results: dict[str, dict[str, dict[str, Any]]], titles: dict[str, str] | None = None) -> str:
+    """The paper's Table 3 shape: one row per model (titled by `titles`, default its name), mean multiple-choice
+    accuracy over the datasets per scorer, then the open-set measures (exact, contains, nearest top-1, top-5)."""
+    accuracies = mean_accuracies(results)
+    keys = {key for by_scorer in accuracies.values() for key in by_scorer}
+    columns = sorted(key for key in keys if not key.startswith(OPEN_SET))
+    columns += [f"{OPEN_SET}_{m}" for m in MEASURES if f"{OPEN_SET}_{m}" in keys]
+    lines = ["| Variant | " + " | ".join(_column_title(key) for key in columns) + " |"]
+    lines.append("|---|" + "---:|" * len(columns))
+    for variant, by_key in accuracies.items():
+        cells = " | ".join(f"{by_key[key]:.2f}" if key in by_key else "-" for key in columns)
+        lines.append(f"| {(titles or {}).get(variant, variant)} | {cells} |")
+    return "\n".join(lines)

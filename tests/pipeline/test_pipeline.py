@@ -6,15 +6,9 @@ import pytest
 import yaml
 from datasets import load_dataset
 
+from dataset_builders.build import build_synthetic_dataset
 from dataset_builders.sources.synthetic import SyntheticFGVRConfig, attribute_distance, synthetic_categories
-from hf_finedefics.pipeline import (
-    VARIANTS,
-    FinedeficsRun,
-    build_synthetic_dataset,
-    load_run_config,
-    object_category_triples,
-    run_pipeline,
-)
+from hf_finedefics.pipeline import VARIANTS, FinedeficsRun, load_run_config, object_category_triples, run_pipeline
 
 SMALL_RECIPE = {
     "base_model": "testing:idefics2",
