@@ -235,7 +235,7 @@ def test_two_process_ddp_matches_single_process(tmp_path):
     single, ddp = str(tmp_path / "single.pt"), str(tmp_path / "ddp.pt")
     subprocess.run([sys.executable, worker, checkpoint, single, "8"], check=True, env=env, timeout=300)
     subprocess.run(
-        ["torchrun", "--nproc_per_node", "2", "--master_port", "29533", worker, checkpoint, ddp, "4"],
+        ["torchrun", "--standalone", "--nproc_per_node", "2", worker, checkpoint, ddp, "4"],
         check=True,
         env=env,
         timeout=300,
