@@ -24,7 +24,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "stage1": ("hf_finedefics.scripts.stage1", "Stage I: attribute augmented contrastive learning."),
     "stage2": ("hf_finedefics.scripts.stage2", "Stage II: classification-centred instruction tuning."),
     "merge": ("hf_finedefics.scripts.merge", "Merge an adapter into its base model."),
-    "evaluate": ("hf_finedefics.scripts.evaluate", "Multiple-choice FGVR evaluation (the paper's Table 2)."),
+    "evaluate": ("hf_finedefics.scripts.evaluate", "Multiple-choice (Table 2) and open-set FGVR evaluation."),
     "analyze": ("hf_finedefics.scripts.analyze", "Probes, alignment, discriminability and t-SNE figures."),
     "push-adapter": ("hf_finedefics.scripts.push_adapter", "Upload an adapter with its model card to the Hub."),
     "demo": ("hf_finedefics.scripts.demo", "Start the Gradio demo."),

@@ -35,8 +35,9 @@ from dataset_builders.build import build_synthetic_dataset
 from dataset_builders.sources.synthetic import SyntheticFGVRConfig
 
 from .analysis.runner import ANALYSES
+from .evaluation.open_set import DEFAULT_SIMILARITY_MODEL, OPEN_SET
 from .evaluation.report import comparison_table, mean_accuracies
-from .evaluation.runner import SCORER_NAMES
+from .evaluation.runner import MULTIPLE_CHOICE, SCORER_NAMES, TASKS
 from .recipe_sections import parse_section, require_at_least_one
 from .trainer.checkpoints import is_finished_save
 from .trainer.contrastive_alignment_config import ContrastiveAlignmentConfig
@@ -62,11 +63,22 @@ logger = logging.getLogger(__name__)
 
 @dataclass
 class EvaluationSettings:
+    tasks: list[str] = field(
+        default_factory=lambda: list(TASKS),
+        metadata={"help": "multiple_choice (the paper's protocol) and/or open_set (the category without options)."},
+    )
     scorers: list[str] = field(
-        default_factory=lambda: ["likelihood", "generation"], metadata={"help": "Scorers: likelihood, generation."}
+        default_factory=lambda: ["likelihood", "generation"],
+        metadata={"help": "Multiple-choice scorers: likelihood, generation."},
+    )
+    similarity_model: str = field(
+        default=DEFAULT_SIMILARITY_MODEL,
+        metadata={"help": "sentence-transformers model matching open-set answers to class names (folder or Hub id)."},
     )
     batch_size: int = field(default=16, metadata={"help": "Items per forward."})
-    max_new_tokens: int = field(default=16, metadata={"help": "Generation budget of the generation scorer."})
+    max_new_tokens: int = field(
+        default=16, metadata={"help": "Generation budget of the generation scorer and of open-set answers."}
+    )
     datasets: list[str] = field(
         default_factory=list,
         metadata={"help": "Evaluation datasets for built (non-synthetic) data, e.g. [bird-200, car-196]."},
@@ -74,6 +86,8 @@ class EvaluationSettings:
     data_dir: str | None = field(default=None, metadata={"help": "Root holding <name>/ for each evaluation dataset."})
 
     def __post_init__(self):
+        if unknown := set(self.tasks) - set(TASKS):
+            raise ValueError(f"Unknown evaluation.tasks {sorted(unknown)}; choose from {', '.join(TASKS)}.")
         if unknown := set(self.scorers) - set(SCORER_NAMES):
             raise ValueError(f"Unknown scorers {sorted(unknown)}; choose from {', '.join(SCORER_NAMES)}.")
         require_at_least_one(self, "batch_size", "max_new_tokens")
@@ -272,22 +286,29 @@ class FinedeficsRun:
         return {name: load_mc_items(name, root / name) for name in self.evaluation.datasets}, {}
 
     def step_evaluate(self, variant: str) -> dict[str, dict[str, Any]]:
-        from .evaluation import evaluate_model
+        """{scorer: {dataset: summary}}, the open-set summaries under ``open_set``."""
+        from .evaluation import evaluate_model, evaluate_open_set
 
         items, superclasses = self.evaluation_items()
         model, processor = self._model_args().load(model_name_or_path=self.model_dir(variant))
-        return evaluate_model(
-            model.eval(),
-            processor,
-            items,
-            self.output_dir / "evaluation",
-            model_name=variant,
-            scorers=tuple(self.evaluation.scorers),
-            seed=self.config.seed,
-            batch_size=self.evaluation.batch_size,
-            max_new_tokens=self.evaluation.max_new_tokens,
-            superclasses=superclasses,
-        )
+        common = {
+            "model_name": variant,
+            "batch_size": self.evaluation.batch_size,
+            "max_new_tokens": self.evaluation.max_new_tokens,
+            "superclasses": superclasses,
+        }
+        output_dir = self.output_dir / "evaluation"
+        results = {}
+        if MULTIPLE_CHOICE in self.evaluation.tasks:
+            scorers = tuple(self.evaluation.scorers)
+            results = evaluate_model(
+                model.eval(), processor, items, output_dir, scorers=scorers, seed=self.config.seed, **common
+            )
+        if OPEN_SET in self.evaluation.tasks:
+            results[OPEN_SET] = evaluate_open_set(
+                model.eval(), processor, items, output_dir, similarity_model=self.evaluation.similarity_model, **common
+            )
+        return results
 
     def analysis_splits(self) -> dict[str, tuple[Dataset, Dataset]]:
         """{evaluation dataset: (test split, train split)} with ClassLabel labels, for the analyses."""

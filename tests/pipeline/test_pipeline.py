@@ -53,9 +53,15 @@ def test_run_chains_every_step_and_skips_finished_ones(tmp_path):
     assert not (run / "instruction_tuning" / "stage1").exists()
     table = (run / "table3.md").read_text()
     assert len(table.splitlines()) == len(VARIANTS) + 2 and "Finedefics" in table
+    assert "| MC accuracy (generation) | MC accuracy (likelihood) | Open-set exact | Open-set contains |" in table
     accuracies = json.loads((run / "table3.json").read_text())
-    assert all(0.0 <= accuracies[v][s] <= 100.0 for v in VARIANTS for s in ("likelihood", "generation"))
-    assert (run / "evaluation" / "report.md").is_file()
+    measures = ("likelihood", "generation", "open_set_exact", "open_set_contains", "open_set_top1", "open_set_top5")
+    assert all(0.0 <= accuracies[v][s] <= 100.0 for v in VARIANTS for s in measures)
+    # The open-set accuracy of the table is the mean of the per-dataset summaries the report shows.
+    open_set = results["finedefics"]["open_set"]["imagefolder"]
+    assert accuracies["finedefics"]["open_set_contains"] == open_set["contains"]
+    assert open_set["num_classes"] == 6 and open_set["num_items"] == 12
+    assert "| finedefics | open-set contains |" in (run / "evaluation" / "report.md").read_text()
     assert (run / "analysis" / "finedefics" / "imagefolder" / "tsne_objects_categories.png").stat().st_size > 0
     assert (run / "analysis" / "zero_shot" / "imagefolder" / "confusion_matrix.png").stat().st_size > 0
 
@@ -77,6 +83,8 @@ def test_unknown_recipe_key_is_named(tmp_path):
     with pytest.raises(ValueError, match="exactly one of synthetic, build, dataset"):
         load_run_config(recipe, data={"synthetic": {}, "dataset": str(tmp_path)}, output_dir=run_dir)
     recipe.write_text(yaml.safe_dump(SMALL_RECIPE))
+    with pytest.raises(ValueError, match=r"Unknown evaluation.tasks \['open'\]"):
+        FinedeficsRun(load_run_config(recipe, evaluation={"tasks": ["open"]}, output_dir=run_dir))
     with pytest.raises(FileNotFoundError, match="not a dataset folder built by build-dataset"):
         FinedeficsRun(load_run_config(recipe, data={"dataset": str(tmp_path)}, output_dir=run_dir)).step_build()
 
