@@ -19,7 +19,7 @@ from hf_finedefics.testing import create_tiny_checkpoint
 from hf_finedefics.trainer.contrastive_alignment_config import ContrastiveAlignmentConfig
 from hf_finedefics.trainer.contrastive_alignment_trainer import ContrastiveAlignmentTrainer
 
-from ..conftest import synthetic_triples
+from ..conftest import TINY_TRAINING_ARGS, synthetic_triples
 
 TESTS = Path(__file__).parent
 
@@ -30,17 +30,7 @@ def triples():
 
 
 def _config(tmp_path, **overrides):
-    defaults = dict(
-        output_dir=str(tmp_path / "out"),
-        per_device_train_batch_size=8,
-        max_steps=2,
-        warmup_steps=0,
-        logging_steps=1,
-        save_strategy="no",
-        report_to="none",
-        use_cpu=True,
-        seed=0,
-    )
+    defaults = dict(TINY_TRAINING_ARGS, output_dir=str(tmp_path / "out"), per_device_train_batch_size=8, seed=0)
     return ContrastiveAlignmentConfig(**{**defaults, **overrides})
 
 
