@@ -39,7 +39,7 @@ from .publish import (
     write_dataset_folder,
 )
 from .registry import SOURCES
-from .sources import LABEL_SEPARATOR, load_source, paper_split, parse_pairs, source_folders
+from .sources import DEFAULT_MAX_IMAGE_PIXELS, LABEL_SEPARATOR, load_source, paper_split, parse_pairs, source_folders
 from .sources.synthetic import SyntheticFGVRConfig, category_neighbours, synthetic_categories, write_synthetic_fgvr
 
 logger = logging.getLogger(__name__)
@@ -108,6 +108,16 @@ class BuildConfig:
     max_new_tokens: int = field(default=256, metadata={"help": "Generation budget of every answer."})
     batch_size: int = field(default=8, metadata={"help": "Local generation batch size."})
     concurrency: int = field(default=8, metadata={"help": "Parallel HTTP requests to an endpoint."})
+    timeout: float = field(
+        default=60.0, metadata={"help": "Seconds to wait for one HTTP reply before the request is retried."}
+    )
+    max_retries: int = field(
+        default=3,
+        metadata={
+            "help": "HTTP retries (with back-off) of timeouts, dropped connections, 429/5xx replies and replies "
+            "without choices."
+        },
+    )
     prompts: str | None = field(default=None, metadata={"help": "YAML file overriding prompt templates."})
     attributes: str | None = field(
         default=None, metadata={"help": "YAML {superclass: [attributes]} replacing attribute discovery."}
@@ -145,6 +155,10 @@ class BuildConfig:
         default=None, metadata={"help": "Describe only this shard; omit to merge the shards and finish the build."}
     )
     limit: int | None = field(default=None, metadata={"help": "Use only the first N images (for a trial run)."})
+    max_image_pixels: int = field(
+        default=DEFAULT_MAX_IMAGE_PIXELS,
+        metadata={"help": "Skip (and count) images whose header declares more pixels, before decoding them."},
+    )
     seed: int = field(default=0, metadata={"help": "Seed of negative image picks and instruction shuffles."})
     license: str = field(default="other", metadata={"help": "License field of the dataset card."})
     pretty_name: str | None = field(default=None, metadata={"help": "Title of the dataset card."})
@@ -172,6 +186,14 @@ class BuildConfig:
             raise ValueError(f"noisy_descriptions is a fraction in [0, 1], got {self.noisy_descriptions}.")
         if self.negatives == "clip" and not self.clip:
             raise ValueError("--negatives clip needs --clip MODEL (or use --negatives random).")
+        at_least = {"max_new_tokens": 1, "batch_size": 1, "concurrency": 1, "num_negatives": 1, "num_shards": 1,
+                    "limit": 1, "max_image_pixels": 1, "max_retries": 0}  # fmt: skip
+        for name, minimum in at_least.items():
+            value = getattr(self, name)
+            if value is not None and value < minimum:
+                raise ValueError(f"--{name} must be at least {minimum}, got {value}.")
+        if self.timeout <= 0:
+            raise ValueError(f"--timeout must be positive, got {self.timeout}.")
 
 
 def make_backend(model: str, base_url: str | None, config: BuildConfig) -> GenerationBackend:
@@ -179,7 +201,13 @@ def make_backend(model: str, base_url: str | None, config: BuildConfig) -> Gener
     if base_url:
         api_key = config.api_key or os.environ.get("OPENAI_API_KEY")
         return OpenAICompatibleBackend(
-            base_url, model, api_key=api_key, max_new_tokens=config.max_new_tokens, concurrency=config.concurrency
+            base_url,
+            model,
+            api_key=api_key,
+            max_new_tokens=config.max_new_tokens,
+            concurrency=config.concurrency,
+            timeout=config.timeout,
+            max_retries=config.max_retries,
         )
     return LocalBackend(model, max_new_tokens=config.max_new_tokens, batch_size=config.batch_size)
 
@@ -241,7 +269,9 @@ def shard_path(output_dir: str | Path, source: str, index: int, num_shards: int)
 
 def _load_source(config: BuildConfig, name: str) -> datasets.Dataset:
     split = paper_split(name, config.split)
-    dataset = load_source(name, config.folders()[name], split, superclass=config.superclass)
+    dataset = load_source(
+        name, config.folders()[name], split, config.superclass, max_image_pixels=config.max_image_pixels
+    )
     if config.limit is not None:
         dataset = dataset.select(range(min(config.limit, dataset.num_rows)))
     return dataset

@@ -20,6 +20,7 @@ OPTION_LETTERS = string.ascii_uppercase
 MULTIPLE_CHOICE_INSTRUCTION = "Answer with the letter from the given choices directly."
 ATTRIBUTE_GENERATION_INSTRUCTION = "Describe the distinguishing attributes of the {superclass} in this image."
 OPEN_SET_QUESTION = "What is the name of the {superclass} in this image?"
+GENERIC_SUPERCLASS = "object"  # the noun of open questions about a dataset with no superclass (ImageNet-A/R)
 
 
 def multiple_choice_question(superclass: str | None, protocol: Protocol = "ours") -> str:
@@ -45,8 +46,8 @@ def multiple_choice_answer(options: list[str], answer_index: int) -> str:
     return f"{OPTION_LETTERS[answer_index]}. {options[answer_index]}"
 
 
-def open_set_prompt(superclass: str) -> str:
-    return OPEN_SET_QUESTION.format(superclass=superclass)
+def open_set_prompt(superclass: str | None) -> str:
+    return OPEN_SET_QUESTION.format(superclass=superclass or GENERIC_SUPERCLASS)
 
 
 def attribute_generation_prompt(superclass: str) -> str:

@@ -25,7 +25,8 @@ from .sources.pets import SPLITS as PET_SPLITS
 from .sources.pets import load_oxford_pets
 from .sources.synthetic import load_synthetic
 
-Reader = Callable[[str | Path, str], datasets.Dataset]
+# (data_dir, split, max_image_pixels=...) -> the split as a source dataset
+Reader = Callable[..., datasets.Dataset]
 
 
 @dataclass(frozen=True)

@@ -390,11 +390,12 @@ def ensure_default_model(progress: Progress | None = None) -> Path:
     """The embedded default Finedefics model (its stage II adapter folder), built on first use."""
     # Imported here: the training pipeline is only needed when the default must be built.
     from .pipeline import FinedeficsRun, load_run_config
+    from .trainer.checkpoints import is_finished_save
 
     config = load_run_config(output_dir=str(default_run_dir()), variants=["finedefics"])
     run = FinedeficsRun(config, progress)
     model_dir = run.stage_dir("finedefics", "stage2")
-    if not (model_dir / "adapter_config.json").is_file():
+    if not is_finished_save(model_dir):
         steps = [run.step_build, lambda: run.step_stage1("finedefics"), lambda: run.step_stage2("finedefics")]
         messages = ["building the synthetic training data", "stage I", "stage II"]
         for index, (step, message) in enumerate(zip(steps, messages)):

@@ -9,6 +9,11 @@ from hf_finedefics.testing import TINY_ARCHITECTURES, create_tiny_checkpoint, pa
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
+# What every tiny training run in the tests shares: a couple of CPU steps, logged, never saved or reported.
+TINY_TRAINING_ARGS = dict(
+    max_steps=2, warmup_steps=0, logging_steps=1, save_strategy="no", report_to="none", use_cpu=True
+)
+
 
 def synthetic_triples(num_negatives: int = 3, split: str = "train", **overrides) -> datasets.Dataset:
     """Stage I triples from the embedded synthetic dataset, hard negatives taken from its ground-truth

@@ -12,26 +12,31 @@ from pathlib import Path
 
 import datasets
 
-from ._common import SourceFormatError, human_readable
+from ._common import DEFAULT_MAX_IMAGE_PIXELS, SourceFormatError, human_readable
 from .cub import load_cub_attributes
 from .flowers import FLOWER_NAMES
 from .imagefolder import load_image_folder
 
 
 def load_source(
-    name: str, data_dir: str | Path, split: str = "train", superclass: str | None = None
+    name: str,
+    data_dir: str | Path,
+    split: str = "train",
+    superclass: str | None = None,
+    max_image_pixels: int = DEFAULT_MAX_IMAGE_PIXELS,
 ) -> datasets.Dataset:
     """Read `split` of the source dataset `name` from its native layout under `data_dir`.
 
     `superclass` overrides the super-category (required for meaning with `imagefolder`, whose default is "object").
+    Unreadable images and images over `max_image_pixels` (read from the header) are skipped with a warning.
     """
     from ..registry import SOURCES  # the registry imports the readers of this package
 
     if name not in SOURCES:
         raise ValueError(f"Unknown source {name!r}; choose from {', '.join(SOURCES)}.")
     if name == "imagefolder":
-        return load_image_folder(data_dir, split, superclass=superclass or "object")
-    dataset = SOURCES[name].reader(data_dir, split)
+        return load_image_folder(data_dir, split, superclass=superclass or "object", max_image_pixels=max_image_pixels)
+    dataset = SOURCES[name].reader(data_dir, split, max_image_pixels=max_image_pixels)
     if superclass is not None:
         dataset = dataset.map(lambda _: {"superclass": superclass})
     return dataset
@@ -124,6 +129,7 @@ def load_sources(sources: dict[str, str | os.PathLike], split: str = "train") ->
 
 
 __all__ = [
+    "DEFAULT_MAX_IMAGE_PIXELS",
     "LABEL_SEPARATOR",
     "SOURCE_COLUMNS",
     "combine_sources",

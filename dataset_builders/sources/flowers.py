@@ -6,7 +6,15 @@ from pathlib import Path
 
 import datasets
 
-from ._common import SourceFormatError, SourceRecord, build_source_dataset, check_split, load_mat, require_file
+from ._common import (
+    DEFAULT_MAX_IMAGE_PIXELS,
+    SourceFormatError,
+    SourceRecord,
+    build_source_dataset,
+    check_split,
+    load_mat,
+    require_file,
+)
 
 SPLITS = ("train", "val", "trainval", "test")
 # setid.mat's field(s) per split; trainval (train + val) is the paper's training split.
@@ -33,7 +41,9 @@ FLOWER_NAMES = [
 ]  # fmt: skip
 
 
-def load_oxford_flowers(data_dir: str | Path, split: str) -> datasets.Dataset:
+def load_oxford_flowers(
+    data_dir: str | Path, split: str, max_image_pixels: int = DEFAULT_MAX_IMAGE_PIXELS
+) -> datasets.Dataset:
     check_split("flower-102", split, SPLITS)
     data_dir = Path(data_dir)
     labels_path = require_file(data_dir, "imagelabels.mat")
@@ -51,4 +61,4 @@ def load_oxford_flowers(data_dir: str | Path, split: str) -> datasets.Dataset:
                 f"{labels_path}: label {label} of image {number} is outside 1..{len(FLOWER_NAMES)}."
             )
         records.append(SourceRecord(data_dir / "jpg" / f"image_{number:05d}.jpg", label - 1))
-    return build_source_dataset(records, FLOWER_NAMES, "flower", "flower-102")
+    return build_source_dataset(records, FLOWER_NAMES, "flower", "flower-102", max_image_pixels=max_image_pixels)

@@ -14,6 +14,7 @@ from sklearn.model_selection import train_test_split
 from transformers import ProcessorMixin
 
 from ..embeddings import encode_images, encode_texts
+from ..evaluation.report import percent
 from .features import generate_category_descriptions, mask_class_name
 from .figures import plot_confusion_matrix, plot_tsne
 from .metrics import (
@@ -174,24 +175,39 @@ def run_analysis(
     if "tsne" in analyses:
         chosen = [class_names.index(name) for name in tsne_classes] if tsne_classes else sorted(set(labels))[:10]
         subset = _tsne_subset(labels, chosen, tsne_max_per_class, seed)
+        shown = f"{len(chosen)} of {len(class_names)} classes"
         figures = {
-            "tsne_objects.png": {"object_embeddings": objects["aligned"][subset], "object_labels": labels[subset]},
-            "tsne_categories.png": {"category_embeddings": names, "category_labels": np.arange(len(class_names))},
-            "tsne_objects_categories.png": {
-                "object_embeddings": objects["aligned"][subset],
-                "object_labels": labels[subset],
-                "category_embeddings": names[chosen],
-                "category_labels": np.asarray(chosen),
-            },
+            "tsne_objects.png": (
+                f"t-SNE of objects ({shown})",
+                {"object_embeddings": objects["aligned"][subset], "object_labels": labels[subset]},
+            ),
+            "tsne_categories.png": (
+                f"t-SNE of category names (all {len(class_names)})",
+                {"category_embeddings": names, "category_labels": np.arange(len(class_names))},
+            ),
+            "tsne_objects_categories.png": (
+                f"t-SNE of objects and category names ({shown})",
+                {
+                    "object_embeddings": objects["aligned"][subset],
+                    "object_labels": labels[subset],
+                    "category_embeddings": names[chosen],
+                    "category_labels": np.asarray(chosen),
+                },
+            ),
         }
-        for filename, embeddings in figures.items():
-            plot_tsne(output_dir / filename, class_names, title=title, seed=seed, **embeddings)
+        for filename, (what, embeddings) in figures.items():
+            plot_tsne(output_dir / filename, class_names, title=_figure_title(what, title), seed=seed, **embeddings)
             report["figures"].append(filename)
 
     if "confusion" in analyses:
         records = read_predictions(predictions)
         matrix, columns = confusion_matrix(records, class_names)
-        plot_confusion_matrix(output_dir / "confusion_matrix.png", matrix, class_names, columns, title=title)
+        # Evaluation writes `<dataset>.<scorer>.jsonl`: name the scorer whose answers are counted.
+        scorer = Path(predictions).name.split(".")[-2] if str(predictions).endswith(".jsonl") else None
+        what = "Confusion matrix" + (f" ({scorer} scorer)" if scorer else "")
+        plot_confusion_matrix(
+            output_dir / "confusion_matrix.png", matrix, class_names, columns, title=_figure_title(what, title)
+        )
         report["figures"].append("confusion_matrix.png")
         present = {record["groundtruth"] for record in records}
         per_class = {name: float(matrix[i, i]) for i, name in enumerate(class_names) if name in present}
@@ -243,9 +259,14 @@ def report_markdown(report: dict, title: str = "") -> str:
             "",
             "## Confusion matrix (Figure 5)",
             "",
-            f"Accuracy {confusion['accuracy'] * 100:.2f}% over {confusion['num_predictions']} predictions. "
-            "Hardest classes: " + ", ".join(f"{name} ({value * 100:.0f}%)" for name, value in worst) + ".",
+            f"Accuracy {percent(round(confusion['accuracy'] * confusion['num_predictions']), confusion['num_predictions']):.2f}% over {confusion['num_predictions']} predictions. "
+            "Hardest classes: " + ", ".join(f"{name} ({value * 100:.1f}%)" for name, value in worst) + ".",
         ]
     if report["figures"]:
         lines += ["", "## Figures", ""] + [f"![{name}]({name})" for name in report["figures"]]
     return "\n".join(lines) + "\n"
+
+
+def _figure_title(what: str, title: str) -> str:
+    """What a figure plots, then for which model and data (`title`)."""
+    return f"{what}\n{title}" if title else what

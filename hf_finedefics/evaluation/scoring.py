@@ -20,7 +20,7 @@ from typing import Any
 import torch
 from PIL import Image
 
-from dataset_builders.prompts import OPTION_LETTERS, PROTOCOLS, Protocol, multiple_choice_prompt
+from dataset_builders.prompts import OPTION_LETTERS, PROTOCOLS, Protocol, multiple_choice_prompt, open_set_prompt
 from dataset_builders.registry import get_spec
 
 from .parsing import foci_choice, parse_choice
@@ -51,13 +51,22 @@ def format_question(dataset_name: str, options: list[str], protocol: Protocol = 
     return question_text(options, get_spec(dataset_name).superclass, protocol)
 
 
+def image_question_chat(processor: Any, question: str) -> str:
+    """The rendered chat (image, then `question`) ending in the generation prompt."""
+    messages = [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": question}]}]
+    return processor.apply_chat_template(messages, add_generation_prompt=True)
+
+
 def multiple_choice_chat(
     processor: Any, options: list[str], superclass: str | None, protocol: Protocol = "ours"
 ) -> str:
-    """The rendered chat (image, then the question with lettered options) ending in the generation prompt."""
-    question = question_text(options, superclass, protocol)
-    messages = [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": question}]}]
-    return processor.apply_chat_template(messages, add_generation_prompt=True)
+    """The multiple-choice question of `protocol` with lettered options, rendered as a chat."""
+    return image_question_chat(processor, question_text(options, superclass, protocol))
+
+
+def open_set_chat(processor: Any, superclass: str | None) -> str:
+    """The stage II open-set question ("What is the name of the bird in this image?"), rendered as a chat."""
+    return image_question_chat(processor, open_set_prompt(superclass))
 
 
 class MultipleChoiceScorer(ABC):
@@ -90,13 +99,17 @@ class GenerationScorer(MultipleChoiceScorer):
         self.read_choice = foci_choice if protocol == "foci" else parse_choice
 
     @torch.inference_mode()
-    def score(self, images, chats, options):
+    def generate(self, images: list[Image.Image], chats: list[str]) -> list[str]:
+        """The greedy answers to the rendered chats, stripped."""
         inputs = self._encode(images, chats)
         generated = self.model.generate(**inputs, do_sample=False, max_new_tokens=self.max_new_tokens)
         responses = self.processor.batch_decode(generated[:, inputs["input_ids"].shape[1] :], skip_special_tokens=True)
+        return [response.strip() for response in responses]
+
+    def score(self, images, chats, options):
         return [
-            {"prediction": self.read_choice(response, shown), "response": response.strip()}
-            for response, shown in zip(responses, options)
+            {"prediction": self.read_choice(response, shown), "response": response}
+            for response, shown in zip(self.generate(images, chats), options)
         ]
 
 

@@ -10,6 +10,7 @@ from transformers import TrainingArguments
 from dataset_builders.prompts import ATTRIBUTE_GENERATION_INSTRUCTION
 
 from ..losses import AttributeAugmentedLossConfig
+from ..recipe_sections import require_at_least_one
 
 
 @dataclass
@@ -69,4 +70,7 @@ class ContrastiveAlignmentConfig(AttributeAugmentedLossConfig, TrainingArguments
     def __post_init__(self):
         AttributeAugmentedLossConfig.__post_init__(self)
         TrainingArguments.__post_init__(self)
+        require_at_least_one(
+            self, "per_device_train_batch_size", "per_device_eval_batch_size", "gradient_accumulation_steps"
+        )
         self.label_names = []

@@ -119,3 +119,25 @@ def test_push_dataset_uploads_the_folder_in_one_call(tmp_path, monkeypatch):
     assert calls[0]["repo_type"] == "dataset"
     with pytest.raises(FileNotFoundError, match="README.md"):
         finedefics(["push-dataset", "--dataset_name", str(tmp_path), "--repo_id", "user/x", "--create_repo", "false"])
+
+
+@pytest.mark.parametrize(
+    "flag, value",
+    [
+        ("--concurrency", "0"),
+        ("--num_negatives", "0"),
+        ("--limit", "-5"),
+        ("--batch_size", "-1"),
+        ("--max_new_tokens", "0"),
+        ("--num_shards", "0"),
+        ("--timeout", "0"),
+        ("--max_retries", "-1"),
+        ("--max_image_pixels", "0"),
+    ],  # fmt: skip
+)
+def test_sizes_below_one_are_refused_naming_the_option(tmp_path, capsys, flag, value):
+    with pytest.raises(SystemExit):
+        finedefics(["build-dataset", "--source", "imagefolder", "--data_dir", str(tmp_path), "--negatives", "random",
+                    "--output_dir", str(tmp_path / "out"), flag, value])  # fmt: skip
+    assert flag in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()

@@ -19,7 +19,7 @@ from hf_finedefics.testing import create_tiny_checkpoint, paper_processor_kwargs
 from hf_finedefics.trainer.contrastive_alignment_config import ContrastiveAlignmentConfig
 from hf_finedefics.trainer.contrastive_alignment_trainer import ContrastiveAlignmentTrainer
 
-from ..conftest import synthetic_triples
+from ..conftest import TINY_TRAINING_ARGS, synthetic_triples
 
 TESTS = Path(__file__).parent
 
@@ -30,17 +30,7 @@ def triples():
 
 
 def _config(tmp_path, **overrides):
-    defaults = dict(
-        output_dir=str(tmp_path / "out"),
-        per_device_train_batch_size=8,
-        max_steps=2,
-        warmup_steps=0,
-        logging_steps=1,
-        save_strategy="no",
-        report_to="none",
-        use_cpu=True,
-        seed=0,
-    )
+    defaults = dict(TINY_TRAINING_ARGS, output_dir=str(tmp_path / "out"), per_device_train_batch_size=8, seed=0)
     return ContrastiveAlignmentConfig(**{**defaults, **overrides})
 
 
@@ -98,6 +88,34 @@ def test_training_step_updates_only_lora(tiny_model_and_processor, triples, tmp_
     assert any(part in name for name in with_grad for part in connector), "the connector gets no gradient"
     assert any(part in name for name in with_grad for part in ("text_model", "language_model"))
     assert not any(part in name for name in trainable for part in ("vision_model", "vision_tower"))
+
+
+def test_activation_checkpointing_trains_the_wrapped_model(tiny_checkpoint, triples, tmp_path):
+    """The paper's recipes turn activation checkpointing on: the Trainer enables it through the stage I wrapper,
+    and a checkpointed step gives the same loss and LoRA gradients as a plain one."""
+    model = AutoModelForImageTextToText.from_pretrained(tiny_checkpoint)
+    trainer = _trainer(model, _config(tmp_path), triples)
+    batch = trainer._prepare_inputs(trainer.data_collator([triples[i] for i in range(8)]))
+    trainer.model.eval()  # no dropout: both passes see the same network
+
+    def loss_and_grads():
+        trainer.model.zero_grad()
+        loss = trainer.compute_loss(trainer.model, batch)
+        loss.backward()
+        return loss.item(), {n: p.grad.clone() for n, p in trainer.model.named_parameters() if p.grad is not None}
+
+    plain_loss, plain_grads = loss_and_grads()
+    trainer.model.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": False})
+    checkpointed_loss, checkpointed_grads = loss_and_grads()
+    assert checkpointed_loss == pytest.approx(plain_loss, rel=1e-5)
+    assert plain_grads.keys() == checkpointed_grads.keys()
+    for name, grad in plain_grads.items():
+        torch.testing.assert_close(checkpointed_grads[name], grad, rtol=1e-4, atol=1e-6, msg=name)
+
+    config = _config(tmp_path, activation_checkpointing=True, max_steps=1)
+    checkpointed = _trainer(AutoModelForImageTextToText.from_pretrained(tiny_checkpoint), config, triples)
+    checkpointed.train()
+    assert checkpointed.model.model.is_activation_checkpointing
 
 
 def test_logs_every_term(tiny_checkpoint, triples, tmp_path):
@@ -265,7 +283,7 @@ def test_two_process_ddp_matches_single_process(tmp_path):
     single, ddp = str(tmp_path / "single.pt"), str(tmp_path / "ddp.pt")
     subprocess.run([sys.executable, worker, checkpoint, single, "8"], check=True, env=env, timeout=300)
     subprocess.run(
-        ["torchrun", "--nproc_per_node", "2", "--master_port", "29533", worker, checkpoint, ddp, "4"],
+        ["torchrun", "--standalone", "--nproc_per_node", "2", worker, checkpoint, ddp, "4"],
         check=True,
         env=env,
         timeout=300,

@@ -23,19 +23,16 @@ from hf_finedefics.trainer.instruction_tuning_trainer import (
 )
 from hf_finedefics.trainer.model_config import FinedeficsModelConfig
 
+from ..conftest import TINY_TRAINING_ARGS
+
 
 def stage2_config(output_dir, **overrides) -> InstructionTuningConfig:
     settings = dict(
+        TINY_TRAINING_ARGS,
         output_dir=str(output_dir),
-        max_steps=2,
         per_device_train_batch_size=2,
-        warmup_steps=0,
-        logging_steps=1,
-        save_strategy="no",
-        report_to="none",
-        use_cpu=True,
         bf16=False,
-        gradient_checkpointing=False,
+        activation_checkpointing=False,
         dataloader_num_workers=0,
     )
     return InstructionTuningConfig(**{**settings, **overrides})
