@@ -55,7 +55,7 @@ def test_evaluate_from_yaml_with_flag_override(tmp_path):
         accuracies = [row["datasets"][name]["accuracy"] for name in report["datasets"]]
         assert row["average_accuracy"] == pytest.approx(sum(accuracies) / 2, abs=0.01)
     markdown = (tmp_path / "eval" / "report.md").read_text()
-    assert "| Model | Scorer | Protocol | Bird-200 | Car-196 | Avg. |" in markdown
+    assert "| Model | Scorer | Bird-200 | Car-196 | Avg. |" in markdown
     predictions = _read_jsonl(tmp_path / "eval" / "predictions" / "tiny" / "car-196.generation.jsonl")
     assert len(predictions) == 2 * len(CLASS_NAMES)
     assert all("response" in record for record in predictions)

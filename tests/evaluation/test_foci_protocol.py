@@ -106,8 +106,9 @@ def test_evaluate_both_protocols_into_one_report(tmp_path):
         ("generation", "foci"),
     ]
     markdown = (tmp_path / "eval" / "report.md").read_text()
-    assert "| Model | Scorer | Protocol | Aircraft-102 | Avg. |" in markdown
-    assert "Our protocol / FOCI's, side by side" in markdown
+    assert "| Model | Scorer | Aircraft-102 | Avg. |" in markdown
+    assert "our protocol / FOCI's, side by side" in markdown
+    assert "| tiny | generation (foci protocol) |" in markdown
     ours, foci_row = report["rows"]
     pair = f"{ours['average_accuracy']:.2f} / {foci_row['average_accuracy']:.2f}"
     assert pair in markdown

@@ -107,9 +107,9 @@ def test_report_table_and_average():
         ("finedefics", "likelihood"): 75.0,
         ("idefics2", "generation"): None,
     }
-    assert "| Model | Scorer | Protocol | Dog-120 | Car-196 | Avg. |" in markdown
-    assert "| finedefics | generation | ours | 70.00 | 80.00 | 75.00 |" in markdown
-    assert "| idefics2 | generation | ours | – | 40.00 | – |" in markdown
+    assert "| Model | Scorer | Dog-120 | Car-196 | Avg. |" in markdown
+    assert "| finedefics | generation | 70.00 | 80.00 | 75.00 |" in markdown
+    assert "| idefics2 | generation | – | 40.00 | – |" in markdown
     assert "side by side" not in markdown  # one protocol only
     assert json.loads(json.dumps(report)) == report
 
