@@ -30,11 +30,12 @@ def multiple_choice_question(superclass: str | None) -> str:
     return f"Which of these {plural} is shown in the image?"
 
 
-def multiple_choice_prompt(options: list[str], superclass: str | None = None) -> str:
-    """The user turn of a multiple-choice query; `options` are shown in the given order as A., B., ..."""
+def multiple_choice_prompt(options: list[str], superclass: str | None = None, question: str | None = None) -> str:
+    """The user turn of a multiple-choice query; `options` are shown in the given order as A., B., ...
+    `question` replaces the FGVR question (world pretraining asks about attributes in the same format)."""
     if not 2 <= len(options) <= len(OPTION_LETTERS):
         raise ValueError(f"A multiple-choice prompt needs 2 to {len(OPTION_LETTERS)} options, got {len(options)}.")
-    lines = [multiple_choice_question(superclass), "Choices:"]
+    lines = [question or multiple_choice_question(superclass), "Choices:"]
     lines += [f"{letter}. {option}" for letter, option in zip(OPTION_LETTERS, options)]
     lines.append(MULTIPLE_CHOICE_INSTRUCTION)
     return "\n".join(lines)
