@@ -3,7 +3,7 @@
 A run recipe is one YAML file whose sections are the configs of the individual commands:
 
     output_dir: finedefics-default
-    base_model: HuggingFaceM4/idefics2-8b
+    base_model: HuggingFaceM4/idefics2-8b   # or `world`: the small pretrained MLLM of the synthetic world
     variants: [zero_shot, instruction_tuning, contrastive_object_category, finedefics]
     data: {synthetic: {...}}  or  {dataset: folder built by `finedefics build-dataset`, build: {...}}
     model: {...}        # FinedeficsModelArguments
@@ -11,6 +11,7 @@ A run recipe is one YAML file whose sections are the configs of the individual c
     stage2: {...}       # InstructionTuningConfig
     evaluation: {...}   # EvaluationSettings
     analysis: {...}     # AnalysisSettings
+    world: {...}        # WorldPretrainingConfig, for base_model: world
 
 Every step writes into `output_dir` and is skipped when its output is complete, so an interrupted run picks
 up where it stopped (training resumes from its last checkpoint).
@@ -23,6 +24,7 @@ import json
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import cached_property
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -46,14 +48,34 @@ from .instruction_config import InstructionTuningConfig
 from .model_config import FinedeficsModelArguments
 from .modeling import load_finedefics_model
 from .sft import train_stage2
+from .world import WorldPretrainingConfig, ensure_world_base
 
-VARIANTS = ("zero_shot", "instruction_tuning", "contrastive_object_category", "finedefics")
+# Table 3 and 6b: (a) open-set-only fine-tuning, (b) the contrastive ablation, (c) one stage; 6b: each stage alone.
+VARIANTS = (
+    "zero_shot",
+    "open_set_only",
+    "instruction_tuning",
+    "contrastive_object_category",
+    "finedefics",
+    "one_stage",
+    "stage1_only",
+)
 VARIANT_TITLES = {
     "zero_shot": "Zero-shot (base model)",
+    "open_set_only": "Fine-tune on open-set data only (3a)",
     "instruction_tuning": "Instruction tuning only",
     "contrastive_object_category": "+ contrastive object-category (no attributes)",
     "finedefics": "+ attribute augmented alignment (Finedefics)",
+    "one_stage": "One stage: alignment and instruction losses together (3c)",
+    "stage1_only": "Stage I only, no instruction tuning (6b)",
 }
+# Variants trained with stage I, and the stage I run they use: stage I only is Finedefics' own stage I.
+STAGE1_OF = {
+    "contrastive_object_category": "contrastive_object_category",
+    "finedefics": "finedefics",
+    "stage1_only": "finedefics",
+}
+WORLD_BASE = "world"
 EMBEDDED_RECIPE = "default.yaml"
 TESTING_PREFIX = "testing:"
 
@@ -63,7 +85,8 @@ Progress = Callable[[float, str], None]
 @dataclass
 class EvaluationSettings:
     scorers: list[str] = field(
-        default_factory=lambda: ["likelihood", "generation"], metadata={"help": "Scorers: likelihood, generation."}
+        default_factory=lambda: ["likelihood", "generation"],
+        metadata={"help": "Scorers: likelihood, generation, name_likelihood."},
     )
     batch_size: int = field(default=16, metadata={"help": "Items per forward."})
     max_new_tokens: int = field(default=16, metadata={"help": "Generation budget of the generation scorer."})
@@ -92,8 +115,9 @@ class RunConfig:
     base_model: str = field(
         default="HuggingFaceM4/idefics2-8b",
         metadata={
-            "help": "Hub id or folder of the base VLM; `testing:<architecture>` builds a small randomly initialised "
-            "checkpoint in-process (the embedded default, nothing to download)."
+            "help": "Hub id or folder of the base VLM; `world` pretrains (once, then cached) a small MLLM of the "
+            "synthetic world (the embedded default, nothing to download); `testing:<architecture>` builds a small "
+            "randomly initialised checkpoint in-process."
         },
     )
     seed: int = field(default=0, metadata={"help": "Seed of data generation, training and option shuffling."})
@@ -112,6 +136,12 @@ class RunConfig:
     stage2: dict[str, Any] = field(default_factory=dict, metadata={"help": "InstructionTuningConfig."})
     evaluation: dict[str, Any] = field(default_factory=dict, metadata={"help": "EvaluationSettings."})
     analysis: dict[str, Any] = field(default_factory=dict, metadata={"help": "AnalysisSettings."})
+    world: dict[str, Any] = field(
+        default_factory=dict, metadata={"help": "WorldPretrainingConfig, for `base_model: world`."}
+    )
+    rebuild_world: bool = field(
+        default=False, metadata={"help": "Pretrain the world base again even if it is cached."}
+    )
 
     def __post_init__(self):
         unknown = set(self.variants) - set(VARIANTS)
@@ -124,6 +154,10 @@ class RunConfig:
         }:
             raise ValueError(
                 f"The recipe's data section needs exactly one of synthetic, build, dataset; got {sorted(self.data)}."
+            )
+        if self.base_model == WORLD_BASE and "synthetic" not in self.data:
+            raise ValueError(
+                "base_model: world is pretrained on the synthetic world: it needs data: {synthetic: ...}."
             )
 
 
@@ -164,7 +198,14 @@ class FinedeficsRun:
         self.progress = progress or (lambda fraction, message: print(f"[finedefics run {fraction:4.0%}] {message}"))
         self.evaluation = _parse(EvaluationSettings, config.evaluation, "evaluation")
         self.analysis = _parse(AnalysisSettings, config.analysis, "analysis")
-        self.base_model = resolve_base_model(config.base_model)
+        self.world = _parse(WorldPretrainingConfig, config.world, "world")
+
+    @cached_property
+    def base_model(self) -> str:
+        """The model every variant starts from, built (world pretraining) or fetched on first use."""
+        if self.config.base_model == WORLD_BASE:
+            return str(ensure_world_base(self.synthetic, self.world, rebuild=self.config.rebuild_world))
+        return resolve_base_model(self.config.base_model)
 
     # Paths
     @property
@@ -175,8 +216,13 @@ class FinedeficsRun:
         return self.output_dir / variant / stage
 
     def model_dir(self, variant: str) -> str:
-        """What `load_finedefics_model` loads for a variant (the base for zero-shot, else the stage II adapter)."""
-        return self.base_model if variant == "zero_shot" else str(self.stage_dir(variant, "stage2"))
+        """What `load_finedefics_model` loads for a variant: the base for zero-shot, the stage I adapter for stage I
+        only, else the stage II adapter."""
+        if variant == "zero_shot":
+            return self.base_model
+        if variant == "stage1_only":
+            return str(self.stage_dir(STAGE1_OF[variant], "stage1"))
+        return str(self.stage_dir(variant, "stage2"))
 
     # Data
     @property
@@ -211,6 +257,7 @@ class FinedeficsRun:
         return _parse(FinedeficsModelArguments, {**self.config.model, "model_name_or_path": self.base_model}, "model")
 
     def step_stage1(self, variant: str) -> None:
+        variant = STAGE1_OF[variant]
         output_dir = self.stage_dir(variant, "stage1")
         if (output_dir / "adapter_config.json").is_file():
             return
@@ -232,12 +279,18 @@ class FinedeficsRun:
         output_dir = self.stage_dir(variant, "stage2")
         if (output_dir / "adapter_config.json").is_file():
             return
-        stage1 = None if variant == "instruction_tuning" else str(self.stage_dir(variant, "stage1"))
+        stage1 = str(self.stage_dir(variant, "stage1")) if variant in STAGE1_OF else None
+        # What the variant itself changes; everything else is the recipe's stage2 section, shared by all.
+        variant_args = {
+            "open_set_only": {"instruction_types": ["open_set"]},
+            "one_stage": {"paradigm": "one_stage"},
+        }.get(variant, {})
         args = _parse(
             InstructionTuningConfig,
             {
                 "report_to": "none",
                 **self.config.stage2,
+                **variant_args,
                 "output_dir": str(output_dir),
                 "seed": self.config.seed,
                 "stage1_adapter": stage1,
@@ -246,7 +299,8 @@ class FinedeficsRun:
             "stage2",
         )
         instructions = load_dataset(str(self.data_dir), "instructions", split="train")
-        train_stage2(self._model_args(), args, instructions)
+        auxiliary = self.triples(without_attributes=False) if variant == "one_stage" else None
+        train_stage2(self._model_args(), args, instructions, auxiliary)
 
     # Evaluation and analysis
     def evaluation_items(self) -> tuple[dict[str, list], dict[str, str]]:
@@ -322,10 +376,12 @@ class FinedeficsRun:
     def run(self) -> dict[str, Any]:
         variants = self.config.variants
         steps: list[tuple[str, Callable[[], Any]]] = [("build the training data", self.step_build)]
+        if self.config.base_model == WORLD_BASE:
+            steps.append(("world pretraining of the base model (cached)", lambda: self.base_model))
         for variant in variants:
-            if variant in ("contrastive_object_category", "finedefics"):
+            if variant in STAGE1_OF:
                 steps.append((f"{variant}: stage I", lambda v=variant: self.step_stage1(v)))
-            if variant != "zero_shot":
+            if variant not in ("zero_shot", "stage1_only"):
                 steps.append((f"{variant}: stage II", lambda v=variant: self.step_stage2(v)))
         results: dict[str, Any] = {}
         for variant in variants:
@@ -337,7 +393,7 @@ class FinedeficsRun:
             self.progress(index / len(steps), message)
             step()
         self.progress(1.0, "done")
-        table = comparison_table(results)
+        table = comparison_table(results) + "\n\n" + resolution_note(results)
         (self.output_dir / "table3.md").write_text(table + "\n")
         (self.output_dir / "table3.json").write_text(json.dumps(_accuracies(results), indent=2) + "\n")
         return results
@@ -431,6 +487,25 @@ def comparison_table(results: dict[str, dict[str, dict[str, Any]]]) -> str:
         cells = " | ".join(f"{by_scorer[s]:.2f}" if s in by_scorer else "-" for s in scorers)
         lines.append(f"| {VARIANT_TITLES[variant]} | {cells} |")
     return "\n".join(lines)
+
+
+def resolution_note(results: dict[str, dict[str, dict[str, Any]]]) -> str:
+    """How large a gap between two rows the test split can resolve: the standard error of a difference of two
+    accuracies on n items, at most sqrt(2 * 0.25 / n) (unpaired, accuracy 50 %); pairing on the same items only
+    shrinks it. Gaps under about twice this are noise."""
+    sizes = {
+        summary["num_items"]
+        for by_scorer in results.values()
+        for by_dataset in by_scorer.values()
+        for summary in by_dataset.values()
+    }
+    n = min(sizes) if sizes else 0
+    if not n:
+        return ""
+    return (
+        f"Test split: {n} items per dataset; standard error of a difference between two rows <= "
+        f"{100 * (0.5 / n) ** 0.5:.1f} points (gaps under ~{200 * (0.5 / n) ** 0.5:.0f} points are noise)."
+    )
 
 
 def run_pipeline(

@@ -13,9 +13,9 @@ from tqdm.auto import tqdm
 
 from .items import MultipleChoiceItem, get_dataset
 from .report import summarize_results, summary_path, write_report
-from .scoring import GenerationScorer, LikelihoodScorer, MultipleChoiceScorer, multiple_choice_chat
+from .scoring import GenerationScorer, LikelihoodScorer, MultipleChoiceScorer, NameLikelihoodScorer
 
-SCORER_NAMES = ("generation", "likelihood")
+SCORER_NAMES = ("generation", "likelihood", "name_likelihood")
 
 
 def _batches(items: list[MultipleChoiceItem], batch_size: int) -> Iterator[list[MultipleChoiceItem]]:
@@ -70,7 +70,7 @@ def score_items(
     ):
         for batch in _batches(pending, batch_size):
             options = [shown_options[item.image_id] for item in batch]
-            chats = [multiple_choice_chat(scorer.processor, shown, superclass) for shown in options]
+            chats = [scorer.chat(shown, superclass) for shown in options]
             images = [Image.open(item.image).convert("RGB") for item in batch]
             for item, shown, scored in zip(batch, options, scorer.score(images, chats, options)):
                 record = {
@@ -118,6 +118,7 @@ def evaluate_model(
     make_scorer = {
         "generation": lambda: GenerationScorer(model, processor, max_new_tokens=max_new_tokens),
         "likelihood": lambda: LikelihoodScorer(model, processor),
+        "name_likelihood": lambda: NameLikelihoodScorer(model, processor),
     }
     summaries: dict[str, dict[str, dict[str, Any]]] = {}
     for scorer_name in scorers:

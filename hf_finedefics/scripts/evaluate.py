@@ -62,7 +62,8 @@ class EvaluateArguments:
         default=None, metadata={"help": "Row label in the report; default: the model (and adapter) folder name."}
     )
     scorers: str = field(
-        default=",".join(SCORER_NAMES), metadata={"help": "Comma-separated subset of: generation,likelihood."}
+        default=",".join(SCORER_NAMES),
+        metadata={"help": "Comma-separated subset of: generation,likelihood,name_likelihood."},
     )
     batch_size: int = field(default=8, metadata={"help": "Questions per forward pass or generate call."})
     max_new_tokens: int = field(default=32, metadata={"help": "Generation length cap for the generation scorer."})
