@@ -92,6 +92,7 @@ def render() -> str:
     from hf_finedefics.scripts.push_adapter import PushAdapterArguments
     from hf_finedefics.scripts.stage1 import Stage1ScriptArguments
     from hf_finedefics.scripts.stage2 import Stage2ScriptArguments
+    from hf_finedefics.world import WorldPretrainingConfig
 
     training_arguments = "https://huggingface.co/docs/transformers/main_classes/trainer#transformers.TrainingArguments"
     sft_config = "https://huggingface.co/docs/trl/sft_trainer#trl.SFTConfig"
@@ -103,11 +104,13 @@ def render() -> str:
         "naming it. Defaults are the paper's settings where the paper gives one; the shipped recipes are in "
         "`recipes/`.",
         "## `finedefics run`: the whole pipeline",
-        "`finedefics run [RECIPE] [--output_dir DIR] [--seed N] [--variants ...]`; without a recipe, the embedded "
+        "`finedefics run [RECIPE] [--output_dir DIR] [--seed N] [--variants ...] [--rebuild_world]`; without a recipe, "
+        "the embedded "
         "default (`recipes/tiny/config_run.yaml`). A run recipe's top-level keys are below; its sections take the "
         "keys of the commands' configs: `model` (`FinedeficsModelArguments`), `stage1` (`ContrastiveAlignmentConfig`), "
         "`stage2` (`InstructionTuningConfig`), `evaluation` and `analysis` (tables below), and `data` with either "
-        "`synthetic` (`SyntheticFGVRConfig`, below) or `build` (the `build-dataset` options, with underscores).",
+        "`synthetic` (`SyntheticFGVRConfig`, below) or `build` (the `build-dataset` options, with underscores), and "
+        "`world` (`WorldPretrainingConfig`, below) for `base_model: world`.",
         dataclass_table(RunConfig),
         "### `evaluation` section (`EvaluationSettings`)",
         dataclass_table(EvaluationSettings),
@@ -115,6 +118,8 @@ def render() -> str:
         dataclass_table(AnalysisSettings),
         "### `data.synthetic` section (`SyntheticFGVRConfig`): the embedded default dataset",
         dataclass_table(SyntheticFGVRConfig),
+        "### `world` section (`WorldPretrainingConfig`): the embedded default's pretrained base",
+        dataclass_table(WorldPretrainingConfig),
         "## `finedefics stage1`: attribute augmented contrastive learning",
         "`finedefics stage1 --config recipes/idefics2-8b/stage1/config_qlora.yaml`, or with accelerate "
         "`accelerate launch ... -m hf_finedefics.scripts.stage1 --config ...`.",

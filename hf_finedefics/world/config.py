@@ -10,11 +10,10 @@ class WorldPretrainingConfig:
     r"""
     The small Idefics2 that stands in for a pretrained MLLM in the embedded default, and how it is pretrained.
 
-    Sizes, measured on 2 CPU cores (see the README and issue 10's notes): a 128-wide, 4-layer language model with a
-    64-wide, 2-layer vision encoder (patch 8 on 32 px images: 16 patches) and a one-layer perceiver with 8 latents
-    (8 visual tokens per image) has ~1.2 M parameters; it learns to perceive the four attribute types and the
-    text-only knowledge in a few hundred full-parameter steps. A 64-wide model learned markedly slower; wider or
-    deeper ones cost time the 10-minute first-run budget does not have.
+    Sizes: the probe of REFERENCE.md section 6 found that a 128-wide, 4-layer language model with a 64-wide, 2-layer
+    vision encoder (patch 8 on the 32 px critters: 16 patches) and a one-layer perceiver with 8 latents (8 visual
+    tokens per image), ~1.2 M parameters all trained, learns to perceive the attributes in ~1,000 steps of 32; the
+    step budget is the one measured in issue 10's notes to fit the first run's 10-minute budget on 2 CPU cores.
     """
 
     text_hidden_size: int = field(default=128, metadata={"help": "Width of the language model."})
