@@ -30,19 +30,19 @@ class WorldPretrainingConfig:
         default=2048,
         metadata={"help": "Pretraining images: random attribute combinations (not only the categories'), drawn once."},
     )
-    max_steps: int = field(default=500, metadata={"help": "Optimizer steps of world pretraining."})
+    max_steps: int = field(default=1200, metadata={"help": "Optimizer steps of world pretraining."})
     batch_size: int = field(default=32, metadata={"help": "Examples per step (image and text-only mixed)."})
     text_fraction: float = field(
-        default=0.25, metadata={"help": "Share of each batch that is text-only knowledge about the categories."}
+        default=0.3, metadata={"help": "Share of each batch that is text-only knowledge about the categories."}
     )
     multiple_choice_fraction: float = field(
-        default=0.3, metadata={"help": "Share of examples asked in the lettered multiple-choice format."}
+        default=0.2, metadata={"help": "Share of examples asked in the lettered multiple-choice format."}
     )
     learning_rate: float = field(default=1e-3, metadata={"help": "Peak AdamW learning rate."})
     warmup_steps: int = field(default=30, metadata={"help": "Linear warm-up steps."})
     min_lr_ratio: float = field(default=0.1, metadata={"help": "Cosine decay ends at this fraction of the peak."})
     weight_decay: float = field(default=0.01, metadata={"help": "AdamW weight decay."})
-    save_steps: int = field(default=100, metadata={"help": "Save a resumable checkpoint every N steps."})
+    save_steps: int = field(default=300, metadata={"help": "Save a resumable checkpoint every N steps."})
     seed: int = field(default=0, metadata={"help": "Seed of initialisation, images and batches."})
 
     def __post_init__(self):
