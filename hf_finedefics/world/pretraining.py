@@ -16,6 +16,7 @@ import math
 import os
 import shutil
 import time
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -145,6 +146,20 @@ def per_example_loss(model: torch.nn.Module, inputs: dict[str, torch.Tensor]) ->
     return (losses.sum(1) / (targets != -100).sum(1).clamp_min(1)).mean()
 
 
+@torch.no_grad()
+def visual_token_spread(model: torch.nn.Module, processor: Any, images: list) -> float:
+    """How much the visual tokens (connector outputs) vary across `images`, relative to their size: ~0 means the
+    connector has collapsed to the same tokens for every image and the model cannot see."""
+    pixels = processor.image_processor([[image] for image in images], return_tensors="pt")
+    features = model.model.get_image_features(
+        pixel_values=pixels["pixel_values"], pixel_attention_mask=pixels["pixel_attention_mask"]
+    )
+    tokens = getattr(features, "pooler_output", features)
+    tokens = torch.stack(list(tokens)) if isinstance(tokens, (list, tuple)) else tokens
+    tokens = tokens.reshape(len(images), -1).float()
+    return (tokens.std(0).mean() / tokens.abs().mean().clamp_min(1e-12)).item()
+
+
 def _learning_rate(world: WorldPretrainingConfig, step: int) -> float:
     if step < world.warmup_steps:
         return world.learning_rate * (step + 1) / world.warmup_steps
@@ -202,6 +217,14 @@ def pretrain_world(
                     temporary,
                 )
                 os.replace(temporary, checkpoint_path)
+    model.eval()
+    spread = visual_token_spread(model, processor, images[:32])
+    if spread < 1e-3:
+        warnings.warn(
+            f"World pretraining ended with visual tokens that do not depend on the image (relative spread {spread:.1e}):"
+            " the connector collapsed and the base cannot perceive attributes.",
+            stacklevel=2,
+        )
     model_dir = work_dir / "model"
     model.save_pretrained(model_dir)
     processor.save_pretrained(model_dir)
@@ -211,6 +234,7 @@ def pretrain_world(
         "version": WORLD_VERSION,
         "parameters": sum(p.numel() for p in model.parameters()),
         "final_loss": sum(losses[-20:]) / max(1, len(losses[-20:])),
+        "visual_token_spread": spread,
         "losses": losses,
         "seconds_this_session": round(time.perf_counter() - started, 1),
     }

@@ -68,7 +68,9 @@ def test_cache_key_rebuilds_only_when_the_world_changes(tmp_path):
     base = ensure_world_base(SMALL_SYNTHETIC, world, cache_dir=tmp_path, progress=False)
     marker = base / "world_base.json"
     built = marker.stat().st_mtime_ns
-    assert len(json.loads(marker.read_text())["losses"]) == world.max_steps
+    record = json.loads(marker.read_text())
+    assert len(record["losses"]) == world.max_steps
+    assert record["visual_token_spread"] > 1e-3  # the image reaches the language model
     assert not list(tmp_path.glob("*.partial"))  # the work folder is gone once the base is in place
 
     # Unchanged world (split sizes only pick dataset images): the same folder, not pretrained again.
