@@ -32,8 +32,8 @@ def _measure(mode: str, architecture: str, batch_size: int, steps: int, queue) -
 
     from hf_finedefics.backbones import get_backbone
     from hf_finedefics.collators import ContrastiveAlignmentCollator
-    from hf_finedefics.contrastive_trainer import ContrastiveAlignmentModel, stage1_objective
     from hf_finedefics.losses import AttributeAugmentedContrastiveLoss
+    from hf_finedefics.objectives import ContrastiveAlignmentModel, stage1_objective
     from hf_finedefics.testing import create_tiny_checkpoint
 
     torch.manual_seed(0)

@@ -29,10 +29,15 @@ from .publish import (
     push_dataset_folder,
     write_dataset_folder,
 )
-from .sources import SOURCES, SourceFormatError, load_cub_attributes, load_source
+from .registry import FGVR_BENCHMARKS, REGISTRY, SOURCES, DatasetSpec, get_spec
+from .sources import SourceFormatError, load_cub_attributes, load_source
 
 __all__ = [
     "SOURCES",
+    "REGISTRY",
+    "FGVR_BENCHMARKS",
+    "DatasetSpec",
+    "get_spec",
     "AnswerCache",
     "AttributeDescriber",
     "AttributePrompts",

@@ -7,6 +7,7 @@ without `shard_index` to merge the shards, mine negatives and write the dataset.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 from dataclasses import dataclass, field
@@ -14,13 +15,15 @@ from pathlib import Path
 from typing import Literal
 
 import datasets
+import numpy as np
 import yaml
 
 from .attributes import AttributeDescriber, AttributePrompts, LocalBackend, OpenAICompatibleBackend
 from .attributes.ablations import cub_ground_truth_descriptions
 from .attributes.backends import GenerationBackend
+from .attributes.pipeline import ATTRIBUTE_TYPE_KEYWORDS
 from .cache import AnswerCache
-from .hard_negatives import mine_hard_negatives
+from .hard_negatives import HardNegatives, mine_hard_negatives, pick_negative_images
 from .publish import (
     DatasetCardInfo,
     build_hard_negative_index,
@@ -28,7 +31,9 @@ from .publish import (
     build_triples,
     write_dataset_folder,
 )
+from .registry import SOURCES
 from .sources import load_source
+from .sources.synthetic import SyntheticFGVRConfig, category_neighbours, synthetic_categories, write_synthetic_fgvr
 
 logger = logging.getLogger(__name__)
 
@@ -38,35 +43,72 @@ SHARD_FOLDER = "shards"
 
 @dataclass
 class BuildConfig:
-    """Everything one build needs. Field names match the `finedefics build-dataset` flags."""
+    """Everything one build needs: the fields are the `finedefics build-dataset` flags (and `--config` YAML keys)."""
 
-    source: str
-    data_dir: str
-    output_dir: str
-    split: str = "train"
-    superclass: str | None = None
-    descriptions: DescriptionSource = "pipeline"
-    llm: str | None = None
-    vqa: str | None = None
-    llm_base_url: str | None = None
-    vqa_base_url: str | None = None
-    api_key: str | None = None
-    max_new_tokens: int = 256
-    batch_size: int = 8
-    concurrency: int = 8
-    prompts: str | None = None
-    attributes: str | None = None
-    remove_attribute_types: list[str] = field(default_factory=list)
-    clip: str | None = None
-    negatives: Literal["clip", "random"] = "clip"
-    num_negatives: int = 3
-    cache: str | None = None
-    num_shards: int = 1
-    shard_index: int | None = None
-    limit: int | None = None
-    seed: int = 0
-    license: str = "other"
-    pretty_name: str | None = None
+    source: str = field(metadata={"help": f"Dataset layout to read: one of {', '.join(SOURCES)}."})
+    data_dir: str = field(metadata={"help": "Root of your copy of the dataset, in its native layout."})
+    output_dir: str = field(metadata={"help": "Dataset folder to write (Hub-ready; `load_dataset` reads it)."})
+    split: str = field(default="train", metadata={"help": "Split to build from (the paper uses train)."})
+    superclass: str | None = field(
+        default=None, metadata={"help": "Super-category noun, e.g. 'bird' (needed for imagefolder)."}
+    )
+    descriptions: DescriptionSource = field(
+        default="pipeline",
+        metadata={
+            "help": "pipeline: discovery + VQA + summary (the paper); ground-truth: CUB's annotations; tags: "
+            "per-class LLM descriptions (baseline)."
+        },
+    )
+    llm: str | None = field(default=None, metadata={"help": "LLM for discovery and summarization (id or folder)."})
+    vqa: str | None = field(default=None, metadata={"help": "VQA model for attribute extraction (id or folder)."})
+    llm_base_url: str | None = field(default=None, metadata={"help": "OpenAI-compatible endpoint serving --llm."})
+    vqa_base_url: str | None = field(default=None, metadata={"help": "OpenAI-compatible endpoint serving --vqa."})
+    api_key: str | None = field(
+        default=None, metadata={"help": "Endpoint API key; unset falls back to $OPENAI_API_KEY."}
+    )
+    max_new_tokens: int = field(default=256, metadata={"help": "Generation budget of every answer."})
+    batch_size: int = field(default=8, metadata={"help": "Local generation batch size."})
+    concurrency: int = field(default=8, metadata={"help": "Parallel HTTP requests to an endpoint."})
+    prompts: str | None = field(default=None, metadata={"help": "YAML file overriding prompt templates."})
+    attributes: str | None = field(
+        default=None, metadata={"help": "YAML {superclass: [attributes]} replacing attribute discovery."}
+    )
+    remove_attribute_types: list[str] = field(
+        default_factory=list,
+        metadata={"help": f"Attribute types to leave out (ablation): {', '.join(sorted(ATTRIBUTE_TYPE_KEYWORDS))}."},
+    )
+    clip: str | None = field(
+        default=None, metadata={"help": "CLIP model for hard-negative mining (transformers or sentence-transformers)."}
+    )
+    negatives: Literal["clip", "random"] = field(
+        default="clip", metadata={"help": "clip: hard negatives (the paper); random: simple negatives (Table 6a)."}
+    )
+    num_negatives: int = field(default=3, metadata={"help": "Hard-negative categories per image."})
+    cache: str | None = field(
+        default=None,
+        metadata={
+            "help": "Answer cache file; unset: $HF_FINEDEFICS_CACHE/answers.sqlite or "
+            "~/.cache/hf_finedefics/answers.sqlite."
+        },
+    )
+    num_shards: int = field(default=1, metadata={"help": "Split the description step into this many shards."})
+    shard_index: int | None = field(
+        default=None, metadata={"help": "Describe only this shard; omit to merge the shards and finish the build."}
+    )
+    limit: int | None = field(default=None, metadata={"help": "Use only the first N images (for a trial run)."})
+    seed: int = field(default=0, metadata={"help": "Seed of negative image picks and instruction shuffles."})
+    license: str = field(default="other", metadata={"help": "License field of the dataset card."})
+    pretty_name: str | None = field(default=None, metadata={"help": "Title of the dataset card."})
+
+    def __post_init__(self):
+        if self.source not in SOURCES:
+            raise ValueError(f"Unknown source {self.source!r}; choose from {', '.join(SOURCES)}.")
+        if unknown := set(self.remove_attribute_types) - set(ATTRIBUTE_TYPE_KEYWORDS):
+            raise ValueError(
+                f"Unknown remove_attribute_types {sorted(unknown)}; choose from {sorted(ATTRIBUTE_TYPE_KEYWORDS)}."
+            )
+        if self.negatives == "clip" and not self.clip:
+            raise ValueError("--negatives clip needs --clip MODEL (or use --negatives random).")
 
 
 def make_backend(model: str, base_url: str | None, config: BuildConfig) -> GenerationBackend:
@@ -208,3 +250,47 @@ def build_dataset(config: BuildConfig) -> Path:
         else {},
     )
     return write_dataset_folder(config.output_dir, configs, info)
+
+
+def build_synthetic_dataset(config: SyntheticFGVRConfig, output_dir: Path, source_dir: Path) -> Path:
+    """The embedded default's training data, published like `finedefics build-dataset` output: ground-truth
+    attribute descriptions (the paper's upper-bound variant) and, as hard negatives, the categories nearest by
+    ground-truth attributes (what a CLIP model finds on real data)."""
+    write_synthetic_fgvr(source_dir, config)
+    source = load_source("imagefolder", str(source_dir), "train", superclass=config.superclass)
+    metadata = [json.loads(line) for line in (source_dir / "train" / "metadata.jsonl").read_text().splitlines()]
+    description_of = {row["file_name"]: row["attribute_description"] for row in metadata}
+    descriptions = [description_of[path] for path in _relative_paths(source, source_dir / "train")]
+
+    names = source.features["label"].names
+    neighbours = category_neighbours(synthetic_categories(config))
+    nearest = np.array([[names.index(other) for other, _ in neighbours[name][:3]] for name in names])
+    labels = np.asarray(source["label"], dtype=np.int64)
+    negative_labels = nearest[labels]
+    negatives = HardNegatives(
+        labels=negative_labels,
+        indices=pick_negative_images(labels, negative_labels, config.seed),
+        scores=np.full(negative_labels.shape, np.nan, dtype=np.float32),
+        strategy="ground-truth attribute distance",
+    )
+    triples = build_triples(source, descriptions, negatives)
+    info = DatasetCardInfo(
+        pretty_name="Finedefics synthetic FGVR (embedded default)",
+        source="synthetic",
+        split="train",
+        license="apache-2.0",
+        license_note="Generated by dataset_builders.sources.synthetic; no third-party images.",
+        description_source="ground-truth attributes",
+        negative_strategy=negatives.strategy,
+    )
+    configs = {
+        "triples": triples,
+        "instructions": build_instructions(triples, seed=config.seed),
+        "hard_negatives": build_hard_negative_index(negatives, labels.tolist()),
+    }
+    return write_dataset_folder(output_dir, configs, info)
+
+
+def _relative_paths(source: datasets.Dataset, root: Path) -> list[str]:
+    stored = source.cast_column("image", datasets.Image(decode=False))["image"]
+    return [os.path.relpath(image["path"], root) for image in stored]

@@ -8,17 +8,9 @@ from __future__ import annotations
 
 import string
 
-OPTION_LETTERS = string.ascii_uppercase
+from .registry import REGISTRY
 
-# Plural nouns for the question "Which of these {plural} is shown in the image?".
-SUPERCLASS_PLURALS: dict[str, str] = {
-    "bird": "birds",
-    "dog": "dogs",
-    "aircraft": "aircraft",
-    "flower": "flowers",
-    "pet": "pets",
-    "car": "cars",
-}
+OPTION_LETTERS = string.ascii_uppercase
 
 MULTIPLE_CHOICE_INSTRUCTION = "Answer with the letter from the given choices directly."
 ATTRIBUTE_GENERATION_INSTRUCTION = "Describe the distinguishing attributes of the {superclass} in this image."
@@ -26,7 +18,8 @@ OPEN_SET_QUESTION = "What is the name of the {superclass} in this image?"
 
 
 def multiple_choice_question(superclass: str | None) -> str:
-    plural = SUPERCLASS_PLURALS.get(superclass or "", "choices")
+    plural = next((spec.plural for spec in REGISTRY.values() if spec.superclass == superclass and spec.plural), None)
+    plural = plural or "choices"
     return f"Which of these {plural} is shown in the image?"
 
 

@@ -1,7 +1,7 @@
 """The `finedefics` command: one subcommand per step of the pipeline.
 
-Each subcommand lives in `hf_finedefics/scripts/<name>.py` and exposes `main(argv)`; modules are imported
-only when their subcommand runs, so `finedefics --help` stays fast.
+Each subcommand lives in `hf_finedefics/scripts/<name>.py` with `make_parser()` and `main(...)`; modules are
+imported only when their subcommand runs, so `finedefics --help` stays fast.
 """
 
 from __future__ import annotations
@@ -45,8 +45,11 @@ def main(argv: list[str] | None = None) -> None:
         if error.name != module_name:
             raise
         parser.exit(2, f"finedefics: the '{command}' command is not available in this version.\n")
+    from hf_finedefics.scripts import parse_command_line
+
     sys.argv[0] = f"finedefics {command}"
-    module.main(argv[1:])
+    parsed = parse_command_line(module.make_parser(), argv[1:], keep=getattr(module, "KEPT_FLAGS", ()))
+    module.main(*parsed)
 
 
 if __name__ == "__main__":

@@ -13,6 +13,8 @@ from PIL import Image
 from tqdm.auto import tqdm
 from transformers import ProcessorMixin
 
+from dataset_builders.prompts import ATTRIBUTE_GENERATION_INSTRUCTION
+
 from .embeddings import tokenize_texts
 
 # Columns of the `triples` config that stage I reads.
@@ -95,7 +97,7 @@ class ContrastiveAlignmentCollator:
 
     processor: ProcessorMixin
     eos_token_id: int
-    instruction: str = "Describe the distinguishing attributes of the {superclass} in this image."
+    instruction: str = ATTRIBUTE_GENERATION_INSTRUCTION
     max_text_length: int | None = 256
     loss_on_all_tokens: bool = False
     default_superclass: str = "object"

@@ -32,16 +32,16 @@ from typing import Any
 
 import gradio as gr
 import pandas as pd
-import torch
 from PIL import Image, ImageOps
 
-from dataset_builders.prompts import OPTION_LETTERS, attribute_generation_prompt
+from dataset_builders.prompts import OPTION_LETTERS
+from dataset_builders.registry import FGVR_BENCHMARKS
 from dataset_builders.sources.synthetic import SyntheticFGVRConfig, generate_synthetic_fgvr, synthetic_categories
-from hf_finedefics.embeddings import encode_images, encode_texts
-from hf_finedefics.evaluation import DATASETS, GenerationScorer, LikelihoodScorer, shipped_option_file
+from hf_finedefics.evaluation import DATASETS, shipped_option_file
 from hf_finedefics.evaluation.parsing import normalize_name
-from hf_finedefics.evaluation.scoring import display_class_name, multiple_choice_chat
+from hf_finedefics.evaluation.scoring import display_class_name
 from hf_finedefics.modeling import load_finedefics_model
+from hf_finedefics.recognizer import FinedeficsRecognizer, Recognition
 
 logger = logging.getLogger(__name__)
 
@@ -51,7 +51,6 @@ MAX_IMAGE_PIXELS = 40_000_000
 MAX_UPLOAD_BYTES = 20 * 1024 * 1024
 MAX_CANDIDATES = 1000
 MAX_CATEGORY_CHARS = 100
-MULTIPLE_CHOICE_OPTIONS = 4  # the paper's 4-way protocol
 DEFAULT_TOP_K = 5
 MAX_TOP_K = 20
 DESCRIPTION_MAX_NEW_TOKENS = 96
@@ -64,7 +63,6 @@ EMBEDDING_CACHE_SETS = 16
 TYPED_SET = "typed"
 EMBEDDED_SET = "embedded-default"
 # The six benchmarks of the paper's Table 2, in its column order.
-BENCHMARK_SETS = ("dog-120", "bird-200", "aircraft-102", "flower-102", "pet-37", "car-196")
 EXAMPLE_CATEGORIES = 3
 GENERIC_SUPERCLASS = "object"
 # Show small images (the critters are 32x32) enlarged with crisp pixels; the model still gets the original.
@@ -95,7 +93,7 @@ def category_sets() -> dict[str, CategorySet]:
             tuple(category.name for category in synthetic_categories(embedded)),
         )
     }
-    for name in BENCHMARK_SETS:
+    for name in FGVR_BENCHMARKS:
         spec = DATASETS[name]
         class_names = json.loads(shipped_option_file(name).read_text())  # {class name: items}
         sets[name] = CategorySet(
@@ -178,20 +176,8 @@ def open_image(upload: dict[str, Any] | None) -> Image.Image:
         raise gr.Error(NOT_AN_IMAGE) from error
 
 
-@dataclass
-class Recognition:
-    """What the page shows for one image."""
-
-    options: list[str]  # the multiple-choice options, in the order shown to the model
-    prediction: str
-    reply: str  # the model's generated answer to the multiple-choice question
-    answered_by: str  # "generation" or "likelihood" (when the reply names no option)
-    top_k: list[tuple[str, float]]
-    description: str
-
-
 class DemoModel:
-    """The demo's model, loaded once on first use; category-name embeddings cached per category set.
+    """The demo's model, loaded once on first use (a `FinedeficsRecognizer`).
 
     Args:
         model: Hub id or folder of a full checkpoint or of an adapter; None with `adapter` None means the embedded
@@ -203,10 +189,7 @@ class DemoModel:
         self.model_id = model
         self.adapter = adapter
         self._lock = threading.Lock()
-        self._loaded: tuple[Any, Any] | None = None
-        self._scorers: tuple[GenerationScorer, LikelihoodScorer] | None = None
-        # Keyed by the category tuple on this instance, i.e. by model + category set.
-        self.category_embeddings = functools.lru_cache(maxsize=EMBEDDING_CACHE_SETS)(self._embed_categories)
+        self._recognizer: FinedeficsRecognizer | None = None
 
     @property
     def source(self) -> str:
@@ -217,71 +200,31 @@ class DemoModel:
 
     @property
     def is_loaded(self) -> bool:
-        return self._loaded is not None
+        return self._recognizer is not None
 
-    def load(self, progress: Progress | None = None) -> tuple[Any, Any]:
-        """(model, processor), loading them (and building the embedded default) on the first call."""
+    def load(self, progress: Progress | None = None) -> FinedeficsRecognizer:
+        """The recognizer, loading the model (and building the embedded default) on the first call."""
         with self._lock:  # concurrent first requests wait for one load instead of starting their own
-            if self._loaded is None:
+            if self._recognizer is None:
                 model_id, adapter = self.model_id, self.adapter
                 if model_id is None and adapter is None:
-                    # Imported here: the training pipeline is only needed when the default must be resolved.
-                    from hf_finedefics.pipeline import ensure_default_model
-
                     model_id = str(ensure_default_model(progress=progress))
                 elif model_id is None:
                     model_id, adapter = adapter, None  # an adapter alone loads on its recorded base model
                 if progress is not None:
                     progress(1.0, "Loading the model")
                 model, processor = load_finedefics_model(model_id, adapter)
-                self._scorers = (
-                    GenerationScorer(model, processor, DESCRIPTION_MAX_NEW_TOKENS),
-                    LikelihoodScorer(model, processor),
+                self._recognizer = FinedeficsRecognizer(
+                    model, processor, DESCRIPTION_MAX_NEW_TOKENS, cache_sets=EMBEDDING_CACHE_SETS
                 )
-                self._loaded = model, processor
-            return self._loaded
+            return self._recognizer
 
-    def _embed_categories(self, categories: tuple[str, ...]) -> torch.Tensor:
-        model, processor = self.load()
-        return encode_texts(model, processor, list(categories))
+    @property
+    def category_embeddings(self):
+        return self.load().category_embeddings
 
     def recognize(self, image: Image.Image, candidates: CategorySet, top_k: int) -> Recognition:
-        model, processor = self.load()
-        generation, likelihood = self._scorers
-        categories = candidates.categories
-        # Both sides are L2-normalised: the dot product is the cosine similarity.
-        similarities = self.category_embeddings(categories) @ encode_images(model, processor, [image])[0]
-        ranking = similarities.argsort(descending=True).tolist()
-        top = [(categories[index], similarities[index].item()) for index in ranking[:top_k]]
-
-        # Alphabetical order, so the option letter does not give away the similarity rank.
-        options = sorted((categories[index] for index in ranking[:MULTIPLE_CHOICE_OPTIONS]), key=str.lower)
-        question = multiple_choice_chat(processor, options, candidates.superclass)
-        description_chat = processor.apply_chat_template(
-            [
-                {
-                    "role": "user",
-                    "content": [
-                        {"type": "image"},
-                        {
-                            "type": "text",
-                            "text": attribute_generation_prompt(candidates.superclass or GENERIC_SUPERCLASS),
-                        },
-                    ],
-                }
-            ],
-            add_generation_prompt=True,
-        )
-        # One batched greedy generate call answers the question and writes the description (which has no
-        # options to read back).
-        answer, description = generation.score([image, image], [question, description_chat], [options, []])
-        answered_by = "generation"
-        chosen = answer["prediction"]
-        if chosen is None:
-            # The paper counts such a reply as wrong; the demo still shows the model's pick by letter likelihood.
-            chosen = likelihood.score([image], [question], [options])[0]["prediction"]
-            answered_by = "likelihood"
-        return Recognition(options, options[chosen], answer["response"], answered_by, top, description["response"])
+        return self.load().recognize(image, candidates.categories, candidates.superclass, top_k)
 
 
 def similarity_frame(top_k: list[tuple[str, float]]) -> pd.DataFrame:
@@ -430,3 +373,26 @@ def launch_demo(
     build_demo(model, adapter).launch(
         server_name=server_name, server_port=server_port, share=share, max_file_size=MAX_UPLOAD_BYTES, css=APP_CSS
     )
+
+
+def default_run_dir() -> Path:
+    cache = Path(os.environ.get("HF_FINEDEFICS_CACHE", Path.home() / ".cache" / "hf_finedefics"))
+    return cache / "default-run"
+
+
+def ensure_default_model(progress: Progress | None = None) -> Path:
+    """The embedded default Finedefics model (its stage II adapter folder), built on first use."""
+    # Imported here: the training pipeline is only needed when the default must be built.
+    from .pipeline import FinedeficsRun, load_run_config
+
+    config = load_run_config(output_dir=str(default_run_dir()), variants=["finedefics"])
+    run = FinedeficsRun(config, progress)
+    model_dir = run.stage_dir("finedefics", "stage2")
+    if not (model_dir / "adapter_config.json").is_file():
+        steps = [run.step_build, lambda: run.step_stage1("finedefics"), lambda: run.step_stage2("finedefics")]
+        messages = ["building the synthetic training data", "stage I", "stage II"]
+        for index, (step, message) in enumerate(zip(steps, messages)):
+            run.progress(index / len(steps), f"Building the default model: {message}")
+            step()
+        run.progress(1.0, "Default model ready")
+    return model_dir

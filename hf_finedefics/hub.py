@@ -29,19 +29,14 @@ from peft import PeftConfig, PeftModel
 from transformers import TrainingArguments
 from transformers.trainer import TRAINING_ARGS_NAME
 
-from .contrastive_config import ContrastiveAlignmentConfig
 from .evaluation.items import DATASETS
-from .instruction_config import InstructionTuningConfig
+from .losses import FINEDEFICS_CITATION
 from .modeling import ADAPTER_CONFIG_NAME
+from .trainer.contrastive_alignment_config import ContrastiveAlignmentConfig
+from .trainer.instruction_tuning_config import InstructionTuningConfig
 
 logger = logging.getLogger(__name__)
 
-FINEDEFICS_CITATION = """@inproceedings{he2025finedefics,
-  title={Analyzing and Boosting the Power of Fine-Grained Visual Recognition for Multi-modal Large Language Models},
-  author={He, Hulingxiao and Li, Geng and Geng, Zijun and Xu, Jinglin and Peng, Yuxin},
-  booktitle={International Conference on Learning Representations (ICLR)},
-  year={2025}
-}"""
 AUTHORS_CODE_URL = "https://github.com/PKU-ICST-MIPL/Finedefics-ICLR2025"
 CARD_TAGS = ["finedefics", "fgvr", "fine-grained-visual-recognition", "lora"]
 STAGE_TAGS = {"stage1": "contrastive-alignment", "stage2": "instruction-tuning"}
@@ -309,7 +304,7 @@ def push_adapter(
     elif not is_hub_id(peft_config.base_model_name_or_path):
         raise ValueError(
             f"The adapter's base model is the local folder {peft_config.base_model_name_or_path!r}, which nobody else "
-            "can load: pass --base-model with the Hub id of that model (for a stage II adapter, the base with the "
+            "can load: pass --model_name_or_path with the Hub id of that model (for a stage II adapter, the base with the "
             "stage I adapter merged, uploaded as its own model repository)."
         )
     report = None

@@ -19,6 +19,10 @@ name and are left out of every in-batch denominator when `labels` is given.
 
 from __future__ import annotations
 
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
 import torch
 import torch.distributed as dist
 import torch.distributed.nn  # noqa: F401  (registers torch.distributed.nn.functional.all_gather)
@@ -26,6 +30,66 @@ import torch.nn.functional as F
 from torch import nn
 
 LOSS_TERMS = ("oac", "acc", "ccc")
+
+FINEDEFICS_CITATION = """@inproceedings{he2025finedefics,
+  title={Analyzing and Boosting the Power of Fine-Grained Visual Recognition for Multi-modal Large Language Models},
+  author={He, Hulingxiao and Li, Geng and Geng, Zijun and Xu, Jinglin and Peng, Yuxin},
+  booktitle={International Conference on Learning Representations (ICLR)},
+  year={2025}
+}"""
+
+
+@dataclass
+class AttributeAugmentedLossConfig:
+    """The settings of the stage I objective (eq. 8): temperature, term weights, negatives and masking.
+
+    Both stage configs inherit these fields, so a recipe sets them the same way for stage I and for the one-stage
+    paradigm of stage II; `loss_config()` on either returns this object.
+    """
+
+    temperature: float = field(
+        default=0.07,
+        metadata={"help": "Temperature dividing cosine similarities in every contrastive term (not trained)."},
+    )
+    generation_loss_weight: float = field(
+        default=1.0, metadata={"help": "Weight of L_G^att, the attribute description generation loss."}
+    )
+    oac_weight: float = field(
+        default=0.5, metadata={"help": "Weight of the object-attribute contrastive loss (eq. 5)."}
+    )
+    acc_weight: float = field(
+        default=0.5, metadata={"help": "Weight of the attribute-category contrastive loss (eq. 6)."}
+    )
+    ccc_weight: float = field(
+        default=0.5, metadata={"help": "Weight of the category-category contrastive loss (eq. 7)."}
+    )
+    gather_across_processes: bool = field(
+        default=True,
+        metadata={"help": "Gather embeddings (with gradients) so in-batch negatives span the global batch."},
+    )
+    mask_same_class_negatives: bool = field(
+        default=True,
+        metadata={"help": "Leave same-class rows out of in-batch denominators (they share the category name)."},
+    )
+    reproduce_released_losses: bool = field(
+        default=False,
+        metadata={
+            "help": "Reproduce the authors' released losses (shared hard-negative pool, CCC against column 0). "
+            "A reproduction aid only; it does not implement the paper."
+        },
+    )
+
+    def __post_init__(self):
+        if self.temperature <= 0:
+            raise ValueError(f"temperature must be positive, got {self.temperature}.")
+
+    def loss_config(self) -> AttributeAugmentedLossConfig:
+        """These settings alone (a stage config inherits them among its training arguments)."""
+        names = [f.name for f in dataclasses.fields(AttributeAugmentedLossConfig)]
+        return AttributeAugmentedLossConfig(**{name: getattr(self, name) for name in names})
+
+    def get_config_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self.loss_config())
 
 
 def _gather_with_grad(tensor: torch.Tensor) -> torch.Tensor:
@@ -206,32 +270,26 @@ class AttributeAugmentedContrastiveLoss(nn.Module):
         | labels (optional)         | (B,) class ids                             |
         +---------------------------+--------------------------------------------+
 
-    Returns the weighted sum and the unweighted terms.
+    Returns the weighted sum of the contrastive terms and the unweighted terms. The settings (temperature,
+    weights, masking, released mode) come from an [`AttributeAugmentedLossConfig`]; keyword arguments override
+    single fields, e.g. `AttributeAugmentedContrastiveLoss(temperature=1.0)`.
 
-    Citation:
-        @inproceedings{he2025finedefics,
-          title={Analyzing and Boosting the Power of Fine-Grained Visual Recognition for Multi-modal
-                 Large Language Models},
-          author={He, Hulingxiao and Li, Geng and Geng, Zijun and Xu, Jinglin and Peng, Yuxin},
-          booktitle={International Conference on Learning Representations (ICLR)},
-          year={2025}
-        }
+    Citation: see `citation` (He et al., ICLR 2025).
     """
 
-    def __init__(
-        self,
-        temperature: float = 0.07,
-        oac_weight: float = 0.5,
-        acc_weight: float = 0.5,
-        ccc_weight: float = 0.5,
-        gather_across_processes: bool = True,
-        reproduce_released: bool = False,
-    ):
+    citation = FINEDEFICS_CITATION
+
+    def __init__(self, config: AttributeAugmentedLossConfig | None = None, **overrides: Any):
         super().__init__()
-        self.temperature = temperature
-        self.weights = {"oac": oac_weight, "acc": acc_weight, "ccc": ccc_weight}
-        self.gather_across_processes = gather_across_processes
-        self.reproduce_released = reproduce_released
+        self.config = dataclasses.replace((config or AttributeAugmentedLossConfig()).loss_config(), **overrides)
+        self.weights = {"oac": self.config.oac_weight, "acc": self.config.acc_weight, "ccc": self.config.ccc_weight}
+
+    @property
+    def gather_across_processes(self) -> bool:
+        return self.config.gather_across_processes
+
+    def get_config_dict(self) -> dict[str, Any]:
+        return self.config.get_config_dict()
 
     def forward(
         self,
@@ -248,10 +306,10 @@ class AttributeAugmentedContrastiveLoss(nn.Module):
             category_embeds,
             neg_attribute_embeds,
             neg_category_embeds,
-            temperature=self.temperature,
-            labels=labels,
-            gather_across_processes=self.gather_across_processes,
-            reproduce_released=self.reproduce_released,
+            temperature=self.config.temperature,
+            labels=labels if self.config.mask_same_class_negatives else None,
+            gather_across_processes=self.config.gather_across_processes,
+            reproduce_released=self.config.reproduce_released_losses,
         )
         total = sum(self.weights[name] * terms[name] for name in LOSS_TERMS)
         return total, terms

@@ -1,8 +1,12 @@
 """Load a Finedefics model in one call: a full checkpoint, or a base model with a LoRA adapter on top.
 
-Every part of the project that needs a model (stage II, merging, evaluation, analyses, the demo) goes through
+Every part of the project that needs a model (both stages, merging, evaluation, analyses, the demo) goes through
 `load_finedefics_model`, so an adapter folder, an adapter repo on the Hub and a merged checkpoint are all
 interchangeable wherever a model is asked for.
+
+`merge_adapter` folds a LoRA adapter into its full-precision base and saves a standalone checkpoint (weights,
+generation config, processor) that plain `from_pretrained` loads. QLoRA adapters are merged into the unquantized
+base: merging into 4-bit weights would round the update away.
 """
 
 from __future__ import annotations
@@ -51,13 +55,26 @@ def adapter_base_model(adapter: str | os.PathLike, revision: str | None = None) 
 
 
 def quantization_config(
-    quantization: Quantization, compute_dtype: str | torch.dtype = torch.bfloat16
+    quantization: Quantization,
+    compute_dtype: str | torch.dtype = torch.bfloat16,
+    *,
+    quant_type: str = "nf4",
+    nested: bool = False,
+    quant_storage: str | torch.dtype | None = None,
 ) -> BitsAndBytesConfig | None:
-    """bitsandbytes settings for "4bit" (QLoRA: NF4 with `compute_dtype`) or "8bit"; a config passes through."""
+    """bitsandbytes settings for "4bit" (QLoRA: NF4 with `compute_dtype`; `nested` quantizes the constants too;
+    `quant_storage` is the packed weights' dtype, which FSDP needs equal to the compute dtype) or "8bit"; a config
+    passes through."""
     if quantization is None or isinstance(quantization, BitsAndBytesConfig):
         return quantization
     if quantization == "4bit":
-        return BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_compute_dtype=compute_dtype)
+        return BitsAndBytesConfig(
+            load_in_4bit=True,
+            bnb_4bit_quant_type=quant_type,
+            bnb_4bit_compute_dtype=compute_dtype,
+            bnb_4bit_use_double_quant=nested,
+            bnb_4bit_quant_storage=quant_storage or torch.uint8,
+        )
     if quantization == "8bit":
         return BitsAndBytesConfig(load_in_8bit=True)
     raise ValueError(f"quantization must be None, '4bit', '8bit' or a BitsAndBytesConfig, got {quantization!r}")
@@ -105,7 +122,7 @@ def load_finedefics_model(
             "8bit", or a `BitsAndBytesConfig`.
         dtype: Weight dtype ("auto" keeps the checkpoint's).
         merge_adapter: Fold the adapter into the base weights and return a plain transformers model. Not possible
-            on a quantized model: merge with `hf_finedefics.merging.merge_adapter`, which uses full precision.
+            on a quantized model: merge with `hf_finedefics.modeling.merge_adapter`, which uses full precision.
         is_trainable: Keep the adapter's weights trainable (to continue training it).
         device_map: Passed to `from_pretrained` (e.g. "auto" for multi-GPU inference).
         revision / adapter_revision: Hub revisions of the base model and of the adapter.
@@ -146,3 +163,32 @@ def load_finedefics_model(
     if not is_trainable:
         model.eval()
     return model, processor
+
+
+def merge_adapter(
+    adapter: str | os.PathLike,
+    output_dir: str | os.PathLike,
+    *,
+    base_model: str | os.PathLike | None = None,
+    dtype: str | torch.dtype = "auto",
+    revision: str | None = None,
+    adapter_revision: str | None = None,
+    max_shard_size: str = "5GB",
+) -> Path:
+    """Merge `adapter` (Hub id or folder) into `base_model` (default: the base recorded in the adapter) and
+    save the merged model and processor to `output_dir`, which is returned."""
+    base_model = base_model or adapter_base_model(adapter, adapter_revision)
+    if base_model is None:
+        raise ValueError(f"{adapter!r} is not a peft adapter (no adapter_config.json).")
+    model, processor = load_finedefics_model(
+        base_model,
+        adapter,
+        dtype=dtype,
+        merge_adapter=True,
+        revision=revision,
+        adapter_revision=adapter_revision,
+    )
+    output_dir = Path(output_dir)
+    model.save_pretrained(output_dir, max_shard_size=max_shard_size)
+    processor.save_pretrained(output_dir)
+    return output_dir

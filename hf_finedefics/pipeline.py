@@ -6,7 +6,7 @@ A run recipe is one YAML file whose sections are the configs of the individual c
     base_model: HuggingFaceM4/idefics2-8b   # or `world`: the small pretrained MLLM of the synthetic world
     variants: [zero_shot, instruction_tuning, contrastive_object_category, finedefics]
     data: {synthetic: {...}}  or  {dataset: folder built by `finedefics build-dataset`, build: {...}}
-    model: {...}        # FinedeficsModelArguments
+    model: {...}        # FinedeficsModelConfig
     stage1: {...}       # ContrastiveAlignmentConfig
     stage2: {...}       # InstructionTuningConfig
     evaluation: {...}   # EvaluationSettings
@@ -29,25 +29,18 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import yaml
 from datasets import Dataset, load_dataset
-from datasets import Image as DatasetImage
 from transformers import HfArgumentParser
 
-from dataset_builders.sources.synthetic import (
-    SyntheticFGVRConfig,
-    category_neighbours,
-    synthetic_categories,
-    write_synthetic_fgvr,
-)
+from dataset_builders.sources.synthetic import SyntheticFGVRConfig
 
-from .contrastive_config import ContrastiveAlignmentConfig
-from .contrastive_trainer import train_stage1
-from .instruction_config import InstructionTuningConfig
-from .model_config import FinedeficsModelArguments
-from .modeling import load_finedefics_model
-from .sft import train_stage2
+from .evaluation.report import comparison_table, mean_accuracies
+from .trainer.contrastive_alignment_config import ContrastiveAlignmentConfig
+from .trainer.contrastive_alignment_trainer import train_stage1
+from .trainer.instruction_tuning_config import InstructionTuningConfig
+from .trainer.instruction_tuning_trainer import train_stage2
+from .trainer.model_config import FinedeficsModelConfig
 from .world import WorldPretrainingConfig, ensure_world_base
 
 # Table 3 and 6b: (a) open-set-only fine-tuning, (b) the contrastive ablation, (c) one stage; 6b: each stage alone.
@@ -131,7 +124,7 @@ class RunConfig:
             "(already built)."
         },
     )
-    model: dict[str, Any] = field(default_factory=dict, metadata={"help": "FinedeficsModelArguments."})
+    model: dict[str, Any] = field(default_factory=dict, metadata={"help": "FinedeficsModelConfig."})
     stage1: dict[str, Any] = field(default_factory=dict, metadata={"help": "ContrastiveAlignmentConfig."})
     stage2: dict[str, Any] = field(default_factory=dict, metadata={"help": "InstructionTuningConfig."})
     evaluation: dict[str, Any] = field(default_factory=dict, metadata={"help": "EvaluationSettings."})
@@ -172,11 +165,7 @@ def _parse(cls: type, values: dict[str, Any], section: str) -> Any:
 
 def load_run_config(recipe: str | os.PathLike | None = None, **overrides: Any) -> RunConfig:
     """Read a run recipe (default: the embedded one shipped in the package); `overrides` replace top-level keys."""
-    if recipe is None:
-        text = resources.files("hf_finedefics.data.recipes").joinpath(EMBEDDED_RECIPE).read_text()
-    else:
-        text = Path(recipe).read_text()
-    values = yaml.safe_load(text) or {}
+    values = yaml.safe_load(Path(recipe or embedded_recipe_path()).read_text()) or {}
     values.update({key: value for key, value in overrides.items() if value is not None})
     return _parse(RunConfig, values, "top level")
 
@@ -240,6 +229,8 @@ class FinedeficsRun:
             raise FileNotFoundError(f"data.dataset {self.data_dir} is not a dataset folder built by build-dataset.")
         synthetic = self.synthetic
         if synthetic is not None:
+            from dataset_builders.build import build_synthetic_dataset
+
             build_synthetic_dataset(synthetic, self.data_dir, self.output_dir / "source")
             return
         from dataset_builders import BuildConfig, build_dataset
@@ -253,8 +244,8 @@ class FinedeficsRun:
         return object_category_triples(triples) if without_attributes else triples
 
     # Training
-    def _model_args(self) -> FinedeficsModelArguments:
-        return _parse(FinedeficsModelArguments, {**self.config.model, "model_name_or_path": self.base_model}, "model")
+    def _model_args(self) -> FinedeficsModelConfig:
+        return _parse(FinedeficsModelConfig, {**self.config.model, "model_name_or_path": self.base_model}, "model")
 
     def step_stage1(self, variant: str) -> None:
         variant = STAGE1_OF[variant]
@@ -319,7 +310,7 @@ class FinedeficsRun:
         from .evaluation import evaluate_model
 
         items, superclasses = self.evaluation_items()
-        model, processor = load_finedefics_model(self.model_dir(variant))
+        model, processor = self._model_args().load(model_name_or_path=self.model_dir(variant))
         return evaluate_model(
             model.eval(),
             processor,
@@ -357,7 +348,7 @@ class FinedeficsRun:
         splits = self.analysis_splits()
         if all((self.output_dir / "analysis" / variant / name / "report.json").is_file() for name in splits):
             return
-        model, processor = load_finedefics_model(self.model_dir(variant))
+        model, processor = self._model_args().load(model_name_or_path=self.model_dir(variant))
         for name, (test, train) in splits.items():
             predictions = predictions_path(self.output_dir / "evaluation", variant, name, self.evaluation.scorers[0])
             run_analysis(
@@ -393,10 +384,15 @@ class FinedeficsRun:
             self.progress(index / len(steps), message)
             step()
         self.progress(1.0, "done")
-        table = comparison_table(results) + "\n\n" + resolution_note(results)
+        table = comparison_table(results, VARIANT_TITLES) + "\n\n" + resolution_note(results)
         (self.output_dir / "table3.md").write_text(table + "\n")
-        (self.output_dir / "table3.json").write_text(json.dumps(_accuracies(results), indent=2) + "\n")
+        (self.output_dir / "table3.json").write_text(json.dumps(mean_accuracies(results), indent=2) + "\n")
         return results
+
+
+def embedded_recipe_path() -> Path:
+    """The embedded default recipe shipped in the package (`recipes/tiny/config_run.yaml` links to it)."""
+    return Path(str(resources.files("hf_finedefics.data.recipes").joinpath(EMBEDDED_RECIPE)))
 
 
 def _last_checkpoint(output_dir: Path) -> str | None:
@@ -411,82 +407,6 @@ def object_category_triples(triples: Dataset) -> Dataset:
         lambda row: {"attribute": row["category"], "neg_attributes": row["neg_categories"]},
         desc="Dropping attribute descriptions",
     )
-
-
-def build_synthetic_dataset(config: SyntheticFGVRConfig, output_dir: Path, source_dir: Path) -> Path:
-    """The embedded default's training data, published like `finedefics build-dataset` output: ground-truth
-    attribute descriptions (the paper's upper-bound variant) and, as hard negatives, the categories nearest by
-    ground-truth attributes (what a CLIP model finds on real data)."""
-    from dataset_builders import (
-        DatasetCardInfo,
-        HardNegatives,
-        build_hard_negative_index,
-        build_instructions,
-        build_triples,
-        load_source,
-        write_dataset_folder,
-    )
-    from dataset_builders.hard_negatives import pick_negative_images
-
-    write_synthetic_fgvr(source_dir, config)
-    source = load_source("imagefolder", str(source_dir), "train", superclass=config.superclass)
-    metadata = [json.loads(line) for line in (source_dir / "train" / "metadata.jsonl").read_text().splitlines()]
-    description_of = {row["file_name"]: row["attribute_description"] for row in metadata}
-    descriptions = [description_of[path] for path in _relative_paths(source, source_dir / "train")]
-
-    names = source.features["label"].names
-    neighbours = category_neighbours(synthetic_categories(config))
-    nearest = np.array([[names.index(other) for other, _ in neighbours[name][:3]] for name in names])
-    labels = np.asarray(source["label"], dtype=np.int64)
-    negative_labels = nearest[labels]
-    negatives = HardNegatives(
-        labels=negative_labels,
-        indices=pick_negative_images(labels, negative_labels, config.seed),
-        scores=np.full(negative_labels.shape, np.nan, dtype=np.float32),
-        strategy="ground-truth attribute distance",
-    )
-    triples = build_triples(source, descriptions, negatives)
-    info = DatasetCardInfo(
-        pretty_name="Finedefics synthetic FGVR (embedded default)",
-        source="synthetic",
-        split="train",
-        license="apache-2.0",
-        license_note="Generated by dataset_builders.sources.synthetic; no third-party images.",
-        description_source="ground-truth attributes",
-        negative_strategy=negatives.strategy,
-    )
-    configs = {
-        "triples": triples,
-        "instructions": build_instructions(triples, seed=config.seed),
-        "hard_negatives": build_hard_negative_index(negatives, labels.tolist()),
-    }
-    return write_dataset_folder(output_dir, configs, info)
-
-
-def _relative_paths(source: Dataset, root: Path) -> list[str]:
-    stored = source.cast_column("image", DatasetImage(decode=False))["image"]
-    return [os.path.relpath(image["path"], root) for image in stored]
-
-
-def _accuracies(results: dict[str, dict[str, dict[str, Any]]]) -> dict[str, dict[str, float]]:
-    return {
-        variant: {
-            scorer: float(np.mean([s["accuracy"] for s in by_dataset.values()])) for scorer, by_dataset in r.items()
-        }
-        for variant, r in results.items()
-    }
-
-
-def comparison_table(results: dict[str, dict[str, dict[str, Any]]]) -> str:
-    """The paper's Table 3 shape: one row per variant, multiple-choice accuracy per scorer."""
-    accuracies = _accuracies(results)
-    scorers = sorted({scorer for by_scorer in accuracies.values() for scorer in by_scorer})
-    lines = ["| Variant | " + " | ".join(f"MC accuracy ({s})" for s in scorers) + " |"]
-    lines.append("|---|" + "---:|" * len(scorers))
-    for variant, by_scorer in accuracies.items():
-        cells = " | ".join(f"{by_scorer[s]:.2f}" if s in by_scorer else "-" for s in scorers)
-        lines.append(f"| {VARIANT_TITLES[variant]} | {cells} |")
-    return "\n".join(lines)
 
 
 def resolution_note(results: dict[str, dict[str, dict[str, Any]]]) -> str:
@@ -513,23 +433,3 @@ def run_pipeline(
 ) -> dict[str, Any]:
     """Run a recipe (default: the embedded one) and return {variant: {scorer: {dataset: summary}}}."""
     return FinedeficsRun(load_run_config(recipe, **overrides), progress).run()
-
-
-def default_run_dir() -> Path:
-    cache = Path(os.environ.get("HF_FINEDEFICS_CACHE", Path.home() / ".cache" / "hf_finedefics"))
-    return cache / "default-run"
-
-
-def ensure_default_model(progress: Progress | None = None) -> Path:
-    """The embedded default Finedefics model (its stage II adapter folder), built on first use."""
-    config = load_run_config(output_dir=str(default_run_dir()), variants=["finedefics"])
-    run = FinedeficsRun(config, progress)
-    model_dir = run.stage_dir("finedefics", "stage2")
-    if not (model_dir / "adapter_config.json").is_file():
-        steps = [run.step_build, lambda: run.step_stage1("finedefics"), lambda: run.step_stage2("finedefics")]
-        messages = ["building the synthetic training data", "stage I", "stage II"]
-        for index, (step, message) in enumerate(zip(steps, messages)):
-            run.progress(index / len(steps), f"Building the default model: {message}")
-            step()
-        run.progress(1.0, "Default model ready")
-    return model_dir

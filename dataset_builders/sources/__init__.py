@@ -6,38 +6,14 @@ category), `category` (str) and `superclass` (str).
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from pathlib import Path
 
 import datasets
 
 from ._common import SourceFormatError, human_readable
-from .aircraft import load_fgvc_aircraft
-from .cars import load_stanford_cars
-from .cub import load_cub, load_cub_attributes
-from .dogs import load_stanford_dogs
-from .flowers import FLOWER_NAMES, load_oxford_flowers
+from .cub import load_cub_attributes
+from .flowers import FLOWER_NAMES
 from .imagefolder import load_image_folder
-from .pets import load_oxford_pets
-
-SOURCES: dict[str, Callable[[str | Path, str], datasets.Dataset]] = {
-    "bird-200": load_cub,
-    "dog-120": load_stanford_dogs,
-    "aircraft-102": load_fgvc_aircraft,
-    "flower-102": load_oxford_flowers,
-    "pet-37": load_oxford_pets,
-    "car-196": load_stanford_cars,
-    "imagefolder": load_image_folder,
-}
-
-SUPERCLASSES = {
-    "bird-200": "bird",
-    "dog-120": "dog",
-    "aircraft-102": "aircraft",
-    "flower-102": "flower",
-    "pet-37": "pet",
-    "car-196": "car",
-}
 
 
 def load_source(
@@ -47,11 +23,13 @@ def load_source(
 
     `superclass` overrides the super-category (required for meaning with `imagefolder`, whose default is "object").
     """
+    from ..registry import SOURCES  # the registry imports the readers of this package
+
     if name not in SOURCES:
-        raise ValueError(f"Unknown source {name!r}; choose from {sorted(SOURCES)}.")
+        raise ValueError(f"Unknown source {name!r}; choose from {', '.join(SOURCES)}.")
     if name == "imagefolder":
         return load_image_folder(data_dir, split, superclass=superclass or "object")
-    dataset = SOURCES[name](data_dir, split)
+    dataset = SOURCES[name].reader(data_dir, split)
     if superclass is not None:
         dataset = dataset.map(lambda _: {"superclass": superclass})
     return dataset
@@ -59,8 +37,6 @@ def load_source(
 
 __all__ = [
     "FLOWER_NAMES",
-    "SOURCES",
-    "SUPERCLASSES",
     "SourceFormatError",
     "human_readable",
     "load_cub_attributes",

@@ -53,6 +53,8 @@ from datasets import ClassLabel, Dataset, DatasetDict, Features, Value
 from datasets import Image as ImageFeature
 from PIL import Image, ImageDraw, ImageFont
 
+from ._common import SourceFormatError
+
 ATTRIBUTE_TYPES: tuple[str, ...] = ("color", "shape", "texture", "size")
 
 # Saturated body colours (RGB in [0, 1]); backgrounds are muted, so hue always belongs to the critter.
@@ -596,3 +598,16 @@ def save_contact_sheet(
     path.parent.mkdir(parents=True, exist_ok=True)
     sheet.save(path)
     return path
+
+
+def load_synthetic(data_dir: str | Path, split: str) -> Dataset:
+    """A split of a world written by `write_synthetic_fgvr`, read like any source (image, label, category,
+    superclass); the super-category is the one the world was written with."""
+    from .imagefolder import load_image_folder
+
+    metadata = Path(data_dir) / split / "metadata.jsonl"
+    if not metadata.is_file():
+        raise SourceFormatError(f"{metadata} is missing: {data_dir} is not a folder written by write_synthetic_fgvr.")
+    with metadata.open() as lines:
+        superclass = json.loads(next(lines))["superclass"]
+    return load_image_folder(data_dir, split, superclass=superclass)

@@ -90,14 +90,8 @@ class VisionLanguageBackbone:
 
     def lora_config(self, r: int = 8, alpha: int = 8, dropout: float = 0.2, **kwargs) -> LoraConfig:
         """The paper's LoRA: gaussian init on the LLM and the connector; the vision encoder stays frozen."""
-        return LoraConfig(
-            r=r,
-            lora_alpha=alpha,
-            lora_dropout=dropout,
-            target_modules=self.lora_target_modules,
-            init_lora_weights="gaussian",
-            **kwargs,
-        )
+        kwargs.setdefault("target_modules", self.lora_target_modules)
+        return LoraConfig(r=r, lora_alpha=alpha, lora_dropout=dropout, init_lora_weights="gaussian", **kwargs)
 
     def image_inputs(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         return {name: batch[name] for name in self.image_input_names if name in batch}

@@ -1,4 +1,4 @@
-"""Multiple-choice FGVR evaluation, the paper's Table 2 protocol (REFERENCE.md section 2).
+"""Multiple-choice FGVR evaluation, the paper's Table 2 protocol (paper section 4.1; FOCI's option files, see data/mc_options/README.md).
 
 `load_mc_items` reads a test set in its native layout, `evaluate_model` scores it with greedy generation
 (answers read by `parse_choice`), with option-letter likelihood and with the likelihood of each option's name as

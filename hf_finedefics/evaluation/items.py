@@ -15,113 +15,16 @@ from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
+from dataset_builders.registry import REGISTRY, DatasetSpec, get_spec
+
 # How many missing paths an error names before it stops listing.
 _MISSING_SHOWN = 5
 
 
-@dataclass(frozen=True)
-class MultipleChoiceDataset:
-    """An FGVR test set: its shipped option file and where its images live in the native layout."""
-
-    name: str
-    display_name: str  # the column header of the paper's Table 2
-    superclass: str | None  # the noun of the question, see `prompts.multiple_choice_question`
-    option_file: str | None  # file name under `hf_finedefics/data/mc_options/`; None: the user brings one
-    layout: str  # the native layout, for error messages
-    # The option files' leading folder and what it is in the native layout.
-    option_prefix: str = "images/"
-    native_prefix: str = "images/"
-
-    def resolve(self, data_dir: str | os.PathLike, relative_path: str) -> Path:
-        """The image file of an option file's `relative_path` inside the user's copy of the dataset."""
-        if self.option_prefix and relative_path.startswith(self.option_prefix):
-            relative_path = self.native_prefix + relative_path[len(self.option_prefix) :]
-        return Path(data_dir) / relative_path
-
-
-def _shipped(name: str) -> str:
-    return f"{name}-ViT-L-14-laion2b_s32b_b82k-4.json"
-
-
-# Table 2 order (Dog, Bird, Aircraft, Flower, Pet, Car), then Table 9, then the generic layout.
-DATASETS: dict[str, MultipleChoiceDataset] = {
-    spec.name: spec
-    for spec in [
-        MultipleChoiceDataset(
-            "dog-120",
-            "Dog-120",
-            "dog",
-            _shipped("dog-120"),
-            "Stanford Dogs: Images/<wnid>-<breed>/<wnid>_<n>.jpg",
-            native_prefix="Images/",
-        ),
-        MultipleChoiceDataset(
-            "bird-200",
-            "Bird-200",
-            "bird",
-            _shipped("bird-200"),
-            "CUB-200-2011 (the CUB_200_2011 folder): images/<nnn>.<Species>/<file>.jpg",
-        ),
-        MultipleChoiceDataset(
-            "aircraft-102",
-            "Aircraft-102",
-            "aircraft",
-            _shipped("aircraft-102"),
-            "FGVC-Aircraft (the fgvc-aircraft-2013b folder): data/images/<id>.jpg",
-            native_prefix="data/images/",
-        ),
-        MultipleChoiceDataset(
-            "flower-102",
-            "Flower-102",
-            "flower",
-            _shipped("flower-102"),
-            "Oxford 102 Flowers: jpg/image_<nnnnn>.jpg",
-            native_prefix="jpg/",
-        ),
-        MultipleChoiceDataset(
-            "pet-37",
-            "Pet-37",
-            "pet",
-            _shipped("pet-37"),
-            "Oxford-IIIT Pet: images/<Breed>_<n>.jpg",
-        ),
-        MultipleChoiceDataset(
-            "car-196",
-            "Car-196",
-            "car",
-            _shipped("car-196"),
-            "Stanford Cars: cars_test/<nnnnn>.jpg (the test split; cars_train holds different images of the same names)",
-            native_prefix="cars_test/",
-        ),
-        MultipleChoiceDataset(
-            "imagenet-adversarial",
-            "ImageNet-A",
-            None,
-            _shipped("imagenet-adversarial"),
-            "ImageNet-A (the imagenet-a folder): <wnid>/<file>.jpg",
-            option_prefix="",
-            native_prefix="",
-        ),
-        MultipleChoiceDataset(
-            "imagenet-rendition",
-            "ImageNet-R",
-            None,
-            _shipped("imagenet-rendition"),
-            "ImageNet-R (the imagenet-r folder): <wnid>/<file>.jpg",
-            option_prefix="",
-            native_prefix="",
-        ),
-        MultipleChoiceDataset(
-            "imagefolder",
-            "ImageFolder",
-            None,
-            None,
-            "image paths relative to the data directory, as written in the option file",
-            option_prefix="",
-            native_prefix="",
-        ),
-    ]
-}
+# Every dataset's option file and test layout come from the registry.
+MultipleChoiceDataset = DatasetSpec
+DATASETS = REGISTRY
+get_dataset = get_spec
 
 
 @dataclass(frozen=True)
@@ -139,12 +42,6 @@ class MultipleChoiceItem:
         options = list(self.options)
         random.Random(f"{seed}/{self.image_id}").shuffle(options)
         return options
-
-
-def get_dataset(name: str) -> MultipleChoiceDataset:
-    if name not in DATASETS:
-        raise ValueError(f"Unknown dataset {name!r}; choose from {', '.join(DATASETS)}.")
-    return DATASETS[name]
 
 
 def shipped_option_file(name: str) -> Path:

@@ -1,4 +1,4 @@
-"""Option files for a new dataset, made the way the shipped ones were (REFERENCE.md section 2).
+"""Option files for a new dataset, made the way the shipped ones were (paper section 4.1; FOCI's option files, see data/mc_options/README.md).
 
 Per image: the `num_options` classes whose CLIP text embedding ("an image of a {class}") is most similar
 to the image's, with the true class swapped in for the least similar one when CLIP missed it. The shipped

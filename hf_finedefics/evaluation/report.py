@@ -8,6 +8,8 @@ from collections import Counter, defaultdict
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from dataset_builders.prompts import OPTION_LETTERS
 
 from .items import DATASETS
@@ -127,3 +129,25 @@ def write_report(output_dir: str | os.PathLike) -> tuple[Path, Path]:
     json_path.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
     markdown_path.write_text(markdown, encoding="utf-8")
     return json_path, markdown_path
+
+
+def mean_accuracies(results: dict[str, dict[str, dict[str, Any]]]) -> dict[str, dict[str, float]]:
+    return {
+        variant: {
+            scorer: float(np.mean([s["accuracy"] for s in by_dataset.values()])) for scorer, by_dataset in r.items()
+        }
+        for variant, r in results.items()
+    }
+
+
+def comparison_table(results: dict[str, dict[str, dict[str, Any]]], titles: dict[str, str] | None = None) -> str:
+    """The paper's Table 3 shape: one row per model (titled by `titles`, default its name), mean multiple-choice
+    accuracy over the datasets per scorer."""
+    accuracies = mean_accuracies(results)
+    scorers = sorted({scorer for by_scorer in accuracies.values() for scorer in by_scorer})
+    lines = ["| Variant | " + " | ".join(f"MC accuracy ({s})" for s in scorers) + " |"]
+    lines.append("|---|" + "---:|" * len(scorers))
+    for variant, by_scorer in accuracies.items():
+        cells = " | ".join(f"{by_scorer[s]:.2f}" if s in by_scorer else "-" for s in scorers)
+        lines.append(f"| {(titles or {}).get(variant, variant)} | {cells} |")
+    return "\n".join(lines)

@@ -143,7 +143,7 @@ def answer_log_likelihoods(
 ) -> list[list[float]]:
     """Per question, the summed log-probability of each candidate answer (its tokens and the end of the turn) after
     the question, with the image when there is one, exactly as stage II trains open-set answers."""
-    from ..sft import prompt_completion
+    from ..trainer.instruction_tuning_trainer import prompt_completion
 
     texts, pictures, answer_lengths = [], [], []
     for image, question, candidates in zip(images, questions, answers):

@@ -1,8 +1,8 @@
 """`finedefics analyze`: the paper's representation analyses on a labelled dataset.
 
-    finedefics analyze --model_name_or_path HuggingFaceM4/idefics2-8b --dataset data/pets --split test \\
+    finedefics analyze --model_name_or_path HuggingFaceM4/idefics2-8b --dataset_name data/pets --dataset_split test \\
         --output_dir outputs/analysis/idefics2
-    finedefics analyze --model_name_or_path outputs/stage2 --dataset data/pets --split test \\
+    finedefics analyze --model_name_or_path outputs/stage2 --dataset_name data/pets --dataset_split test \\
         --predictions outputs/eval/predictions/finedefics/pet-37.generate.jsonl --output_dir outputs/analysis/finedefics
 """
 
@@ -13,16 +13,14 @@ from dataclasses import dataclass, field
 from trl import TrlParser
 
 from hf_finedefics.analysis import ANALYSES, run_analysis
-from hf_finedefics.dataset_loading import load_dataset_split
-from hf_finedefics.modeling import load_finedefics_model
+from hf_finedefics.data.loading import load_dataset_split
+from hf_finedefics.scripts import run
+from hf_finedefics.trainer.model_config import FinedeficsModelConfig
 
 
 @dataclass
 class AnalysisArguments:
-    model_name_or_path: str = field(
-        metadata={"help": "Hub id or folder of a model, a merged checkpoint, or an adapter (its base is loaded)."}
-    )
-    dataset: str = field(
+    dataset_name: str = field(
         metadata={
             "help": "Labelled images: a Hub id or folder for `load_dataset` (e.g. an imagefolder) or a "
             "`save_to_disk` folder, with an `image` column and a ClassLabel `label` column."
@@ -31,7 +29,7 @@ class AnalysisArguments:
     output_dir: str = field(metadata={"help": "Where report.json, report.md and the PNG figures go."})
     adapter: str | None = field(default=None, metadata={"help": "Adapter to put on the model."})
     dataset_config: str | None = field(default=None, metadata={"help": "Dataset config (subset)."})
-    split: str = field(default="test", metadata={"help": "Split analysed (and the probes' test split)."})
+    dataset_split: str = field(default="test", metadata={"help": "Split analysed (and the probes' test split)."})
     probe_train_split: str | None = field(
         default=None,
         metadata={"help": "Split to train the object probe on; without it, a stratified half of `split`."},
@@ -57,28 +55,22 @@ class AnalysisArguments:
     tsne_max_per_class: int = field(default=100, metadata={"help": "Objects per class in the t-SNE maps."})
     max_samples: int | None = field(default=None, metadata={"help": "Analyse only the first N images (quick runs)."})
     batch_size: int = field(default=16, metadata={"help": "Images per forward."})
-    dtype: str = field(default="auto", metadata={"help": "Model weight dtype."})
-    quantization: str | None = field(default=None, metadata={"help": "None, '4bit' or '8bit'."})
-    device_map: str | None = field(default=None, metadata={"help": "e.g. 'auto' to place the model on GPUs."})
     seed: int = field(default=0, metadata={"help": "Seed of the probe splits, sampling and t-SNE."})
     title: str = field(default="", metadata={"help": "Title of the figures and the report."})
 
 
-def main(argv: list[str] | None = None) -> None:
-    (args,) = TrlParser(AnalysisArguments).parse_args_and_config(argv)
-    model, processor = load_finedefics_model(
-        args.model_name_or_path,
-        args.adapter,
-        quantization=args.quantization,
-        dtype=args.dtype,
-        device_map=args.device_map,
-    )
-    dataset = load_dataset_split(args.dataset, args.dataset_config, args.split)
+def make_parser() -> TrlParser:
+    return TrlParser((AnalysisArguments, FinedeficsModelConfig), prog="finedefics analyze")
+
+
+def main(args: AnalysisArguments, model_args: FinedeficsModelConfig) -> None:
+    model, processor = model_args.load(args.adapter)
+    dataset = load_dataset_split(args.dataset_name, args.dataset_config, args.dataset_split)
     if args.max_samples is not None:
         dataset = dataset.select(range(min(args.max_samples, len(dataset))))
     probe_train = None
     if args.probe_train_split is not None:
-        probe_train = load_dataset_split(args.dataset, args.dataset_config, args.probe_train_split)
+        probe_train = load_dataset_split(args.dataset_name, args.dataset_config, args.probe_train_split)
     analyses = list(args.analyses)
     if args.predictions is not None and "confusion" not in analyses:
         analyses.append("confusion")
@@ -102,4 +94,4 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run(make_parser, main)

@@ -1,10 +1,10 @@
 """`finedefics evaluate`: the paper's multiple-choice FGVR evaluation (Table 2) of a model or adapter.
 
-    finedefics evaluate --model HuggingFaceM4/idefics2-8b --adapter outputs/stage2 \\
-        --datasets bird-200,car-196 --data-dir /data/fgvr --output-dir outputs/eval
+    finedefics evaluate --model_name_or_path HuggingFaceM4/idefics2-8b --adapter outputs/stage2 \\
+        --sources bird-200 car-196 --data_dir /data/fgvr --output_dir outputs/eval
 
-Each dataset is read in its native layout from ``--data-dir/<dataset>`` (or ``--dataset-dirs
-name=path,...``). Results are cached per item under ``--output-dir``: rerunning resumes, and evaluating
+Each dataset is read in its native layout from ``--data_dir/<source>`` (or ``--source_dirs
+name=path,...``). Results are cached per item under ``--output_dir``: rerunning resumes, and evaluating
 several models into one output directory gives one report (report.md, report.json) with a row per model
 and scorer. A YAML ``--config`` sets the same fields; flags override it.
 """
@@ -15,10 +15,9 @@ import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import torch
-from transformers import AutoModelForImageTextToText, AutoProcessor
 from trl import TrlParser
 
+from dataset_builders.registry import FGVR_BENCHMARKS
 from hf_finedefics.evaluation import (
     SCORER_NAMES,
     build_option_file,
@@ -26,25 +25,24 @@ from hf_finedefics.evaluation import (
     load_mc_items,
     scan_imagefolder,
 )
+from hf_finedefics.scripts import run
+from hf_finedefics.trainer.model_config import FinedeficsModelConfig
 
 logger = logging.getLogger(__name__)
-
-TABLE2_DATASETS = "dog-120,bird-200,aircraft-102,flower-102,pet-37,car-196"
 
 
 @dataclass
 class EvaluateArguments:
-    model: str = field(metadata={"help": "Model folder or Hub id loadable with AutoModelForImageTextToText."})
-    adapter: str | None = field(default=None, metadata={"help": "Optional PEFT adapter (folder or Hub id)."})
-    datasets: str = field(
-        default=TABLE2_DATASETS,
-        metadata={"help": "Comma-separated dataset names (see hf_finedefics.evaluation.DATASETS) or 'imagefolder'."},
+    adapter: str | None = field(default=None, metadata={"help": "Optional peft adapter (folder or Hub id)."})
+    sources: list[str] = field(
+        default_factory=lambda: list(FGVR_BENCHMARKS),
+        metadata={"help": "Test sets by registry name (see dataset_builders.registry), or 'imagefolder'."},
     )
     data_dir: str | None = field(
         default=None, metadata={"help": "Folder holding each dataset, in its native layout, as <data_dir>/<name>."}
     )
-    dataset_dirs: str | None = field(
-        default=None, metadata={"help": "Per-dataset folders as 'name=path,...'; override --data-dir."}
+    source_dirs: str | None = field(
+        default=None, metadata={"help": "Per-dataset folders as 'name=path,...'; override --data_dir."}
     )
     options_files: str | None = field(
         default=None,
@@ -61,15 +59,12 @@ class EvaluateArguments:
     model_name: str | None = field(
         default=None, metadata={"help": "Row label in the report; default: the model (and adapter) folder name."}
     )
-    scorers: str = field(
-        default=",".join(SCORER_NAMES),
-        metadata={"help": "Comma-separated subset of: generation,likelihood,name_likelihood."},
+    scorers: list[str] = field(
+        default_factory=lambda: list(SCORER_NAMES), metadata={"help": f"Scorers, among {', '.join(SCORER_NAMES)}."}
     )
     batch_size: int = field(default=8, metadata={"help": "Questions per forward pass or generate call."})
     max_new_tokens: int = field(default=32, metadata={"help": "Generation length cap for the generation scorer."})
     seed: int = field(default=0, metadata={"help": "Seed of the per-image option shuffle."})
-    dtype: str = field(default="auto", metadata={"help": "Model dtype: auto, bfloat16, float16 or float32."})
-    device: str | None = field(default=None, metadata={"help": "Device; default: cuda when available, else cpu."})
 
 
 def _pairs(text: str | None) -> dict[str, str]:
@@ -82,55 +77,44 @@ def _pairs(text: str | None) -> dict[str, str]:
     return {name.strip(): value.strip() for name, value in pairs}
 
 
-def _default_model_name(args: EvaluateArguments) -> str:
-    name = Path(args.model.rstrip("/")).name
+def _default_model_name(args: EvaluateArguments, model_args: FinedeficsModelConfig) -> str:
+    name = Path(model_args.model_name_or_path.rstrip("/")).name
     if args.adapter:
         name += "+" + Path(args.adapter.rstrip("/")).name
     return name
 
 
-def load_model(args: EvaluateArguments):
-    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
-    dtype = args.dtype if args.dtype == "auto" else getattr(torch, args.dtype)
-    model = AutoModelForImageTextToText.from_pretrained(args.model, dtype=dtype).to(device)
-    # Adapters train LoRA weights only (no new tokens), so the base model's processor is the right one.
-    processor = AutoProcessor.from_pretrained(args.model)
-    if args.adapter:
-        from peft import PeftModel
-
-        model = PeftModel.from_pretrained(model, args.adapter)
-    return model.eval(), processor
+def make_parser() -> TrlParser:
+    return TrlParser((EvaluateArguments, FinedeficsModelConfig), prog="finedefics evaluate")
 
 
-def main(argv: list[str] | None = None) -> None:
+def main(args: EvaluateArguments, model_args: FinedeficsModelConfig) -> None:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    (args,) = TrlParser((EvaluateArguments,)).parse_args_and_config(argv)
-    names = [name.strip() for name in args.datasets.split(",") if name.strip()]
-    scorers = tuple(name.strip() for name in args.scorers.split(",") if name.strip())
+    names, scorers = args.sources, tuple(args.scorers)
     if unknown := set(scorers) - set(SCORER_NAMES):
         raise ValueError(f"Unknown scorers {sorted(unknown)}; choose from {', '.join(SCORER_NAMES)}.")
-    dataset_dirs, options_files = _pairs(args.dataset_dirs), _pairs(args.options_files)
+    source_dirs, options_files = _pairs(args.source_dirs), _pairs(args.options_files)
     # Read every dataset (and fail on missing images) before the model is loaded and anything is scored.
     datasets = {}
     for name in names:
-        if name not in dataset_dirs and args.data_dir is None:
-            raise ValueError(f"No folder for {name}: pass --data-dir or --dataset-dirs {name}=PATH.")
-        data_dir = Path(dataset_dirs.get(name) or Path(args.data_dir) / name)
+        if name not in source_dirs and args.data_dir is None:
+            raise ValueError(f"No folder for {name}: pass --data_dir or --source_dirs {name}=PATH.")
+        data_dir = Path(source_dirs.get(name) or Path(args.data_dir) / name)
         if name == "imagefolder" and name not in options_files:
             if args.clip_model is None:
-                raise ValueError("'imagefolder' needs --options-files imagefolder=PATH or --clip-model to build one.")
+                raise ValueError("'imagefolder' needs --options_files imagefolder=PATH or --clip_model to build one.")
             options_files[name] = str(Path(args.output_dir) / "options" / f"{name}.json")
             logger.info("Building %s options with %s", options_files[name], args.clip_model)
             build_option_file(scan_imagefolder(data_dir), data_dir, args.clip_model, options_files[name])
         datasets[name] = load_mc_items(name, data_dir, options_files.get(name))
         logger.info("%s: %d test images under %s", name, len(datasets[name]), data_dir)
-    model, processor = load_model(args)
+    model, processor = model_args.load(args.adapter)
     summaries = evaluate_model(
         model,
         processor,
         datasets,
         args.output_dir,
-        model_name=args.model_name or _default_model_name(args),
+        model_name=args.model_name or _default_model_name(args, model_args),
         scorers=scorers,
         seed=args.seed,
         batch_size=args.batch_size,
@@ -150,4 +134,4 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run(make_parser, main)

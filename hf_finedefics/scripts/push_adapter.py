@@ -1,7 +1,7 @@
 """`finedefics push-adapter`: publish a trained adapter to the Hub with a Finedefics model card.
 
     finedefics push-adapter --adapter outputs/idefics2-8b/stage1 --repo-id your-hf-user/finedefics-idefics2-8b-stage1 \\
-        --dataset your-hf-user/finedefics-fgvr --eval-report outputs/evaluation/report.json
+        --dataset_name your-hf-user/finedefics-fgvr --eval_report outputs/evaluation/report.json
 
 The card (README.md, written into the adapter folder) gives the base model, the training data, the LoRA and
 training hyper-parameters (from adapter_config.json and training_args.bin), the evaluation table and the
@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from trl import TrlParser
 
 from hf_finedefics.hub import push_adapter
+from hf_finedefics.scripts import run
 
 
 @dataclass
@@ -25,10 +26,10 @@ class PushAdapterArguments:
     eval_report: str | None = field(
         default=None, metadata={"help": "report.json written by `finedefics evaluate`: its table goes on the card."}
     )
-    dataset: list[str] | None = field(
+    dataset_name: list[str] | None = field(
         default=None, metadata={"help": "Training dataset(s), Hub ids linked from the card (several allowed)."}
     )
-    base_model: str | None = field(
+    model_name_or_path: str | None = field(
         default=None,
         metadata={
             "help": "Hub id of the model the adapter goes on, when the adapter records a local folder (stage II "
@@ -40,13 +41,16 @@ class PushAdapterArguments:
     commit_message: str = field(default="Upload Finedefics adapter", metadata={"help": "Commit message."})
 
 
-def main(argv: list[str] | None = None) -> None:
-    (args,) = TrlParser(PushAdapterArguments).parse_args_and_config(argv)
+def make_parser() -> TrlParser:
+    return TrlParser((PushAdapterArguments,), prog="finedefics push-adapter")
+
+
+def main(args: PushAdapterArguments) -> None:
     url = push_adapter(
         args.adapter,
         args.repo_id,
-        base_model=args.base_model,
-        datasets=args.dataset,
+        base_model=args.model_name_or_path,
+        datasets=args.dataset_name,
         evaluation_report=args.eval_report,
         private=args.private,
         revision=args.revision,
@@ -57,4 +61,4 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run(make_parser, main)

@@ -1,29 +1,45 @@
-"""`finedefics push-dataset`: upload a folder written by `finedefics build-dataset` to a Hub dataset repo."""
+"""`finedefics push-dataset`: upload a folder written by `finedefics build-dataset` to a Hub dataset repo.
+
+finedefics push-dataset --dataset_name finedefics-fgvr --repo_id your-hf-user/finedefics-fgvr
+"""
 
 from __future__ import annotations
 
-import argparse
+from dataclasses import dataclass, field
+
+from trl import TrlParser
 
 from dataset_builders.publish import push_dataset_folder
+from hf_finedefics.scripts import run
 
 
-def main(argv: list[str]) -> None:
-    parser = argparse.ArgumentParser(prog="finedefics push-dataset", description=__doc__.splitlines()[0])
-    parser.add_argument("folder", help="dataset folder (with README.md and one parquet folder per config)")
-    parser.add_argument("repo_id", help="Hub dataset repository, e.g. username/finedefics-bird-200")
-    parser.add_argument("--private", action="store_true", help="create the repository as private")
-    parser.add_argument("--revision", default=None, help="branch to push to")
-    parser.add_argument("--token", default=None, help="Hub token (default: the logged-in one)")
-    parser.add_argument(
-        "--no-create-repo", dest="create_repo", action="store_false", help="the repository already exists"
+@dataclass
+class PushDatasetArguments:
+    dataset_name: str = field(
+        metadata={"help": "Dataset folder written by `finedefics build-dataset` (README.md + one folder per config)."}
     )
-    args = parser.parse_args(argv)
+    repo_id: str = field(metadata={"help": "Hub dataset repository, e.g. your-hf-user/finedefics-bird-200."})
+    private: bool = field(default=False, metadata={"help": "Create the repository as private."})
+    revision: str | None = field(default=None, metadata={"help": "Branch to push to (default: main)."})
+    token: str | None = field(default=None, metadata={"help": "Hub token (default: the logged-in one)."})
+    create_repo: bool = field(default=True, metadata={"help": "Create the repository if needed (False: it exists)."})
+
+
+def make_parser() -> TrlParser:
+    return TrlParser((PushDatasetArguments,), prog="finedefics push-dataset")
+
+
+def main(args: PushDatasetArguments) -> None:
     url = push_dataset_folder(
-        args.folder,
+        args.dataset_name,
         args.repo_id,
         token=args.token,
         private=args.private,
         revision=args.revision,
         create_repo=args.create_repo,
     )
-    print(f"Uploaded {args.folder} to {args.repo_id}: {url}")
+    print(f"Uploaded {args.dataset_name} to {args.repo_id}: {url}")
+
+
+if __name__ == "__main__":
+    run(make_parser, main)

@@ -1,4 +1,7 @@
-"""`finedefics run [RECIPE]`: the whole pipeline (build -> stage I -> stage II -> evaluate -> analyze).
+"""`finedefics run`: the whole pipeline (build -> stage I -> stage II -> evaluate -> analyze) from a run recipe.
+
+    finedefics run                                   # the embedded default (recipes/tiny/config_run.yaml)
+    finedefics run --config my_run.yaml --seed 1     # your recipe; flags override its top-level keys
 
 With no recipe it runs the embedded default: the paper's Table 3 comparison on a generated fine-grained dataset
 with a small MLLM of that world pretrained in-process (once, then cached), on CPU, in minutes.
@@ -6,29 +9,33 @@ with a small MLLM of that world pretrained in-process (once, then cached), on CP
 
 from __future__ import annotations
 
-import argparse
+import sys
+from collections.abc import Sequence
 from pathlib import Path
 
-from hf_finedefics.pipeline import FinedeficsRun, load_run_config
+from trl import TrlParser
+
+from hf_finedefics.pipeline import FinedeficsRun, RunConfig, embedded_recipe_path
+from hf_finedefics.scripts import run
 
 
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="finedefics run", description=__doc__.splitlines()[0])
-    parser.add_argument("recipe", nargs="?", help="Run recipe YAML (default: the embedded default).")
-    parser.add_argument("--output_dir", help="Override the recipe's output_dir.")
-    parser.add_argument("--seed", type=int, help="Override the recipe's seed.")
-    parser.add_argument("--variants", nargs="+", help="Override the Table 3 variants to run.")
-    parser.add_argument(
-        "--rebuild_world", action="store_true", help="Pretrain the world base again even if it is cached."
-    )
-    args = parser.parse_args(argv)
-    config = load_run_config(
-        args.recipe,
-        output_dir=args.output_dir,
-        seed=args.seed,
-        variants=args.variants,
-        rebuild_world=args.rebuild_world or None,
-    )
+class RunParser(TrlParser):
+    """A `TrlParser` over `RunConfig` whose `--config` defaults to the embedded recipe."""
+
+    def parse_args_and_config(self, args: Sequence[str] | None = None, **kwargs):
+        args = list(sys.argv[1:] if args is None else args)
+        if args and not args[0].startswith("-"):
+            self.error(f"pass the recipe as --config {args[0]}")
+        if "--config" not in args:
+            args = ["--config", str(embedded_recipe_path()), *args]
+        return super().parse_args_and_config(args, **kwargs)
+
+
+def make_parser() -> TrlParser:
+    return RunParser((RunConfig,), prog="finedefics run")
+
+
+def main(config: RunConfig) -> None:
     FinedeficsRun(config).run()
     print(f"\nFGVR multiple-choice accuracy on the test split ({config.output_dir}/table3.md):\n")
     print((Path(config.output_dir) / "table3.md").read_text())
@@ -36,4 +43,4 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run(make_parser, main)

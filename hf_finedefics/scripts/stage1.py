@@ -11,10 +11,11 @@ from dataclasses import dataclass, field
 
 from trl import TrlParser
 
-from hf_finedefics.contrastive_config import ContrastiveAlignmentConfig
-from hf_finedefics.contrastive_trainer import train_stage1
-from hf_finedefics.dataset_loading import load_dataset_split
-from hf_finedefics.model_config import FinedeficsModelArguments
+from hf_finedefics.data.loading import load_dataset_split
+from hf_finedefics.scripts import run
+from hf_finedefics.trainer.contrastive_alignment_config import ContrastiveAlignmentConfig
+from hf_finedefics.trainer.contrastive_alignment_trainer import train_stage1
+from hf_finedefics.trainer.model_config import FinedeficsModelConfig
 
 
 @dataclass
@@ -27,14 +28,17 @@ class Stage1ScriptArguments:
     dataset_test_split: str | None = field(
         default=None, metadata={"help": "Optional split to evaluate on (set `eval_strategy` too)."}
     )
-    use_peft: bool = field(
-        default=True, metadata={"help": "Train a LoRA adapter (the paper); False trains all weights."}
+
+
+def make_parser() -> TrlParser:
+    return TrlParser(
+        (Stage1ScriptArguments, ContrastiveAlignmentConfig, FinedeficsModelConfig), prog="finedefics stage1"
     )
 
 
-def main(argv: list[str] | None = None) -> None:
-    parser = TrlParser((Stage1ScriptArguments, FinedeficsModelArguments, ContrastiveAlignmentConfig))
-    script_args, model_args, training_args = parser.parse_args_and_config(argv)
+def main(
+    script_args: Stage1ScriptArguments, training_args: ContrastiveAlignmentConfig, model_args: FinedeficsModelConfig
+) -> None:
     train_dataset = load_dataset_split(
         script_args.dataset_name, script_args.dataset_config, script_args.dataset_train_split
     )
@@ -43,11 +47,9 @@ def main(argv: list[str] | None = None) -> None:
         eval_dataset = load_dataset_split(
             script_args.dataset_name, script_args.dataset_config, script_args.dataset_test_split
         )
-    output_dir = train_stage1(
-        model_args, training_args, train_dataset, eval_dataset, script_args.use_peft, script_args.dataset_name
-    )
+    output_dir = train_stage1(model_args, training_args, train_dataset, eval_dataset, script_args.dataset_name)
     print(f"Stage I adapter saved to {output_dir}")
 
 
 if __name__ == "__main__":
-    main()
+    run(make_parser, main)

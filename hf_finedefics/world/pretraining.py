@@ -105,7 +105,7 @@ def build_world_model(processor: Any, synthetic: SyntheticFGVRConfig, world: Wor
 
 def encode_examples(processor: Any, examples: list[WorldExample], images: list) -> dict[str, torch.Tensor]:
     """Model inputs with labels on the answers only (the whole prompt, image tokens included, is masked)."""
-    from ..sft import prompt_completion
+    from ..trainer.instruction_tuning_trainer import prompt_completion
 
     tokenizer = processor.tokenizer
     texts, pictures, answer_lengths = [], [], []

@@ -34,7 +34,7 @@ def build_args(pets, out, idefics2_path, cache, *extra):
         "--max-new-tokens", "6",
         "--attributes", str(pets / "attributes.yaml"),
         "--cache", str(cache),
-        "--out", str(out),
+        "--output_dir", str(out),
         *extra,
     ]  # fmt: skip
 
@@ -82,7 +82,7 @@ def test_ground_truth_variant_with_random_negatives(tmp_path):
     data_dir = layouts.make_cub(tmp_path, images_per_class=3)
     out = tmp_path / "out"
     finedefics(["build-dataset", "--source", "bird-200", "--data-dir", str(data_dir), "--descriptions", "ground-truth",
-                "--negatives", "random", "--num-negatives", "2", "--out", str(out)])  # fmt: skip
+                "--negatives", "random", "--num-negatives", "2", "--output_dir", str(out)])  # fmt: skip
     triples = datasets.load_dataset(str(out), "triples", split="train")
     assert triples["attribute"][:2] == ["Bill shape: curved (up or down)."] * 2
     index = datasets.load_dataset(str(out), "hard_negatives", split="train")
@@ -92,7 +92,9 @@ def test_ground_truth_variant_with_random_negatives(tmp_path):
 
 def test_build_dataset_rejects_incomplete_options(tmp_path, capsys):
     with pytest.raises(SystemExit):
-        finedefics(["build-dataset", "--source", "pet-37", "--data-dir", str(tmp_path), "--out", str(tmp_path / "o")])
+        finedefics(
+            ["build-dataset", "--source", "pet-37", "--data-dir", str(tmp_path), "--output_dir", str(tmp_path / "o")]
+        )
     assert "--negatives clip needs --clip" in capsys.readouterr().err
 
 
@@ -100,12 +102,14 @@ def test_push_dataset_uploads_the_folder_in_one_call(tmp_path, monkeypatch):
     data_dir = layouts.make_cub(tmp_path, images_per_class=3)
     out = tmp_path / "out"
     finedefics(["build-dataset", "--source", "bird-200", "--data-dir", str(data_dir), "--descriptions", "ground-truth",
-                "--negatives", "random", "--num-negatives", "2", "--out", str(out)])  # fmt: skip
+                "--negatives", "random", "--num-negatives", "2", "--output_dir", str(out)])  # fmt: skip
     calls = []
     monkeypatch.setattr(HfApi, "upload_folder", lambda self, **kwargs: calls.append(kwargs) or "https://hub/commit/1")
-    finedefics(["push-dataset", str(out), "user/finedefics-bird", "--no-create-repo"])
+    finedefics(
+        ["push-dataset", "--dataset_name", str(out), "--repo_id", "user/finedefics-bird", "--create_repo", "false"]
+    )
     assert len(calls) == 1
     assert calls[0]["folder_path"] == out and calls[0]["repo_id"] == "user/finedefics-bird"
     assert calls[0]["repo_type"] == "dataset"
     with pytest.raises(FileNotFoundError, match="README.md"):
-        finedefics(["push-dataset", str(tmp_path), "user/x", "--no-create-repo"])
+        finedefics(["push-dataset", "--dataset_name", str(tmp_path), "--repo_id", "user/x", "--create_repo", "false"])

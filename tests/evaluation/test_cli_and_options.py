@@ -7,8 +7,8 @@ import yaml
 from PIL import Image
 from transformers import AutoModelForImageTextToText, CLIPModel, CLIPProcessor
 
+from hf_finedefics.cli import main as finedefics
 from hf_finedefics.evaluation import build_option_file, load_mc_items, scan_imagefolder
-from hf_finedefics.scripts.evaluate import main
 from hf_finedefics.testing import create_tiny_checkpoint
 
 from .conftest import CLASS_NAMES, make_native_dataset
@@ -22,17 +22,28 @@ def test_evaluate_from_yaml_with_flag_override(tmp_path):
     data_dir = tmp_path / "data"
     options = {name: make_native_dataset(name, data_dir / name) for name in ("bird-200", "car-196")}
     config = {
-        "model": str(create_tiny_checkpoint("llava")),
-        "datasets": "bird-200,car-196",
+        "model_name_or_path": str(create_tiny_checkpoint("llava")),
+        "sources": ["bird-200", "car-196"],
         "data_dir": str(data_dir),
         "options_files": ",".join(f"{name}={path}" for name, path in options.items()),
         "output_dir": str(tmp_path / "eval"),
-        "scorers": "generation",
+        "scorers": ["generation"],
         "batch_size": 4,
         "max_new_tokens": 4,
     }
     (tmp_path / "eval.yaml").write_text(yaml.safe_dump(config))
-    main(["--config", str(tmp_path / "eval.yaml"), "--scorers", "generation,likelihood", "--model_name", "tiny"])
+    finedefics(
+        [
+            "evaluate",
+            "--config",
+            str(tmp_path / "eval.yaml"),
+            "--scorers",
+            "generation",
+            "likelihood",
+            "--model_name",
+            "tiny",
+        ]
+    )
 
     report = json.loads((tmp_path / "eval" / "report.json").read_text())
     assert report["datasets"] == ["bird-200", "car-196"]
@@ -54,8 +65,9 @@ def test_missing_images_fail_before_the_model_loads(tmp_path):
     options_file = make_native_dataset("car-196", tmp_path / "car-196")
     next((tmp_path / "car-196" / "cars_test").iterdir()).unlink()
     with pytest.raises(FileNotFoundError, match="1 of 10 car-196 test images are missing"):
-        main(
-            ["--model", str(tmp_path / "no-such-model"), "--datasets", "car-196", "--data_dir", str(tmp_path)]
+        finedefics(
+            ["evaluate", "--model_name_or_path", str(tmp_path / "no-such-model"), "--sources", "car-196"]
+            + ["--data_dir", str(tmp_path)]
             + ["--options_files", f"car-196={options_file}"]
         )
 
@@ -75,16 +87,17 @@ def test_imagefolder_with_clip_options_and_adapter(tmp_path):
     model_path = create_tiny_checkpoint("idefics2")
     adapter = _lora_adapter(model_path, tmp_path / "adapter")
     common = [
-        "--model",
+        "evaluate",
+        "--model_name_or_path",
         str(model_path),
-        "--datasets",
+        "--sources",
         "imagefolder",
-        "--dataset_dirs",
+        "--source_dirs",
         f"imagefolder={tmp_path / 'folder'}",
     ]
     common += ["--clip_model", str(create_tiny_checkpoint("clip")), "--superclass", "bird", "--scorers", "likelihood"]
-    main([*common, "--output_dir", str(tmp_path / "eval")])
-    main([*common, "--output_dir", str(tmp_path / "eval"), "--adapter", str(adapter)])
+    finedefics([*common, "--output_dir", str(tmp_path / "eval")])
+    finedefics([*common, "--output_dir", str(tmp_path / "eval"), "--adapter", str(adapter)])
 
     built = json.loads((tmp_path / "eval" / "options" / "imagefolder.json").read_text())
     assert sum(len(entries) for entries in built.values()) == 2 * len(CLASS_NAMES)

@@ -13,8 +13,8 @@ from hf_finedefics.evaluation import (
     score_items,
 )
 from hf_finedefics.evaluation.scoring import display_class_name
-from hf_finedefics.sft import prompt_completion
 from hf_finedefics.testing import TINY_ARCHITECTURES, create_tiny_checkpoint
+from hf_finedefics.trainer.instruction_tuning_trainer import prompt_completion
 
 
 @pytest.fixture(scope="module", params=TINY_ARCHITECTURES)

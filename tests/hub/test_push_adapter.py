@@ -16,11 +16,11 @@ from transformers import AutoModelForImageTextToText, AutoProcessor
 
 from hf_finedefics.backbones import get_backbone
 from hf_finedefics.cli import main as cli
-from hf_finedefics.contrastive_config import ContrastiveAlignmentConfig
 from hf_finedefics.evaluation.report import build_report, summarize_results
 from hf_finedefics.hub import FINEDEFICS_CITATION
 from hf_finedefics.modeling import load_finedefics_model
 from hf_finedefics.testing import create_tiny_checkpoint
+from hf_finedefics.trainer.contrastive_alignment_config import ContrastiveAlignmentConfig
 
 from .conftest import publish_to_local_cache
 
@@ -67,7 +67,7 @@ def eval_report(tmp_path):
 
 def test_push_adapter_writes_the_card_and_uploads_once(adapter_dir, eval_report, fake_hub):
     cli(["push-adapter", "--adapter", str(adapter_dir), "--repo-id", REPO_ID, "--private",
-         "--base-model", BASE_REPO_ID, "--dataset", "your-hf-user/finedefics-fgvr", "--eval-report", str(eval_report)])  # fmt: skip
+         "--model_name_or_path", BASE_REPO_ID, "--dataset_name", "your-hf-user/finedefics-fgvr", "--eval_report", str(eval_report)])  # fmt: skip
 
     assert fake_hub.created == [{"repo_id": REPO_ID, "private": True, "exist_ok": True}]
     assert len(fake_hub.uploads) == 1
@@ -100,7 +100,7 @@ def test_push_adapter_writes_the_card_and_uploads_once(adapter_dir, eval_report,
 def test_uploaded_files_load_in_one_call_on_the_named_base(adapter_dir, tiny_base, fake_hub, tmp_path, monkeypatch):
     """What push-adapter uploads is a complete adapter: copied to a fresh folder, `load_finedefics_model` loads it
     in one call, fetching the base by the Hub id written into adapter_config.json (here from a local Hub cache)."""
-    cli(["push-adapter", "--adapter", str(adapter_dir), "--repo-id", REPO_ID, "--base-model", BASE_REPO_ID])
+    cli(["push-adapter", "--adapter", str(adapter_dir), "--repo-id", REPO_ID, "--model_name_or_path", BASE_REPO_ID])
     downloaded = tmp_path / "downloaded"
     for name in fake_hub.uploads[0].files:
         (downloaded / name).parent.mkdir(parents=True, exist_ok=True)
@@ -121,12 +121,12 @@ def test_uploaded_files_load_in_one_call_on_the_named_base(adapter_dir, tiny_bas
 
 
 def test_local_base_model_needs_a_hub_id(adapter_dir, fake_hub):
-    with pytest.raises(ValueError, match="--base-model"):
+    with pytest.raises(ValueError, match="--model_name_or_path"):
         cli(["push-adapter", "--adapter", str(adapter_dir), "--repo-id", REPO_ID])
     assert fake_hub.uploads == [] and fake_hub.created == []
 
 
 def test_folder_without_adapter_is_refused(tmp_path, fake_hub):
     with pytest.raises(FileNotFoundError, match="adapter_config.json"):
-        cli(["push-adapter", "--adapter", str(tmp_path), "--repo-id", REPO_ID, "--base-model", BASE_REPO_ID])
+        cli(["push-adapter", "--adapter", str(tmp_path), "--repo-id", REPO_ID, "--model_name_or_path", BASE_REPO_ID])
     assert fake_hub.uploads == []

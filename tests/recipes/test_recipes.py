@@ -15,14 +15,12 @@ from accelerate.commands.launch import _validate_launch_command, launch_command_
 from accelerate.utils import DistributedType
 from peft import get_peft_model
 from transformers import AutoModelForImageTextToText
-from trl import TrlParser
 
-from hf_finedefics.contrastive_config import ContrastiveAlignmentConfig
-from hf_finedefics.instruction_config import InstructionTuningConfig
-from hf_finedefics.model_config import FinedeficsModelArguments
-from hf_finedefics.scripts.stage1 import Stage1ScriptArguments
-from hf_finedefics.scripts.stage2 import Stage2ScriptArguments
+from hf_finedefics.scripts import stage1, stage2
 from hf_finedefics.testing import create_tiny_checkpoint
+from hf_finedefics.trainer.contrastive_alignment_config import ContrastiveAlignmentConfig
+from hf_finedefics.trainer.instruction_tuning_config import InstructionTuningConfig
+from hf_finedefics.trainer.model_config import FinedeficsModelConfig
 
 RECIPES = Path(__file__).resolve().parents[2] / "recipes"
 # recipe folder -> (base model, tiny architecture of the same family)
@@ -30,10 +28,7 @@ MODELS = {
     "idefics2-8b": ("HuggingFaceM4/idefics2-8b", "idefics2"),
     "llava-1.5-7b": ("llava-hf/llava-1.5-7b-hf", "llava"),
 }
-STAGES = {
-    "stage1": (Stage1ScriptArguments, FinedeficsModelArguments, ContrastiveAlignmentConfig),
-    "stage2": (Stage2ScriptArguments, FinedeficsModelArguments, InstructionTuningConfig),
-}
+STAGES = {"stage1": stage1.make_parser, "stage2": stage2.make_parser}
 # The paper trains on 8 GPUs with accumulated batches of 64 (stage I) and 128 (stage II).
 PAPER_GPUS = 8
 PAPER_GLOBAL_BATCH = {"stage1": 64, "stage2": 128}
@@ -42,7 +37,13 @@ ON_CPU = ["--use_cpu", "true"]
 
 
 def parse_recipe(stage: str, recipe: Path, *flags: str):
-    return TrlParser(STAGES[stage]).parse_args_and_config(["--config", str(recipe), *ON_CPU, *flags])
+    """(script, model, training) arguments, parsed by the stage's own command parser."""
+    script_args, training_args, model_args = STAGES[stage]().parse_args_and_config(
+        ["--config", str(recipe), *ON_CPU, *flags]
+    )
+    assert isinstance(model_args, FinedeficsModelConfig)
+    assert isinstance(training_args, ContrastiveAlignmentConfig if stage == "stage1" else InstructionTuningConfig)
+    return script_args, model_args, training_args
 
 
 def recipe_path(model: str, stage: str) -> Path:
@@ -72,7 +73,7 @@ def test_recipe_parses_into_the_papers_settings(model, stage):
     assert not training_args.push_to_hub
 
     if stage == "stage1":
-        assert script_args.dataset_config == "triples" and script_args.use_peft
+        assert script_args.dataset_config == "triples" and model_args.use_peft
         assert training_args.temperature == pytest.approx(0.07)
         weights = (training_args.oac_weight, training_args.acc_weight, training_args.ccc_weight)
         assert (training_args.generation_loss_weight, *weights) == (1.0, 0.5, 0.5, 0.5)

@@ -136,13 +136,12 @@ def test_category_embeddings_are_cached_per_set(demo_checkpoint, critter_image):
 def test_without_a_configured_model_the_embedded_default_is_resolved(monkeypatch, demo_checkpoint):
     """No model configured: the folder comes from `ensure_default_model`, whose progress reaches the page's
     callback. (Stubbed here: the real build takes minutes.)"""
-    import hf_finedefics.pipeline
 
     def built_default(progress=None):
         progress(0.5, "Building the default model: stage I")
         return demo_checkpoint
 
-    monkeypatch.setattr(hf_finedefics.pipeline, "ensure_default_model", built_default)
+    monkeypatch.setattr(demo_app, "ensure_default_model", built_default)
     reports = []
     demo_model = demo_app.DemoModel()
     assert "embedded default" in demo_model.source

@@ -8,8 +8,7 @@ from PIL import Image
 from transformers import AutoModelForImageTextToText, AutoProcessor
 
 from hf_finedefics.cli import main as cli
-from hf_finedefics.merging import merge_adapter
-from hf_finedefics.modeling import adapter_base_model, load_finedefics_model
+from hf_finedefics.modeling import adapter_base_model, load_finedefics_model, merge_adapter
 
 
 def _inputs(processor):

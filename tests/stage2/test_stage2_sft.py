@@ -12,16 +12,16 @@ from safetensors.torch import load_file
 from tokenizers import processors
 from transformers import AutoModelForImageTextToText, AutoProcessor
 
-from hf_finedefics.instruction_config import InstructionTuningConfig
-from hf_finedefics.model_config import FinedeficsModelArguments
 from hf_finedefics.modeling import load_finedefics_model
-from hf_finedefics.sft import (
+from hf_finedefics.testing import create_tiny_checkpoint
+from hf_finedefics.trainer.instruction_tuning_config import InstructionTuningConfig
+from hf_finedefics.trainer.instruction_tuning_trainer import (
     build_stage2_trainer,
     instruction_type,
     prompt_completion,
     select_instruction_types,
 )
-from hf_finedefics.testing import create_tiny_checkpoint
+from hf_finedefics.trainer.model_config import FinedeficsModelConfig
 
 
 def stage2_config(output_dir, **overrides) -> InstructionTuningConfig:
@@ -78,7 +78,7 @@ def test_instruction_types_are_told_apart(instructions):
 
 def test_labels_cover_the_answer_only(tiny_model_path, instructions, tmp_path):
     trainer = build_stage2_trainer(
-        FinedeficsModelArguments(model_name_or_path=str(tiny_model_path)), stage2_config(tmp_path), instructions
+        FinedeficsModelConfig(model_name_or_path=str(tiny_model_path)), stage2_config(tmp_path), instructions
     )
     tokenizer = trainer.processing_class.tokenizer
     image_token_id = trainer.model.config.image_token_id
@@ -99,7 +99,7 @@ def test_labels_cover_the_answer_only(tiny_model_path, instructions, tmp_path):
 def test_stage2_from_stage1_adapter(tiny_model_path, stage1_adapter, instructions, tmp_path):
     output_dir = tmp_path / "stage2"
     config = stage2_config(output_dir, stage1_adapter=str(stage1_adapter))
-    trainer = build_stage2_trainer(FinedeficsModelArguments(), config, instructions)
+    trainer = build_stage2_trainer(FinedeficsModelConfig(), config, instructions)
     trainer.train()
     trainer.save_model(config.output_dir)
     losses = [entry["loss"] for entry in trainer.state.log_history if "loss" in entry]
@@ -124,7 +124,7 @@ def test_stage2_from_stage1_adapter(tiny_model_path, stage1_adapter, instruction
 
 
 def test_stage2_qlora_without_stage1(tiny_model_path, instructions, tmp_path):
-    model_args = FinedeficsModelArguments(
+    model_args = FinedeficsModelConfig(
         model_name_or_path=str(tiny_model_path), load_in_4bit=True, bnb_4bit_compute_dtype="float32"
     )
     config = stage2_config(tmp_path / "qlora", instruction_types=["open_set"])
@@ -162,7 +162,7 @@ def test_one_stage_adds_the_stage1_objective(tiny_model_path, instructions, tmp_
         }
     )
     config = stage2_config(tmp_path, paradigm="one_stage")
-    model_args = FinedeficsModelArguments(model_name_or_path=str(tiny_model_path))
+    model_args = FinedeficsModelConfig(model_name_or_path=str(tiny_model_path))
     trainer = build_stage2_trainer(model_args, config, instructions, triples)
     trainer.train()
     logged = [entry for entry in trainer.state.log_history if "loss" in entry]

@@ -4,127 +4,21 @@ from __future__ import annotations
 
 import os
 from collections import defaultdict
-from dataclasses import dataclass
 
 import datasets
 import torch
-import torch.distributed as dist
-import torch.nn.functional as F
 from peft import LoraConfig, PeftModel, get_peft_model, prepare_model_for_kbit_training
 from torch import nn
 from transformers import AutoModelForImageTextToText, AutoProcessor, PreTrainedModel, ProcessorMixin, Trainer
 from transformers.trainer import TRAINING_ARGS_NAME
-from transformers.utils import ModelOutput
 
-from .backbones import get_backbone
-from .collators import ContrastiveAlignmentCollator, validate_triples
-from .contrastive_config import ContrastiveAlignmentConfig
-from .embeddings import object_embeddings, text_embeddings
-from .hub import FinedeficsModelCardMixin
-from .losses import AttributeAugmentedContrastiveLoss, distributed_is_active, in_batch_retrieval_accuracy
-from .model_config import FinedeficsModelArguments
-
-
-@dataclass
-class ContrastiveAlignmentOutput(ModelOutput):
-    object_embeds: torch.Tensor | None = None
-    attribute_embeds: torch.Tensor | None = None
-    category_embeds: torch.Tensor | None = None
-    neg_attribute_embeds: torch.Tensor | None = None
-    neg_category_embeds: torch.Tensor | None = None
-    generation_loss_sum: torch.Tensor | None = None
-    generation_token_count: torch.Tensor | None = None
-
-
-class ContrastiveAlignmentModel(nn.Module):
-    """One stage I forward: objects, texts and the generation task through a VLM.
-
-    It wraps the (peft) model so the whole step runs inside one `forward`, which is what DDP needs to
-    synchronise gradients. The vision encoder and connector run once; their output feeds both the object
-    embedding and the generation forward.
-    """
-
-    def __init__(self, model: PreTrainedModel | PeftModel):
-        super().__init__()
-        self.model = model
-        self.backbone = get_backbone(model)
-        # FSDP's auto-wrap policy looks for the decoder layer classes on the wrapped module.
-        self._no_split_modules = getattr(self.backbone.model, "_no_split_modules", None)
-
-    def forward(
-        self,
-        input_ids: torch.Tensor,
-        attention_mask: torch.Tensor,
-        generation_labels: torch.Tensor,
-        text_input_ids: torch.Tensor,
-        text_attention_mask: torch.Tensor,
-        attribute_index: torch.Tensor,
-        category_index: torch.Tensor,
-        neg_attribute_index: torch.Tensor,
-        neg_category_index: torch.Tensor,
-        **image_inputs: torch.Tensor,
-    ) -> ContrastiveAlignmentOutput:
-        image_inputs = self.backbone.image_inputs(image_inputs)
-        image_inputs["pixel_values"] = image_inputs["pixel_values"].to(self.backbone.model.dtype)
-        image_outputs = self.backbone.image_features(image_inputs)
-        objects = object_embeddings(self.backbone, image_outputs.pooler_output, normalize=False)
-
-        logits = self.model(
-            input_ids=input_ids,
-            attention_mask=attention_mask,
-            mm_encoder_outputs={"image": image_outputs},
-            use_cache=False,
-        ).logits
-        shifted_labels = generation_labels[:, 1:]
-        generation_loss_sum = F.cross_entropy(
-            logits[:, :-1].flatten(0, 1).float(), shifted_labels.flatten(), ignore_index=-100, reduction="sum"
-        )
-
-        texts = text_embeddings(self.backbone, text_input_ids, text_attention_mask, normalize=False)
-        return ContrastiveAlignmentOutput(
-            object_embeds=objects,
-            attribute_embeds=texts[attribute_index],
-            category_embeds=texts[category_index],
-            neg_attribute_embeds=texts[neg_attribute_index],
-            neg_category_embeds=texts[neg_category_index],
-            generation_loss_sum=generation_loss_sum,
-            generation_token_count=(shifted_labels != -100).sum(),
-        )
-
-
-def generation_loss(outputs: ContrastiveAlignmentOutput, gather_across_processes: bool = True) -> torch.Tensor:
-    """L_G^att: mean cross-entropy over the answer tokens of the batch (of the global batch when gathering)."""
-    count = outputs.generation_token_count.float()
-    if not (gather_across_processes and distributed_is_active()):
-        return outputs.generation_loss_sum / count.clamp(min=1)
-    # DDP averages gradients over processes, so scale by the world size to get the gradient of the global mean.
-    global_count = count.detach().clone()
-    dist.all_reduce(global_count)
-    return outputs.generation_loss_sum * dist.get_world_size() / global_count.clamp(min=1)
-
-
-def stage1_objective(
-    model: nn.Module,
-    inputs: dict[str, torch.Tensor],
-    contrastive_loss: AttributeAugmentedContrastiveLoss,
-    generation_loss_weight: float = 1.0,
-    mask_same_class_negatives: bool = True,
-) -> tuple[torch.Tensor, dict[str, torch.Tensor], ContrastiveAlignmentOutput]:
-    """Eq. 8 on a `ContrastiveAlignmentCollator` batch: returns the weighted loss, the unweighted terms
-    (`gen`, `oac`, `acc`, `ccc`) and the model outputs. `model` is a (DDP-wrapped) `ContrastiveAlignmentModel`."""
-    inputs = dict(inputs)
-    labels = inputs.pop("class_labels", None)
-    outputs: ContrastiveAlignmentOutput = model(**inputs)
-    contrastive, terms = contrastive_loss(
-        outputs.object_embeds,
-        outputs.attribute_embeds,
-        outputs.category_embeds,
-        outputs.neg_attribute_embeds,
-        outputs.neg_category_embeds,
-        labels=labels if mask_same_class_negatives else None,
-    )
-    terms = {"gen": generation_loss(outputs, contrastive_loss.gather_across_processes), **terms}
-    return generation_loss_weight * terms["gen"] + contrastive, terms, outputs
+from ..backbones import get_backbone
+from ..collators import ContrastiveAlignmentCollator, validate_triples
+from ..hub import FinedeficsModelCardMixin
+from ..losses import AttributeAugmentedContrastiveLoss, in_batch_retrieval_accuracy
+from ..objectives import ContrastiveAlignmentModel, stage1_objective
+from .contrastive_alignment_config import ContrastiveAlignmentConfig
+from .model_config import FinedeficsModelConfig
 
 
 class ContrastiveAlignmentTrainer(FinedeficsModelCardMixin, Trainer):
@@ -206,21 +100,12 @@ class ContrastiveAlignmentTrainer(FinedeficsModelCardMixin, Trainer):
         )
         # compute_loss returns a per-batch mean; the Trainer scales it for gradient accumulation.
         self.model_accepts_loss_kwargs = False
-        self.contrastive_loss = AttributeAugmentedContrastiveLoss(
-            temperature=args.temperature,
-            oac_weight=args.oac_weight,
-            acc_weight=args.acc_weight,
-            ccc_weight=args.ccc_weight,
-            gather_across_processes=args.gather_across_processes,
-            reproduce_released=args.reproduce_released_losses,
-        )
+        self.contrastive_loss = AttributeAugmentedContrastiveLoss(args.loss_config())
         self._metrics: dict[str, dict[str, list[float]]] = {"train": defaultdict(list), "eval": defaultdict(list)}
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         mode = "train" if model.training else "eval"
-        loss, terms, outputs = stage1_objective(
-            model, inputs, self.contrastive_loss, self.args.generation_loss_weight, self.args.mask_same_class_negatives
-        )
+        loss, terms, outputs = stage1_objective(model, inputs, self.contrastive_loss)
         with torch.no_grad():
             labels = inputs.get("class_labels")
             metrics = {f"loss_{name}": value.detach() for name, value in terms.items()}
@@ -274,27 +159,22 @@ class ContrastiveAlignmentTrainer(FinedeficsModelCardMixin, Trainer):
 
 
 def train_stage1(
-    model_args: FinedeficsModelArguments,
+    model_args: FinedeficsModelConfig,
     training_args: ContrastiveAlignmentConfig,
     train_dataset: datasets.Dataset,
     eval_dataset: datasets.Dataset | None = None,
-    use_peft: bool = True,
     dataset_name: str | None = None,
 ) -> str:
     """Run stage I from `model_args` and save the adapter (or model) with its processor to `output_dir`, or push
     it to the Hub when `push_to_hub` is set; returns `output_dir`."""
-    if model_args.model_name_or_path is None:
-        raise ValueError("Stage I needs model_name_or_path.")
-    model = AutoModelForImageTextToText.from_pretrained(
-        model_args.model_name_or_path, **model_args.model_init_kwargs()
-    )
+    model, processor = model_args.load(is_trainable=True)
     trainer = ContrastiveAlignmentTrainer(
         model,
         training_args,
         train_dataset=train_dataset,
         eval_dataset=eval_dataset,
-        processing_class=AutoProcessor.from_pretrained(model_args.model_name_or_path, **model_args.processor_kwargs),
-        peft_config=model_args.lora_config(model) if use_peft else None,
+        processing_class=processor,
+        peft_config=model_args.lora_config(model) if model_args.use_peft else None,
     )
     trainer.train(resume_from_checkpoint=training_args.resume_from_checkpoint)
     if training_args.push_to_hub:

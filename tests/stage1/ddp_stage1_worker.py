@@ -7,10 +7,10 @@ import torch
 from transformers import AutoModelForImageTextToText
 
 from hf_finedefics.backbones import get_backbone
-from hf_finedefics.contrastive_config import ContrastiveAlignmentConfig
-from hf_finedefics.contrastive_trainer import ContrastiveAlignmentTrainer
+from hf_finedefics.trainer.contrastive_alignment_config import ContrastiveAlignmentConfig
+from hf_finedefics.trainer.contrastive_alignment_trainer import ContrastiveAlignmentTrainer
 
-sys.path.insert(0, __file__.rsplit("/", 1)[0])
+sys.path.insert(0, __file__.rsplit("/", 2)[0])  # tests/, for conftest
 from conftest import synthetic_triples  # noqa: E402
 
 

@@ -7,9 +7,13 @@ from typing import Any
 
 from transformers import TrainingArguments
 
+from dataset_builders.prompts import ATTRIBUTE_GENERATION_INSTRUCTION
+
+from ..losses import AttributeAugmentedLossConfig
+
 
 @dataclass
-class ContrastiveAlignmentConfig(TrainingArguments):
+class ContrastiveAlignmentConfig(AttributeAugmentedLossConfig, TrainingArguments):
     r"""
     Configuration for [`ContrastiveAlignmentTrainer`].
 
@@ -19,38 +23,7 @@ class ContrastiveAlignmentConfig(TrainingArguments):
     (learning rate 2e-4, linear decay, 60 warm-up steps, weight decay 0.01, one epoch).
     """
 
-    # Objective
-    temperature: float = field(
-        default=0.07,
-        metadata={"help": "Temperature dividing cosine similarities in every contrastive term (not trained)."},
-    )
-    generation_loss_weight: float = field(
-        default=1.0, metadata={"help": "Weight of L_G^att, the attribute description generation loss."}
-    )
-    oac_weight: float = field(
-        default=0.5, metadata={"help": "Weight of the object-attribute contrastive loss (eq. 5)."}
-    )
-    acc_weight: float = field(
-        default=0.5, metadata={"help": "Weight of the attribute-category contrastive loss (eq. 6)."}
-    )
-    ccc_weight: float = field(
-        default=0.5, metadata={"help": "Weight of the category-category contrastive loss (eq. 7)."}
-    )
-    gather_across_processes: bool = field(
-        default=True,
-        metadata={"help": "Gather embeddings (with gradients) so in-batch negatives span the global batch."},
-    )
-    mask_same_class_negatives: bool = field(
-        default=True,
-        metadata={"help": "Leave same-class rows out of in-batch denominators (they share the category name)."},
-    )
-    reproduce_released_losses: bool = field(
-        default=False,
-        metadata={
-            "help": "Reproduce the authors' released losses (shared hard-negative pool, CCC against column 0). "
-            "A reproduction aid only; it does not implement the paper."
-        },
-    )
+    # The objective's settings (temperature, weights, masking) are the inherited AttributeAugmentedLossConfig fields.
     generation_loss_on_all_tokens: bool = field(
         default=False,
         metadata={
@@ -60,7 +33,7 @@ class ContrastiveAlignmentConfig(TrainingArguments):
     )
     # Data
     generation_instruction: str = field(
-        default="Describe the distinguishing attributes of the {superclass} in this image.",
+        default=ATTRIBUTE_GENERATION_INSTRUCTION,
         metadata={"help": "User turn of the generation task; `{superclass}` is filled from the row."},
     )
     max_text_length: int | None = field(
@@ -91,7 +64,6 @@ class ContrastiveAlignmentConfig(TrainingArguments):
     )
 
     def __post_init__(self):
-        super().__post_init__()
+        AttributeAugmentedLossConfig.__post_init__(self)
+        TrainingArguments.__post_init__(self)
         self.label_names = []
-        if self.temperature <= 0:
-            raise ValueError(f"temperature must be positive, got {self.temperature}.")

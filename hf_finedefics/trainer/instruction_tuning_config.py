@@ -6,12 +6,14 @@ from dataclasses import dataclass, field
 
 from trl import SFTConfig
 
+from ..losses import AttributeAugmentedLossConfig
+
 INSTRUCTION_TYPES = ("open_set", "multiple_choice")
 PARADIGMS = ("two_stage", "one_stage")
 
 
 @dataclass
-class InstructionTuningConfig(SFTConfig):
+class InstructionTuningConfig(AttributeAugmentedLossConfig, SFTConfig):
     r"""
     Configuration for stage II, on top of TRL's [`SFTConfig`].
 
@@ -20,6 +22,7 @@ class InstructionTuningConfig(SFTConfig):
     the answers are supervised: the prompt, image tokens included, is masked (TRL's completion-only loss).
     Defaults follow the authors' stage II hyper-parameters (learning rate 2e-4, linear decay, 60 warm-up steps,
     weight decay 0.01, one epoch; their global batch is 128 = devices x per-device batch x accumulation).
+    The inherited stage I loss fields (temperature, weights, masking) apply to the one-stage paradigm.
     """
 
     stage1_adapter: str | None = field(
@@ -66,7 +69,8 @@ class InstructionTuningConfig(SFTConfig):
     num_train_epochs: float = field(default=1.0, metadata={"help": "Training epochs."})
 
     def __post_init__(self):
-        super().__post_init__()
+        AttributeAugmentedLossConfig.__post_init__(self)
+        SFTConfig.__post_init__(self)
         unknown = set(self.instruction_types) - set(INSTRUCTION_TYPES)
         if unknown or not self.instruction_types:
             raise ValueError(f"instruction_types must be a non-empty subset of {INSTRUCTION_TYPES}, got {unknown}.")

@@ -7,13 +7,13 @@ import pytest
 import yaml
 from datasets import load_dataset
 
+from dataset_builders.build import build_synthetic_dataset
 from dataset_builders.sources.synthetic import SyntheticFGVRConfig, attribute_distance, synthetic_categories
 from hf_finedefics.modeling import adapter_base_model
 from hf_finedefics.pipeline import (
     STAGE1_OF,
     VARIANTS,
     FinedeficsRun,
-    build_synthetic_dataset,
     load_run_config,
     object_category_triples,
     run_pipeline,

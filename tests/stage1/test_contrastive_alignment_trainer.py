@@ -15,11 +15,11 @@ from transformers import AutoModelForImageTextToText, AutoProcessor, BitsAndByte
 
 from hf_finedefics.backbones import get_backbone
 from hf_finedefics.collators import ContrastiveAlignmentCollator
-from hf_finedefics.contrastive_config import ContrastiveAlignmentConfig
-from hf_finedefics.contrastive_trainer import ContrastiveAlignmentTrainer
 from hf_finedefics.testing import create_tiny_checkpoint
+from hf_finedefics.trainer.contrastive_alignment_config import ContrastiveAlignmentConfig
+from hf_finedefics.trainer.contrastive_alignment_trainer import ContrastiveAlignmentTrainer
 
-from .conftest import synthetic_triples
+from ..conftest import synthetic_triples
 
 TESTS = Path(__file__).parent
 

@@ -27,18 +27,14 @@ from trl import SFTTrainer
 
 from dataset_builders.prompts import MULTIPLE_CHOICE_INSTRUCTION
 
-from .backbones import get_backbone
-from .collators import ContrastiveAlignmentCollator
-from .contrastive_trainer import ContrastiveAlignmentModel, stage1_objective
-from .hub import FinedeficsModelCardMixin
-from .instruction_config import InstructionTuningConfig
-from .losses import AttributeAugmentedContrastiveLoss
-from .merging import merge_adapter
-from .model_config import FinedeficsModelArguments
-from .modeling import adapter_base_model, load_finedefics_model
-
-# (model, batch) -> (weighted loss, unweighted terms to log)
-AuxiliaryLoss = Callable[[torch.nn.Module, dict[str, Any]], tuple[torch.Tensor, dict[str, torch.Tensor]]]
+from ..backbones import get_backbone
+from ..collators import ContrastiveAlignmentCollator
+from ..hub import FinedeficsModelCardMixin
+from ..losses import AttributeAugmentedContrastiveLoss
+from ..modeling import adapter_base_model, merge_adapter
+from ..objectives import AuxiliaryLoss, stage1_objective_loss
+from .instruction_tuning_config import InstructionTuningConfig
+from .model_config import FinedeficsModelConfig
 
 
 def _message_text(message: dict[str, Any]) -> str:
@@ -102,7 +98,7 @@ def to_prompt_completion(dataset: Dataset, processor: ProcessorMixin) -> Dataset
     return dataset.add_column("completion", [row["completion"] for row in rendered])
 
 
-def prepare_stage2_base(model_args: FinedeficsModelArguments, training_args: InstructionTuningConfig) -> str:
+def prepare_stage2_base(model_args: FinedeficsModelConfig, training_args: InstructionTuningConfig) -> str:
     """The model stage II starts from: the base itself, or the base with the stage I adapter merged, saved once to
     `merged_base_dir` (quantizing for QLoRA needs a checkpoint on disk, and the stage II adapter must name it)."""
     base = model_args.model_name_or_path
@@ -182,24 +178,8 @@ class InstructionTuningTrainer(FinedeficsModelCardMixin, SFTTrainer):
         return (loss, outputs) if return_outputs else loss
 
 
-def stage1_objective_loss(
-    contrastive_loss: AttributeAugmentedContrastiveLoss | None = None, generation_loss_weight: float = 1.0
-) -> AuxiliaryLoss:
-    """Stage I's objective (eq. 8) as an auxiliary loss on `ContrastiveAlignmentCollator` batches, for the one-stage
-    paradigm (Table 3c): stage I and stage II losses together. Defaults are the paper's weights."""
-    contrastive_loss = contrastive_loss or AttributeAugmentedContrastiveLoss()
-
-    def loss(model: torch.nn.Module, batch: dict[str, Any]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        total, terms, _ = stage1_objective(
-            ContrastiveAlignmentModel(model), batch, contrastive_loss, generation_loss_weight
-        )
-        return total, terms
-
-    return loss
-
-
 def build_stage2_trainer(
-    model_args: FinedeficsModelArguments,
+    model_args: FinedeficsModelConfig,
     training_args: InstructionTuningConfig,
     train_dataset: Dataset,
     auxiliary_dataset: Dataset | None = None,
@@ -209,21 +189,11 @@ def build_stage2_trainer(
     if (training_args.paradigm == "one_stage") != (auxiliary_dataset is not None):
         raise ValueError("The one-stage paradigm, and only it, needs the stage I triples as auxiliary_dataset.")
     base = prepare_stage2_base(model_args, training_args)
-    model_kwargs = {}
-    if model_args.attn_implementation is not None:
-        model_kwargs["attn_implementation"] = model_args.attn_implementation
-    model, processor = load_finedefics_model(
-        base,
-        quantization=model_args.quantization_config(),
-        dtype=model_args.dtype,
-        is_trainable=True,
-        processor_kwargs=model_args.processor_kwargs,
-        **model_kwargs,
-    )
+    model, processor = model_args.load(is_trainable=True, model_name_or_path=base)
     auxiliary = {}
     if auxiliary_dataset is not None:
         auxiliary = {
-            "auxiliary_loss": stage1_objective_loss(),
+            "auxiliary_loss": stage1_objective_loss(AttributeAugmentedContrastiveLoss(training_args.loss_config())),
             "auxiliary_dataset": auxiliary_dataset,
             "auxiliary_collator": ContrastiveAlignmentCollator(processor, get_backbone(model).eos_token_id),
             "auxiliary_loss_weight": training_args.auxiliary_loss_weight,
@@ -242,7 +212,7 @@ def build_stage2_trainer(
 
 
 def train_stage2(
-    model_args: FinedeficsModelArguments,
+    model_args: FinedeficsModelConfig,
     training_args: InstructionTuningConfig,
     train_dataset: Dataset,
     auxiliary_dataset: Dataset | None = None,

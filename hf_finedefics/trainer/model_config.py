@@ -1,0 +1,115 @@
+"""One model configuration for every command: which base model, how it is loaded, its LoRA and quantization."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from peft import LoraConfig, PeftModel
+from torch import nn
+from transformers import BitsAndBytesConfig, ProcessorMixin
+from trl import ModelConfig
+
+from ..backbones import get_backbone
+from ..modeling import load_finedefics_model, quantization_config
+
+
+@dataclass
+class FinedeficsModelConfig(ModelConfig):
+    """TRL's [`~trl.ModelConfig`] with the paper's defaults: LoRA r=8, alpha=8, dropout 0.2, gaussian init on the
+    LLM and the connector (never the vision encoder); `load_in_4bit` gives the paper's QLoRA (NF4, bfloat16
+    compute). `processor_kwargs` reach `AutoProcessor.from_pretrained`, e.g. `{do_image_splitting: false}` for the
+    paper's 64 visual tokens per Idefics2 image."""
+
+    model_name_or_path: str | None = field(
+        default=None,
+        metadata={
+            "help": "Hub id or folder of the VLM (a full checkpoint, or a peft adapter whose recorded base is "
+            "loaded under it). Stage II may leave it out when `stage1_adapter` is given."
+        },
+    )
+    dtype: str = field(
+        default="auto",
+        metadata={"help": "Weight dtype: 'auto' (the checkpoint's), 'float32', 'bfloat16' or 'float16'."},
+    )
+    processor_kwargs: dict[str, Any] = field(
+        default_factory=dict,
+        metadata={
+            "help": "Keyword arguments for `AutoProcessor.from_pretrained`, e.g. {do_image_splitting: false} for the "
+            "paper's 64 visual tokens per Idefics2 image."
+        },
+    )
+    use_peft: bool = field(
+        default=True, metadata={"help": "Train a LoRA adapter (the paper); False trains all weights."}
+    )
+    lora_r: int = field(default=8, metadata={"help": "LoRA rank."})
+    lora_alpha: int = field(default=8, metadata={"help": "LoRA alpha."})
+    lora_dropout: float = field(default=0.2, metadata={"help": "LoRA dropout."})
+    lora_target_modules: list[str] | None = field(
+        default=None,
+        metadata={"help": "LoRA target modules; default: the backbone's LLM + connector (never the vision encoder)."},
+    )
+    device_map: str | None = field(
+        default=None,
+        metadata={"help": "Inference commands only: placement of the weights, e.g. 'auto' to spread them over GPUs."},
+    )
+    bnb_4bit_compute_dtype: str = field(
+        default="bfloat16", metadata={"help": "Compute dtype of the 4-bit layers (the paper: bfloat16)."}
+    )
+
+    def __post_init__(self):
+        super().__post_init__()
+        if self.load_in_4bit and self.load_in_8bit:
+            raise ValueError("Choose one of load_in_4bit and load_in_8bit.")
+
+    def quantization_config(self) -> BitsAndBytesConfig | None:
+        """QLoRA's 4-bit NF4 settings when `load_in_4bit`, 8-bit with `load_in_8bit`, else None."""
+        if self.load_in_4bit:
+            return quantization_config(
+                "4bit",
+                compute_dtype=getattr(torch, self.bnb_4bit_compute_dtype),
+                quant_type=self.bnb_4bit_quant_type,
+                nested=self.use_bnb_nested_quant,
+                quant_storage=self.bnb_4bit_quant_storage,
+            )
+        return quantization_config("8bit") if self.load_in_8bit else None
+
+    def lora_config(self, model: nn.Module, **kwargs) -> LoraConfig:
+        """The paper's LoRA on the LLM and the connector of `model`'s family (or `lora_target_modules`)."""
+        if self.lora_target_modules is not None:
+            kwargs["target_modules"] = self.lora_target_modules
+        if self.lora_modules_to_save is not None:
+            kwargs["modules_to_save"] = self.lora_modules_to_save
+        return get_backbone(model).lora_config(
+            r=self.lora_r,
+            alpha=self.lora_alpha,
+            dropout=self.lora_dropout,
+            use_rslora=self.use_rslora,
+            use_dora=self.use_dora,
+            **kwargs,
+        )
+
+    def load(
+        self, adapter: str | None = None, *, is_trainable: bool = False, model_name_or_path: str | None = None
+    ) -> tuple[nn.Module | PeftModel, ProcessorMixin]:
+        """`load_finedefics_model` with these settings (`model_name_or_path` overrides the configured one)."""
+        name = model_name_or_path or self.model_name_or_path
+        if name is None:
+            raise ValueError("Set model_name_or_path.")
+        # Inference commands use the GPU when there is one; the Trainer places training models itself.
+        device_map = self.device_map or ("cuda" if torch.cuda.is_available() and not is_trainable else None)
+        model_kwargs = {}
+        if self.attn_implementation is not None:
+            model_kwargs["attn_implementation"] = self.attn_implementation
+        return load_finedefics_model(
+            name,
+            adapter,
+            quantization=self.quantization_config(),
+            dtype=self.dtype,
+            is_trainable=is_trainable,
+            revision=self.model_revision,
+            processor_kwargs=self.processor_kwargs,
+            device_map=device_map,
+            **model_kwargs,
+        )
