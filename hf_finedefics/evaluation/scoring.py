@@ -137,27 +137,24 @@ class LikelihoodScorer(MultipleChoiceScorer):
         return results
 
 
-@torch.inference_mode()
-def answer_log_likelihoods(
-    model: Any, processor: Any, images: list[Image.Image | None], questions: list[str], answers: list[list[str]]
-) -> list[list[float]]:
-    """Per question, the summed log-probability of each candidate answer (its tokens and the end of the turn) after
-    the question, with the image when there is one, exactly as stage II trains open-set answers."""
+def encode_answered_questions(
+    processor: Any, turns: list[tuple[Image.Image | None, str, str]]
+) -> tuple[Any, list[int]]:
+    """Right-padded model inputs of single-turn chats (image or None, question, answer), rendered exactly as stage II
+    trains them, and the number of answer tokens (the answer and the end of the turn) ending each sequence."""
     from ..trainer.instruction_tuning_trainer import prompt_completion
 
     texts, pictures, answer_lengths = [], [], []
-    for image, question, candidates in zip(images, questions, answers):
+    for image, question, answer in turns:
         content = [{"type": "image"}] if image is not None else []
-        for answer in candidates:
-            messages = [
-                {"role": "user", "content": [*content, {"type": "text", "text": question}]},
-                {"role": "assistant", "content": [{"type": "text", "text": answer}]},
-            ]
-            rendered = prompt_completion(processor, messages)
-            texts.append(rendered["prompt"] + rendered["completion"])
-            completion = processor.tokenizer(rendered["completion"], add_special_tokens=False)["input_ids"]
-            answer_lengths.append(len(completion))
-            pictures.append([image] if image is not None else [])
+        messages = [
+            {"role": "user", "content": [*content, {"type": "text", "text": question}]},
+            {"role": "assistant", "content": [{"type": "text", "text": answer}]},
+        ]
+        rendered = prompt_completion(processor, messages)
+        texts.append(rendered["prompt"] + rendered["completion"])
+        answer_lengths.append(len(processor.tokenizer(rendered["completion"], add_special_tokens=False)["input_ids"]))
+        pictures.append([image] if image is not None else [])
     inputs = processor(
         text=texts,
         images=pictures if any(pictures) else None,
@@ -165,7 +162,23 @@ def answer_log_likelihoods(
         padding_side="right",
         add_special_tokens=False,
         return_tensors="pt",
-    ).to(model.device)
+    )
+    return inputs, answer_lengths
+
+
+@torch.inference_mode()
+def answer_log_likelihoods(
+    model: Any, processor: Any, images: list[Image.Image | None], questions: list[str], answers: list[list[str]]
+) -> list[list[float]]:
+    """Per question, the summed log-probability of each candidate answer (its tokens and the end of the turn) after
+    the question, with the image when there is one, exactly as stage II trains open-set answers."""
+    turns = [
+        (image, question, answer)
+        for image, question, candidates in zip(images, questions, answers)
+        for answer in candidates
+    ]
+    inputs, answer_lengths = encode_answered_questions(processor, turns)
+    inputs = inputs.to(model.device)
     if "pixel_values" in inputs:
         inputs["pixel_values"] = inputs["pixel_values"].to(model.dtype)
     log_probs = torch.log_softmax(model(**inputs).logits[:, :-1].float(), dim=-1)

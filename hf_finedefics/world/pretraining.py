@@ -27,6 +27,7 @@ from transformers import AutoModelForImageTextToText, Idefics2Config
 
 from dataset_builders.sources.synthetic import SyntheticFGVRConfig, synthetic_categories
 
+from ..evaluation.scoring import encode_answered_questions
 from .config import WorldPretrainingConfig
 from .data import WorldExample, WorldExamples, draw_world_images, pairs_image_with_name
 from .tokenization import idefics2_processor
@@ -105,27 +106,12 @@ def build_world_model(processor: Any, synthetic: SyntheticFGVRConfig, world: Wor
 
 def encode_examples(processor: Any, examples: list[WorldExample], images: list) -> dict[str, torch.Tensor]:
     """Model inputs with labels on the answers only (the whole prompt, image tokens included, is masked)."""
-    from ..trainer.instruction_tuning_trainer import prompt_completion
-
-    tokenizer = processor.tokenizer
-    texts, pictures, answer_lengths = [], [], []
-    for example in examples:
-        content = [{"type": "image"}] if example.image is not None else []
-        messages = [
-            {"role": "user", "content": [*content, {"type": "text", "text": example.question}]},
-            {"role": "assistant", "content": [{"type": "text", "text": example.answer}]},
-        ]
-        rendered = prompt_completion(processor, messages)
-        texts.append(rendered["prompt"] + rendered["completion"])
-        answer_lengths.append(len(tokenizer(rendered["completion"], add_special_tokens=False)["input_ids"]))
-        pictures.append([images[example.image]] if example.image is not None else [])
-    inputs = processor(
-        text=texts,
-        images=pictures if any(pictures) else None,
-        padding=True,
-        padding_side="right",
-        add_special_tokens=False,
-        return_tensors="pt",
+    inputs, answer_lengths = encode_answered_questions(
+        processor,
+        [
+            (images[example.image] if example.image is not None else None, example.question, example.answer)
+            for example in examples
+        ],
     )
     labels = torch.full_like(inputs["input_ids"], -100)
     for row, (length, answer_length) in enumerate(zip(inputs["attention_mask"].sum(1).tolist(), answer_lengths)):
