@@ -12,8 +12,9 @@ class WorldPretrainingConfig:
 
     Sizes: the probe of REFERENCE.md section 6 found that a 128-wide, 4-layer language model with a 64-wide, 2-layer
     vision encoder (patch 8 on the 32 px critters: 16 patches) and a one-layer perceiver with 8 latents (8 visual
-    tokens per image), ~1.2 M parameters all trained, learns to perceive the attributes in ~1,000 steps of 32; the
-    step budget is the one measured in issue 10's notes to fit the first run's 10-minute budget on 2 CPU cores.
+    tokens per image), ~1.2 M parameters all trained, learns to perceive the attributes in ~1,000 steps of 32.
+    Measured with these defaults (issue 10): text knowledge is learned perfectly, but the connector collapsed to
+    image-independent visual tokens (`visual_token_spread` ~1e-6), so the base does not yet perceive attributes.
     """
 
     text_hidden_size: int = field(default=128, metadata={"help": "Width of the language model."})
