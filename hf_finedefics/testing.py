@@ -26,15 +26,18 @@ from transformers import (
     CLIPProcessor,
     Idefics2Config,
     Idefics2Processor,
+    Idefics3Config,
+    Idefics3Processor,
     LlavaConfig,
     LlavaProcessor,
     PreTrainedTokenizerFast,
 )
 from transformers.models.clip.image_processing_pil_clip import CLIPImageProcessorPil
 from transformers.models.idefics2.image_processing_pil_idefics2 import Idefics2ImageProcessorPil
+from transformers.models.idefics3.image_processing_pil_idefics3 import Idefics3ImageProcessorPil
 
-TinyArchitecture = Literal["idefics2", "llava"]
-TINY_ARCHITECTURES: tuple[TinyArchitecture, ...] = ("idefics2", "llava")
+TinyArchitecture = Literal["idefics2", "llava", "idefics3"]
+TINY_ARCHITECTURES: tuple[TinyArchitecture, ...] = ("idefics2", "llava", "idefics3")
 
 # Bump when the tiny configs change so cached folders are rebuilt.
 _TINY_VERSION = 2
@@ -189,6 +192,54 @@ def _llava(output_dir: Path) -> None:
     processor.save_pretrained(output_dir)
 
 
+# The chat template of HuggingFaceTB/SmolVLM-Instruct (Idefics3 architecture).
+SMOLVLM_CHAT_TEMPLATE = (
+    "<|im_start|>{% for message in messages %}{{message['role'] | capitalize}}"
+    "{% if message['content'][0]['type'] == 'image' %}{{':'}}{% else %}{{': '}}{% endif %}"
+    "{% for line in message['content'] %}{% if line['type'] == 'text' %}{{line['text']}}"
+    "{% elif line['type'] == 'image' %}{{ '<image>' }}{% endif %}{% endfor %}<end_of_utterance>\n{% endfor %}"
+    "{% if add_generation_prompt %}{{ 'Assistant:' }}{% endif %}"
+)
+
+
+def _idefics3(output_dir: Path) -> None:
+    """SmolVLM-Instruct's layout: SmolLM2 special tokens, image splitting on (so tests cover tiles, the global image
+    and `pixel_attention_mask`): a 32 px tile is 16 patches, pixel-shuffled by 2 into 4 visual tokens."""
+    tile_tokens = ["<global-img>"] + [f"<row_{i}_col_{j}>" for i in range(1, 7) for j in range(1, 7)]
+    tokenizer = _byte_level_tokenizer(
+        ["<|endoftext|>", "<|im_start|>", "<|im_end|>", *tile_tokens],
+        bos_token="<|im_start|>",
+        eos_token="<end_of_utterance>",
+        unk_token="<|endoftext|>",
+        pad_token="<|im_end|>",
+    )
+    image_processor = Idefics3ImageProcessorPil(
+        do_image_splitting=True,
+        size={"longest_edge": 2 * _IMAGE_SIZE},
+        max_image_size={"longest_edge": _IMAGE_SIZE},
+    )
+    scale_factor = 2
+    image_seq_len = (_IMAGE_SIZE // _PATCH_SIZE) ** 2 // scale_factor**2
+    # The processor adds <fake_token_around_image>, <image> and <end_of_utterance> like the real one.
+    processor = Idefics3Processor(
+        image_processor, tokenizer, image_seq_len=image_seq_len, chat_template=SMOLVLM_CHAT_TEMPLATE
+    )
+    tokenizer = processor.tokenizer
+    eos_token_id = tokenizer.convert_tokens_to_ids("<|im_end|>")  # SmolLM2's EOS, as in the text config
+    config = Idefics3Config(
+        text_config=_text_config("llama", len(tokenizer), tokenizer.pad_token_id, eos_token_id),
+        vision_config=_vision_config(),
+        scale_factor=scale_factor,
+        image_token_id=processor.image_token_id,
+        tie_word_embeddings=False,
+    )
+    model = AutoModelForImageTextToText.from_config(config)
+    model.generation_config.eos_token_id = [eos_token_id, tokenizer.convert_tokens_to_ids("<end_of_utterance>")]
+    model.generation_config.pad_token_id = tokenizer.pad_token_id
+    model.save_pretrained(output_dir)
+    processor.save_pretrained(output_dir)
+
+
 def _clip(output_dir: Path) -> None:
     tokenizer = _byte_level_tokenizer(
         ["<|endoftext|>", "<|startoftext|>"],
@@ -219,7 +270,7 @@ def _clip(output_dir: Path) -> None:
     CLIPProcessor(image_processor, tokenizer).save_pretrained(output_dir)
 
 
-_BUILDERS = {"idefics2": _idefics2, "llava": _llava, "clip": _clip}
+_BUILDERS = {"idefics2": _idefics2, "llava": _llava, "idefics3": _idefics3, "clip": _clip}
 
 
 def create_tiny_checkpoint(

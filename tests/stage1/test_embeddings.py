@@ -72,6 +72,7 @@ def test_unsupported_family_is_named(tiny_model_and_processor):
     model, _ = tiny_model_and_processor
     model.config.model_type = "qwen2_vl"
     with pytest.raises(
-        ValueError, match=r"'qwen2_vl' has no Finedefics backbone adapter; supported: \['idefics2', 'llava'\]"
+        ValueError,
+        match=r"'qwen2_vl' has no Finedefics backbone adapter; supported: \['idefics2', 'idefics3', 'llava', 'smolvlm'\]",
     ):
         get_backbone(model)
