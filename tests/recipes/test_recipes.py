@@ -27,7 +27,11 @@ RECIPES = Path(__file__).resolve().parents[2] / "recipes"
 MODELS = {
     "idefics2-8b": ("HuggingFaceM4/idefics2-8b", "idefics2"),
     "llava-1.5-7b": ("llava-hf/llava-1.5-7b-hf", "llava"),
+    # SmolVLM2 (model type `smolvlm`) is the Idefics3 architecture; one adapter serves both.
+    "smolvlm2-2.2b": ("HuggingFaceTB/SmolVLM2-2.2B-Instruct", "idefics3"),
 }
+# tiny architecture -> a module name inside its connector
+CONNECTORS = {"idefics2": "perceiver_resampler", "llava": "multi_modal_projector", "idefics3": "connector"}
 STAGES = {"stage1": stage1.make_parser, "stage2": stage2.make_parser}
 # The paper trains on 8 GPUs with accumulated batches of 64 (stage I) and 128 (stage II).
 PAPER_GPUS = 8
@@ -96,8 +100,7 @@ def test_recipe_lora_is_the_papers_on_its_model_family(model):
 
     assert (lora.r, lora.lora_alpha, lora.lora_dropout, lora.init_lora_weights) == (8, 8, 0.2, "gaussian")
     targeted = {name for name, _ in get_peft_model(tiny, lora).named_modules() if name.endswith("lora_A")}
-    connector = "perceiver_resampler" if model == "idefics2-8b" else "multi_modal_projector"
-    assert any(connector in name for name in targeted)
+    assert any(CONNECTORS[MODELS[model][1]] in name for name in targeted)
     assert not any("vision" in name for name in targeted)
 
 
