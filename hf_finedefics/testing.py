@@ -31,13 +31,19 @@ from transformers import (
     LlavaConfig,
     LlavaProcessor,
     PreTrainedTokenizerFast,
+    Qwen2_5_VLConfig,
 )
 from transformers.models.clip.image_processing_pil_clip import CLIPImageProcessorPil
 from transformers.models.idefics2.image_processing_pil_idefics2 import Idefics2ImageProcessorPil
 from transformers.models.idefics3.image_processing_pil_idefics3 import Idefics3ImageProcessorPil
+from transformers.models.qwen2_vl.image_processing_pil_qwen2_vl import Qwen2VLImageProcessorPil
 
 TinyArchitecture = Literal["idefics2", "llava", "idefics3"]
 TINY_ARCHITECTURES: tuple[TinyArchitecture, ...] = ("idefics2", "llava", "idefics3")
+# Families whose processor cannot be built here: transformers loads Qwen's processor with its video processor,
+# which needs torchvision (not installable next to this CPU torch). Their folders hold the model, the tokenizer
+# (with the chat template) and the image processor; tests drive them below the processor.
+PROCESSORLESS_ARCHITECTURES = ("qwen2_5_vl",)
 
 # Bump when the tiny configs change so cached folders are rebuilt.
 _TINY_VERSION = 2
@@ -240,6 +246,67 @@ def _idefics3(output_dir: Path) -> None:
     processor.save_pretrained(output_dir)
 
 
+# The chat template of Qwen/Qwen2.5-VL-7B-Instruct.
+QWEN2_5_VL_CHAT_TEMPLATE = (
+    "{% set image_count = namespace(value=0) %}{% set video_count = namespace(value=0) %}{% for message in messages %}"
+    "{% if loop.first and message['role'] != 'system' %}<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n"
+    "{% endif %}<|im_start|>{{ message['role'] }}\n{% if message['content'] is string %}{{ message['content'] }}"
+    "<|im_end|>\n{% else %}{% for content in message['content'] %}"
+    "{% if content['type'] == 'image' or 'image' in content or 'image_url' in content %}"
+    "{% set image_count.value = image_count.value + 1 %}{% if add_vision_id %}Picture {{ image_count.value }}: "
+    "{% endif %}<|vision_start|><|image_pad|><|vision_end|>{% elif content['type'] == 'video' or 'video' in content %}"
+    "{% set video_count.value = video_count.value + 1 %}{% if add_vision_id %}Video {{ video_count.value }}: "
+    "{% endif %}<|vision_start|><|video_pad|><|vision_end|>{% elif 'text' in content %}{{ content['text'] }}{% endif %}"
+    "{% endfor %}<|im_end|>\n{% endif %}{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
+)
+
+
+def _qwen2_5_vl(output_dir: Path) -> None:
+    """Qwen2.5-VL-Instruct's tokens and template; patch 8, merge 2, images resized to 256..1024 pixels (multiples of
+    16 px a side): a 32x32 image is a 4x4 patch grid, 4 visual tokens; other aspect ratios give other grids."""
+    tokenizer = _byte_level_tokenizer(
+        ["<|endoftext|>", "<|im_start|>", "<|im_end|>", "<|vision_start|>", "<|vision_end|>"]
+        + ["<|image_pad|>", "<|video_pad|>"],
+        eos_token="<|im_end|>",
+        pad_token="<|endoftext|>",
+        chat_template=QWEN2_5_VL_CHAT_TEMPLATE,
+    )
+    image_processor = Qwen2VLImageProcessorPil(
+        patch_size=_PATCH_SIZE, temporal_patch_size=2, merge_size=2, min_pixels=16 * 16, max_pixels=_IMAGE_SIZE**2
+    )
+    eos_token_id = tokenizer.eos_token_id
+    text_config = _text_config("qwen2_5_vl_text", len(tokenizer), tokenizer.pad_token_id, eos_token_id)
+    # M-RoPE splits each head's 8 rotary frequencies over (temporal, height, width).
+    text_config["rope_parameters"] = {"rope_type": "default", "rope_theta": 1e6, "mrope_section": [2, 3, 3]}
+    text_config["bos_token_id"] = tokenizer.pad_token_id
+    config = Qwen2_5_VLConfig(
+        text_config=text_config,
+        vision_config={
+            "depth": 2,
+            "hidden_size": 32,
+            "intermediate_size": 64,
+            "num_heads": 2,
+            "patch_size": _PATCH_SIZE,
+            "spatial_merge_size": 2,
+            "temporal_patch_size": 2,
+            "window_size": 2 * 2 * _PATCH_SIZE,
+            "fullatt_block_indexes": [1],
+            "out_hidden_size": 64,
+        },
+        image_token_id=tokenizer.convert_tokens_to_ids("<|image_pad|>"),
+        video_token_id=tokenizer.convert_tokens_to_ids("<|video_pad|>"),
+        vision_start_token_id=tokenizer.convert_tokens_to_ids("<|vision_start|>"),
+        vision_end_token_id=tokenizer.convert_tokens_to_ids("<|vision_end|>"),
+        tie_word_embeddings=False,
+    )
+    model = AutoModelForImageTextToText.from_config(config)
+    model.generation_config.eos_token_id = [eos_token_id, tokenizer.pad_token_id]
+    model.generation_config.pad_token_id = tokenizer.pad_token_id
+    model.save_pretrained(output_dir)
+    tokenizer.save_pretrained(output_dir)
+    image_processor.save_pretrained(output_dir)
+
+
 def _clip(output_dir: Path) -> None:
     tokenizer = _byte_level_tokenizer(
         ["<|endoftext|>", "<|startoftext|>"],
@@ -270,7 +337,13 @@ def _clip(output_dir: Path) -> None:
     CLIPProcessor(image_processor, tokenizer).save_pretrained(output_dir)
 
 
-_BUILDERS = {"idefics2": _idefics2, "llava": _llava, "idefics3": _idefics3, "clip": _clip}
+_BUILDERS = {
+    "idefics2": _idefics2,
+    "llava": _llava,
+    "idefics3": _idefics3,
+    "qwen2_5_vl": _qwen2_5_vl,
+    "clip": _clip,
+}
 
 
 def create_tiny_checkpoint(

@@ -4,11 +4,13 @@ from .base import VisionLanguageBackbone, get_backbone, register_backbone, suppo
 from .idefics2 import Idefics2Backbone
 from .idefics3 import Idefics3Backbone
 from .llava import LlavaBackbone
+from .qwen2_5_vl import Qwen2_5_VLBackbone
 
 __all__ = [
     "Idefics2Backbone",
     "Idefics3Backbone",
     "LlavaBackbone",
+    "Qwen2_5_VLBackbone",
     "VisionLanguageBackbone",
     "get_backbone",
     "register_backbone",
