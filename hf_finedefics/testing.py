@@ -32,6 +32,7 @@ from transformers import (
     LlavaProcessor,
     PreTrainedTokenizerFast,
     Qwen2_5_VLConfig,
+    Qwen3VLConfig,
 )
 from transformers.models.clip.image_processing_pil_clip import CLIPImageProcessorPil
 from transformers.models.idefics2.image_processing_pil_idefics2 import Idefics2ImageProcessorPil
@@ -43,7 +44,7 @@ TINY_ARCHITECTURES: tuple[TinyArchitecture, ...] = ("idefics2", "llava", "idefic
 # Families whose processor cannot be built here: transformers loads Qwen's processor with its video processor,
 # which needs torchvision (not installable next to this CPU torch). Their folders hold the model, the tokenizer
 # (with the chat template) and the image processor; tests drive them below the processor.
-PROCESSORLESS_ARCHITECTURES = ("qwen2_5_vl",)
+PROCESSORLESS_ARCHITECTURES = ("qwen2_5_vl", "qwen3_vl")
 
 # Bump when the tiny configs change so cached folders are rebuilt.
 _TINY_VERSION = 2
@@ -307,6 +308,61 @@ def _qwen2_5_vl(output_dir: Path) -> None:
     image_processor.save_pretrained(output_dir)
 
 
+def _qwen3_vl(output_dir: Path) -> None:
+    """Qwen3-VL-Instruct's tokens and template (Qwen2.5-VL's, without the default system prompt); patch 8, merge 2,
+    the same image bounds as `_qwen2_5_vl`; DeepStack from ViT layer 0 into the first LLM layer."""
+    template = QWEN2_5_VL_CHAT_TEMPLATE.replace(
+        "{% if loop.first and message['role'] != 'system' %}<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n"
+        "{% endif %}",
+        "",
+    )
+    tokenizer = _byte_level_tokenizer(
+        ["<|endoftext|>", "<|im_start|>", "<|im_end|>", "<|vision_start|>", "<|vision_end|>"]
+        + ["<|image_pad|>", "<|video_pad|>"],
+        eos_token="<|im_end|>",
+        pad_token="<|endoftext|>",
+        chat_template=template,
+    )
+    image_processor = Qwen2VLImageProcessorPil(
+        patch_size=_PATCH_SIZE, temporal_patch_size=2, merge_size=2, min_pixels=16 * 16, max_pixels=_IMAGE_SIZE**2
+    )
+    eos_token_id = tokenizer.eos_token_id
+    text_config = _text_config("qwen3_vl_text", len(tokenizer), tokenizer.pad_token_id, eos_token_id)
+    text_config["head_dim"] = 16
+    text_config["rope_parameters"] = {
+        "rope_type": "default",
+        "rope_theta": 5e6,
+        "mrope_section": [2, 3, 3],
+        "mrope_interleaved": True,
+    }
+    config = Qwen3VLConfig(
+        text_config=text_config,
+        vision_config={
+            "depth": 2,
+            "hidden_size": 32,
+            "intermediate_size": 64,
+            "num_heads": 2,
+            "patch_size": _PATCH_SIZE,
+            "spatial_merge_size": 2,
+            "temporal_patch_size": 2,
+            "out_hidden_size": 64,
+            "num_position_embeddings": 16,
+            "deepstack_visual_indexes": [0],
+        },
+        image_token_id=tokenizer.convert_tokens_to_ids("<|image_pad|>"),
+        video_token_id=tokenizer.convert_tokens_to_ids("<|video_pad|>"),
+        vision_start_token_id=tokenizer.convert_tokens_to_ids("<|vision_start|>"),
+        vision_end_token_id=tokenizer.convert_tokens_to_ids("<|vision_end|>"),
+        tie_word_embeddings=False,
+    )
+    model = AutoModelForImageTextToText.from_config(config)
+    model.generation_config.eos_token_id = [eos_token_id, tokenizer.pad_token_id]
+    model.generation_config.pad_token_id = tokenizer.pad_token_id
+    model.save_pretrained(output_dir)
+    tokenizer.save_pretrained(output_dir)
+    image_processor.save_pretrained(output_dir)
+
+
 def _clip(output_dir: Path) -> None:
     tokenizer = _byte_level_tokenizer(
         ["<|endoftext|>", "<|startoftext|>"],
@@ -342,6 +398,7 @@ _BUILDERS = {
     "llava": _llava,
     "idefics3": _idefics3,
     "qwen2_5_vl": _qwen2_5_vl,
+    "qwen3_vl": _qwen3_vl,
     "clip": _clip,
 }
 
