@@ -245,7 +245,9 @@ def test_two_process_ddp_matches_single_process(tmp_path):
         pytest.skip("torchrun is not on PATH")
     checkpoint = str(create_tiny_checkpoint("idefics2", tmp_path / "tiny"))
     worker = str(TESTS / "ddp_stage1_worker.py")
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(TESTS.parent)}
+    # Keep the caller's PYTHONPATH (a worktree's checkout must win over the editable install).
+    pythonpath = os.pathsep.join(filter(None, [str(TESTS.parent), os.environ.get("PYTHONPATH")]))
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": pythonpath}
     single, ddp = str(tmp_path / "single.pt"), str(tmp_path / "ddp.pt")
     subprocess.run([sys.executable, worker, checkpoint, single, "8"], check=True, env=env, timeout=300)
     subprocess.run(
