@@ -170,7 +170,10 @@ class ContrastiveAlignmentCollator:
             input_ids[i, : len(sequence)] = torch.tensor(sequence)
             attention_mask[i, : len(sequence)] = 1
             generation_labels[i, : len(label)] = torch.tensor(label)
-        image_inputs = {key: value for key, value in processed.items() if key not in ("input_ids", "attention_mask")}
+        # Per-token outputs (Qwen's `mm_token_type_ids`, Gemma's `token_type_ids`) describe the prompt alone, not the
+        # prompt + answer sequences built here: the backbone derives them from `input_ids` (multimodal_forward_inputs).
+        per_token = ("input_ids", "attention_mask", "token_type_ids", "mm_token_type_ids")
+        image_inputs = {key: value for key, value in processed.items() if key not in per_token}
         return {
             "input_ids": input_ids,
             "attention_mask": attention_mask,

@@ -18,7 +18,8 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 from tqdm.auto import tqdm
-from transformers import BatchEncoding, PreTrainedTokenizerBase, ProcessorMixin
+from transformers import BaseImageProcessor, BatchEncoding, PreTrainedTokenizerBase, ProcessorMixin
+from transformers.modeling_outputs import BaseModelOutputWithPooling
 
 from .backbones import VisionLanguageBackbone, get_backbone
 
@@ -51,7 +52,8 @@ def _finish(embeddings: torch.Tensor, normalize: bool) -> torch.Tensor:
 
 def object_embeddings(
     backbone: VisionLanguageBackbone,
-    visual_tokens: Sequence[torch.Tensor],
+    image_outputs: BaseModelOutputWithPooling,
+    image_inputs: dict[str, torch.Tensor],
     *,
     append_eos: bool = True,
     pooling: Pooling = "last",
@@ -59,16 +61,23 @@ def object_embeddings(
 ) -> torch.Tensor:
     """Run each sample's visual tokens S_o (m_i, D) [+ EOS embedding] through the LLM layers alone.
 
-    Returns (B, D). Samples with different numbers of visual tokens are right-padded and masked.
+    `image_outputs` is `backbone.image_features(image_inputs)`. Returns (B, D). Samples with different numbers
+    of visual tokens are right-padded and masked.
     """
+    visual_tokens = list(image_outputs.pooler_output)
+    device = visual_tokens[0].device
+    num_visual = torch.tensor([len(tokens) for tokens in visual_tokens], device=device)
     if append_eos:
-        eos_ids = torch.tensor([backbone.eos_token_id], device=visual_tokens[0].device)
-        eos = backbone.input_embeddings(eos_ids)
+        eos = backbone.input_embeddings(torch.tensor([backbone.eos_token_id], device=device))
         visual_tokens = [torch.cat([tokens, eos.to(tokens.dtype)], dim=0) for tokens in visual_tokens]
-    lengths = torch.tensor([len(tokens) for tokens in visual_tokens], device=visual_tokens[0].device)
-    inputs_embeds = torch.nn.utils.rnn.pad_sequence(list(visual_tokens), batch_first=True)
-    attention_mask = (torch.arange(inputs_embeds.shape[1], device=lengths.device)[None] < lengths[:, None]).long()
-    hidden = backbone.language_model(inputs_embeds=inputs_embeds, attention_mask=attention_mask, use_cache=False)
+    lengths = torch.tensor([len(tokens) for tokens in visual_tokens], device=device)
+    inputs_embeds = torch.nn.utils.rnn.pad_sequence(visual_tokens, batch_first=True)
+    positions = torch.arange(inputs_embeds.shape[1], device=device)[None]
+    attention_mask = (positions < lengths[:, None]).long()
+    extra = backbone.object_llm_inputs(image_inputs, image_outputs, positions < num_visual[:, None], attention_mask)
+    hidden = backbone.language_model(
+        inputs_embeds=inputs_embeds, attention_mask=attention_mask, use_cache=False, **extra
+    )
     return _finish(pool(hidden.last_hidden_state, attention_mask, pooling), normalize)
 
 
@@ -107,10 +116,14 @@ def _tokenizer(processor: ProcessorMixin | PreTrainedTokenizerBase) -> PreTraine
     return getattr(processor, "tokenizer", processor)
 
 
-def image_inputs(processor: ProcessorMixin, images: Sequence[Image.Image], backbone: VisionLanguageBackbone) -> dict:
-    """Image-only processor outputs (no text), keyed as the model's forward expects them."""
+def image_inputs(
+    processor: ProcessorMixin | BaseImageProcessor, images: Sequence[Image.Image], backbone: VisionLanguageBackbone
+) -> dict:
+    """Image-only processor outputs (no text), keyed as the model's forward expects them. `processor` is the
+    model's processor or its image processor."""
+    image_processor = getattr(processor, "image_processor", processor)
     # One image per sample: nested lists keep multi-image processors (Idefics2) from merging samples.
-    processed = processor.image_processor([[image.convert("RGB")] for image in images], return_tensors="pt")
+    processed = image_processor([[image.convert("RGB")] for image in images], return_tensors="pt")
     return backbone.image_inputs(processed)
 
 
@@ -134,9 +147,11 @@ def encode_images(
         inputs = image_inputs(processor, images[start : start + batch_size], backbone)
         inputs = {key: value.to(device) for key, value in inputs.items()}
         inputs["pixel_values"] = inputs["pixel_values"].to(backbone.model.dtype)
-        visual = backbone.image_features(inputs).pooler_output
+        visual = backbone.image_features(inputs)
         chunks.append(
-            object_embeddings(backbone, visual, append_eos=append_eos, pooling=pooling, normalize=normalize).cpu()
+            object_embeddings(
+                backbone, visual, inputs, append_eos=append_eos, pooling=pooling, normalize=normalize
+            ).cpu()
         )
     return torch.cat(chunks).float()
 

@@ -72,13 +72,14 @@ class ContrastiveAlignmentModel(nn.Module):
         image_inputs = self.backbone.image_inputs(image_inputs)
         image_inputs["pixel_values"] = image_inputs["pixel_values"].to(self.backbone.model.dtype)
         image_outputs = self.backbone.image_features(image_inputs)
-        objects = object_embeddings(self.backbone, image_outputs.pooler_output, normalize=False)
+        objects = object_embeddings(self.backbone, image_outputs, image_inputs, normalize=False)
 
         logits = self.model(
             input_ids=input_ids,
             attention_mask=attention_mask,
             mm_encoder_outputs={"image": image_outputs},
             use_cache=False,
+            **self.backbone.multimodal_forward_inputs(input_ids, image_inputs),
         ).logits
         shifted_labels = generation_labels[:, 1:]
         generation_loss_sum = F.cross_entropy(

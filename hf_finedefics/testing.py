@@ -24,17 +24,33 @@ from transformers import (
     CLIPModel,
     CLIPProcessor,
     Idefics2Config,
+    Idefics3Config,
+    Idefics3Processor,
     LlavaConfig,
     LlavaProcessor,
+    Qwen2_5_VLConfig,
+    Qwen3VLConfig,
 )
 from transformers.models.clip.image_processing_pil_clip import CLIPImageProcessorPil
+from transformers.models.idefics3.image_processing_pil_idefics3 import Idefics3ImageProcessorPil
+from transformers.models.qwen2_vl.image_processing_pil_qwen2_vl import Qwen2VLImageProcessorPil
 
 from .world.tokenization import LLAVA_CHAT_TEMPLATE, byte_level_tokenizer, idefics2_processor
 
-TinyArchitecture = Literal["idefics2", "llava"]
-TINY_ARCHITECTURES: tuple[TinyArchitecture, ...] = ("idefics2", "llava")
-# The processor settings of the paper (one whole image per sample) for each tiny architecture.
-PAPER_PROCESSOR_KWARGS: dict[str, dict] = {"idefics2": {"do_image_splitting": False}, "llava": {}, "clip": {}}
+TinyArchitecture = Literal["idefics2", "llava", "idefics3"]
+TINY_ARCHITECTURES: tuple[TinyArchitecture, ...] = ("idefics2", "llava", "idefics3")
+# Families whose processor cannot be built here: transformers loads Qwen's processor with its video processor,
+# which needs torchvision (not installable next to this CPU torch). Their folders hold the model, the tokenizer
+# (with the chat template) and the image processor; tests drive them below the processor.
+PROCESSORLESS_ARCHITECTURES = ("qwen2_5_vl", "qwen3_vl")
+# The processor settings tests run each tiny architecture with: the paper's one whole image per sample, except
+# Idefics3, whose tiles stay on so tests cover tiles and `pixel_attention_mask` (its recipes turn them off).
+PAPER_PROCESSOR_KWARGS: dict[str, dict] = {
+    "idefics2": {"do_image_splitting": False},
+    "idefics3": {},
+    "llava": {},
+    "clip": {},
+}
 
 # Bump when the tiny configs change so cached folders are rebuilt.
 _TINY_VERSION = 3
@@ -139,6 +155,170 @@ def _llava(output_dir: Path) -> None:
     processor.save_pretrained(output_dir)
 
 
+# The chat template of HuggingFaceTB/SmolVLM-Instruct (Idefics3 architecture).
+SMOLVLM_CHAT_TEMPLATE = (
+    "<|im_start|>{% for message in messages %}{{message['role'] | capitalize}}"
+    "{% if message['content'][0]['type'] == 'image' %}{{':'}}{% else %}{{': '}}{% endif %}"
+    "{% for line in message['content'] %}{% if line['type'] == 'text' %}{{line['text']}}"
+    "{% elif line['type'] == 'image' %}{{ '<image>' }}{% endif %}{% endfor %}<end_of_utterance>\n{% endfor %}"
+    "{% if add_generation_prompt %}{{ 'Assistant:' }}{% endif %}"
+)
+
+
+def _idefics3(output_dir: Path) -> None:
+    """SmolVLM-Instruct's layout: SmolLM2 special tokens, image splitting on (so tests cover tiles, the global image
+    and `pixel_attention_mask`): a 32 px tile is 16 patches, pixel-shuffled by 2 into 4 visual tokens."""
+    tile_tokens = ["<global-img>"] + [f"<row_{i}_col_{j}>" for i in range(1, 7) for j in range(1, 7)]
+    tokenizer = byte_level_tokenizer(
+        ["<|endoftext|>", "<|im_start|>", "<|im_end|>", *tile_tokens],
+        bos_token="<|im_start|>",
+        eos_token="<end_of_utterance>",
+        unk_token="<|endoftext|>",
+        pad_token="<|im_end|>",
+    )
+    image_processor = Idefics3ImageProcessorPil(
+        do_image_splitting=True,
+        size={"longest_edge": 2 * _IMAGE_SIZE},
+        max_image_size={"longest_edge": _IMAGE_SIZE},
+    )
+    scale_factor = 2
+    image_seq_len = (_IMAGE_SIZE // _PATCH_SIZE) ** 2 // scale_factor**2
+    # The processor adds <fake_token_around_image>, <image> and <end_of_utterance> like the real one.
+    processor = Idefics3Processor(
+        image_processor, tokenizer, image_seq_len=image_seq_len, chat_template=SMOLVLM_CHAT_TEMPLATE
+    )
+    tokenizer = processor.tokenizer
+    eos_token_id = tokenizer.convert_tokens_to_ids("<|im_end|>")  # SmolLM2's EOS, as in the text config
+    config = Idefics3Config(
+        text_config=_text_config("llama", len(tokenizer), tokenizer.pad_token_id, eos_token_id),
+        vision_config=_vision_config(),
+        scale_factor=scale_factor,
+        image_token_id=processor.image_token_id,
+        tie_word_embeddings=False,
+    )
+    model = AutoModelForImageTextToText.from_config(config)
+    model.generation_config.eos_token_id = [eos_token_id, tokenizer.convert_tokens_to_ids("<end_of_utterance>")]
+    model.generation_config.pad_token_id = tokenizer.pad_token_id
+    model.save_pretrained(output_dir)
+    processor.save_pretrained(output_dir)
+
+
+# The chat template of Qwen/Qwen2.5-VL-7B-Instruct.
+QWEN2_5_VL_CHAT_TEMPLATE = (
+    "{% set image_count = namespace(value=0) %}{% set video_count = namespace(value=0) %}{% for message in messages %}"
+    "{% if loop.first and message['role'] != 'system' %}<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n"
+    "{% endif %}<|im_start|>{{ message['role'] }}\n{% if message['content'] is string %}{{ message['content'] }}"
+    "<|im_end|>\n{% else %}{% for content in message['content'] %}"
+    "{% if content['type'] == 'image' or 'image' in content or 'image_url' in content %}"
+    "{% set image_count.value = image_count.value + 1 %}{% if add_vision_id %}Picture {{ image_count.value }}: "
+    "{% endif %}<|vision_start|><|image_pad|><|vision_end|>{% elif content['type'] == 'video' or 'video' in content %}"
+    "{% set video_count.value = video_count.value + 1 %}{% if add_vision_id %}Video {{ video_count.value }}: "
+    "{% endif %}<|vision_start|><|video_pad|><|vision_end|>{% elif 'text' in content %}{{ content['text'] }}{% endif %}"
+    "{% endfor %}<|im_end|>\n{% endif %}{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
+)
+
+
+def _qwen2_5_vl(output_dir: Path) -> None:
+    """Qwen2.5-VL-Instruct's tokens and template; patch 8, merge 2, images resized to 256..1024 pixels (multiples of
+    16 px a side): a 32x32 image is a 4x4 patch grid, 4 visual tokens; other aspect ratios give other grids."""
+    tokenizer = byte_level_tokenizer(
+        ["<|endoftext|>", "<|im_start|>", "<|im_end|>", "<|vision_start|>", "<|vision_end|>"]
+        + ["<|image_pad|>", "<|video_pad|>"],
+        eos_token="<|im_end|>",
+        pad_token="<|endoftext|>",
+        chat_template=QWEN2_5_VL_CHAT_TEMPLATE,
+    )
+    image_processor = Qwen2VLImageProcessorPil(
+        patch_size=_PATCH_SIZE, temporal_patch_size=2, merge_size=2, min_pixels=16 * 16, max_pixels=_IMAGE_SIZE**2
+    )
+    eos_token_id = tokenizer.eos_token_id
+    text_config = _text_config("qwen2_5_vl_text", len(tokenizer), tokenizer.pad_token_id, eos_token_id)
+    # M-RoPE splits each head's 8 rotary frequencies over (temporal, height, width).
+    text_config["rope_parameters"] = {"rope_type": "default", "rope_theta": 1e6, "mrope_section": [2, 3, 3]}
+    text_config["bos_token_id"] = tokenizer.pad_token_id
+    config = Qwen2_5_VLConfig(
+        text_config=text_config,
+        vision_config={
+            "depth": 2,
+            "hidden_size": 32,
+            "intermediate_size": 64,
+            "num_heads": 2,
+            "patch_size": _PATCH_SIZE,
+            "spatial_merge_size": 2,
+            "temporal_patch_size": 2,
+            "window_size": 2 * 2 * _PATCH_SIZE,
+            "fullatt_block_indexes": [1],
+            "out_hidden_size": 64,
+        },
+        image_token_id=tokenizer.convert_tokens_to_ids("<|image_pad|>"),
+        video_token_id=tokenizer.convert_tokens_to_ids("<|video_pad|>"),
+        vision_start_token_id=tokenizer.convert_tokens_to_ids("<|vision_start|>"),
+        vision_end_token_id=tokenizer.convert_tokens_to_ids("<|vision_end|>"),
+        tie_word_embeddings=False,
+    )
+    model = AutoModelForImageTextToText.from_config(config)
+    model.generation_config.eos_token_id = [eos_token_id, tokenizer.pad_token_id]
+    model.generation_config.pad_token_id = tokenizer.pad_token_id
+    model.save_pretrained(output_dir)
+    tokenizer.save_pretrained(output_dir)
+    image_processor.save_pretrained(output_dir)
+
+
+def _qwen3_vl(output_dir: Path) -> None:
+    """Qwen3-VL-Instruct's tokens and template (Qwen2.5-VL's, without the default system prompt); patch 8, merge 2,
+    the same image bounds as `_qwen2_5_vl`; DeepStack from ViT layer 0 into the first LLM layer."""
+    template = QWEN2_5_VL_CHAT_TEMPLATE.replace(
+        "{% if loop.first and message['role'] != 'system' %}<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n"
+        "{% endif %}",
+        "",
+    )
+    tokenizer = byte_level_tokenizer(
+        ["<|endoftext|>", "<|im_start|>", "<|im_end|>", "<|vision_start|>", "<|vision_end|>"]
+        + ["<|image_pad|>", "<|video_pad|>"],
+        eos_token="<|im_end|>",
+        pad_token="<|endoftext|>",
+        chat_template=template,
+    )
+    image_processor = Qwen2VLImageProcessorPil(
+        patch_size=_PATCH_SIZE, temporal_patch_size=2, merge_size=2, min_pixels=16 * 16, max_pixels=_IMAGE_SIZE**2
+    )
+    eos_token_id = tokenizer.eos_token_id
+    text_config = _text_config("qwen3_vl_text", len(tokenizer), tokenizer.pad_token_id, eos_token_id)
+    text_config["head_dim"] = 16
+    text_config["rope_parameters"] = {
+        "rope_type": "default",
+        "rope_theta": 5e6,
+        "mrope_section": [2, 3, 3],
+        "mrope_interleaved": True,
+    }
+    config = Qwen3VLConfig(
+        text_config=text_config,
+        vision_config={
+            "depth": 2,
+            "hidden_size": 32,
+            "intermediate_size": 64,
+            "num_heads": 2,
+            "patch_size": _PATCH_SIZE,
+            "spatial_merge_size": 2,
+            "temporal_patch_size": 2,
+            "out_hidden_size": 64,
+            "num_position_embeddings": 16,
+            "deepstack_visual_indexes": [0],
+        },
+        image_token_id=tokenizer.convert_tokens_to_ids("<|image_pad|>"),
+        video_token_id=tokenizer.convert_tokens_to_ids("<|video_pad|>"),
+        vision_start_token_id=tokenizer.convert_tokens_to_ids("<|vision_start|>"),
+        vision_end_token_id=tokenizer.convert_tokens_to_ids("<|vision_end|>"),
+        tie_word_embeddings=False,
+    )
+    model = AutoModelForImageTextToText.from_config(config)
+    model.generation_config.eos_token_id = [eos_token_id, tokenizer.pad_token_id]
+    model.generation_config.pad_token_id = tokenizer.pad_token_id
+    model.save_pretrained(output_dir)
+    tokenizer.save_pretrained(output_dir)
+    image_processor.save_pretrained(output_dir)
+
+
 def _clip(output_dir: Path) -> None:
     tokenizer = byte_level_tokenizer(
         ["<|endoftext|>", "<|startoftext|>"],
@@ -169,13 +349,20 @@ def _clip(output_dir: Path) -> None:
     CLIPProcessor(image_processor, tokenizer).save_pretrained(output_dir)
 
 
-_BUILDERS = {"idefics2": _idefics2, "llava": _llava, "clip": _clip}
+_BUILDERS = {
+    "idefics2": _idefics2,
+    "llava": _llava,
+    "idefics3": _idefics3,
+    "qwen2_5_vl": _qwen2_5_vl,
+    "qwen3_vl": _qwen3_vl,
+    "clip": _clip,
+}
 
 
 def paper_processor_kwargs(checkpoint: str | os.PathLike) -> dict:
     """The `processor_kwargs` that give the paper's one whole image per sample for a tiny checkpoint folder."""
     marker = json.loads((Path(checkpoint) / _MARKER).read_text())
-    return dict(PAPER_PROCESSOR_KWARGS[marker["architecture"]])
+    return dict(PAPER_PROCESSOR_KWARGS.get(marker["architecture"], {}))
 
 
 def create_tiny_checkpoint(

@@ -2,10 +2,15 @@ import os
 
 import datasets
 import pytest
-from transformers import AutoModelForImageTextToText, AutoProcessor
+from transformers import AutoImageProcessor, AutoModelForImageTextToText, AutoProcessor, AutoTokenizer
 
 from dataset_builders.sources.synthetic import category_neighbours, generate_synthetic_fgvr, synthetic_categories
-from hf_finedefics.testing import TINY_ARCHITECTURES, create_tiny_checkpoint, paper_processor_kwargs
+from hf_finedefics.testing import (
+    PROCESSORLESS_ARCHITECTURES,
+    TINY_ARCHITECTURES,
+    create_tiny_checkpoint,
+    paper_processor_kwargs,
+)
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
@@ -42,3 +47,14 @@ def tiny_model_and_processor(tiny_checkpoint):
     # The paper's processor settings (the tiny Idefics2 splits images by default, like the Hub's).
     processor = AutoProcessor.from_pretrained(tiny_checkpoint, **paper_processor_kwargs(tiny_checkpoint))
     return AutoModelForImageTextToText.from_pretrained(tiny_checkpoint), processor
+
+
+@pytest.fixture(params=TINY_ARCHITECTURES + PROCESSORLESS_ARCHITECTURES)
+def tiny_model_tokenizer_and_image_processor(request):
+    """Every backbone, including those whose full processor cannot be built here, below the processor."""
+    path = create_tiny_checkpoint(request.param)
+    return (
+        AutoModelForImageTextToText.from_pretrained(path).eval(),
+        AutoTokenizer.from_pretrained(path),
+        AutoImageProcessor.from_pretrained(path, **paper_processor_kwargs(path)),
+    )

@@ -2,11 +2,17 @@
 
 from .base import VisionLanguageBackbone, get_backbone, register_backbone, supported_model_types, unwrap_model
 from .idefics2 import Idefics2Backbone
+from .idefics3 import Idefics3Backbone
 from .llava import LlavaBackbone
+from .qwen2_5_vl import Qwen2_5_VLBackbone
+from .qwen3_vl import Qwen3VLBackbone
 
 __all__ = [
     "Idefics2Backbone",
+    "Idefics3Backbone",
     "LlavaBackbone",
+    "Qwen2_5_VLBackbone",
+    "Qwen3VLBackbone",
     "VisionLanguageBackbone",
     "get_backbone",
     "register_backbone",

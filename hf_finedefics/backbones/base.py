@@ -101,6 +101,26 @@ class VisionLanguageBackbone:
         whole output can be handed back to the model's forward as `mm_encoder_outputs={"image": ...}`."""
         return self.model.get_image_features(**image_inputs, return_dict=True)
 
+    def object_llm_inputs(
+        self,
+        image_inputs: dict[str, torch.Tensor],
+        image_outputs: BaseModelOutputWithPooling,
+        visual_mask: torch.Tensor,
+        attention_mask: torch.Tensor,
+    ) -> dict[str, torch.Tensor]:
+        """Extra LLM-layer inputs for object sequences (visual tokens, then EOS, right-padded): `visual_mask` marks
+        the visual tokens, `attention_mask` every real token. Families whose LLM places image tokens in a special
+        way (Qwen's 3D M-RoPE positions) return it here, so a visual-token-only sequence sees what it sees in a
+        prompt; the default 1D positions 0..n-1 are right for the others."""
+        return {}
+
+    def multimodal_forward_inputs(
+        self, input_ids: torch.Tensor, image_inputs: dict[str, torch.Tensor]
+    ) -> dict[str, torch.Tensor]:
+        """Inputs the model's forward needs beside `mm_encoder_outputs` when the image features are precomputed
+        (stage I's generation task), for sequences the collator assembled itself."""
+        return {}
+
 
 def get_backbone(model: nn.Module) -> VisionLanguageBackbone:
     model_type = unwrap_model(model).config.model_type

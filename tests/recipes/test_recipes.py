@@ -14,7 +14,7 @@ from accelerate.commands.config.config_args import ClusterConfig, load_config_fr
 from accelerate.commands.launch import _validate_launch_command, launch_command_parser
 from accelerate.utils import DistributedType
 from peft import get_peft_model
-from transformers import AutoModelForImageTextToText
+from transformers import AutoImageProcessor, AutoModelForImageTextToText
 
 from hf_finedefics.scripts import stage1, stage2
 from hf_finedefics.testing import create_tiny_checkpoint
@@ -27,6 +27,16 @@ RECIPES = Path(__file__).resolve().parents[2] / "recipes"
 MODELS = {
     "idefics2-8b": ("HuggingFaceM4/idefics2-8b", "idefics2"),
     "llava-1.5-7b": ("llava-hf/llava-1.5-7b-hf", "llava"),
+    # SmolVLM2 (model type `smolvlm`) is the Idefics3 architecture; one adapter serves both.
+    "smolvlm2-2.2b": ("HuggingFaceTB/SmolVLM2-2.2B-Instruct", "idefics3"),
+    "qwen2.5-vl-7b": ("Qwen/Qwen2.5-VL-7B-Instruct", "qwen2_5_vl"),
+}
+# tiny architecture -> a module name inside its connector
+CONNECTORS = {
+    "idefics2": "perceiver_resampler",
+    "llava": "multi_modal_projector",
+    "idefics3": "connector",
+    "qwen2_5_vl": "visual.merger",
 }
 STAGES = {"stage1": stage1.make_parser, "stage2": stage2.make_parser}
 # The paper trains on 8 GPUs with accumulated batches of 64 (stage I) and 128 (stage II).
@@ -96,9 +106,8 @@ def test_recipe_lora_is_the_papers_on_its_model_family(model):
 
     assert (lora.r, lora.lora_alpha, lora.lora_dropout, lora.init_lora_weights) == (8, 8, 0.2, "gaussian")
     targeted = {name for name, _ in get_peft_model(tiny, lora).named_modules() if name.endswith("lora_A")}
-    connector = "perceiver_resampler" if model == "idefics2-8b" else "multi_modal_projector"
-    assert any(connector in name for name in targeted)
-    assert not any("vision" in name for name in targeted)
+    assert any(CONNECTORS[MODELS[model][1]] in name for name in targeted)
+    assert not any("vision" in name or "visual.blocks" in name for name in targeted)
 
 
 def test_flags_override_recipe_values():
@@ -166,3 +175,14 @@ def test_accelerate_config_loads(name, distributed_type):
     assert args.num_processes == 16 and args.num_machines == 2
     assert args.use_deepspeed == (distributed_type == DistributedType.DEEPSPEED)
     assert args.use_fsdp == (distributed_type == DistributedType.FSDP)
+
+
+@pytest.mark.parametrize("stage", STAGES)
+def test_qwen_recipe_bounds_the_visual_tokens(stage):
+    """The Qwen2.5-VL recipes' processor settings reach the image processor: 64 to 256 visual tokens per image
+    (28x28 px each on the real model)."""
+    _, model_args, _ = parse_recipe(stage, recipe_path("qwen2.5-vl-7b", stage))
+    image_processor = AutoImageProcessor.from_pretrained(
+        create_tiny_checkpoint("qwen2_5_vl"), **model_args.processor_kwargs
+    )
+    assert (image_processor.size.shortest_edge, image_processor.size.longest_edge) == (64 * 28**2, 256 * 28**2)

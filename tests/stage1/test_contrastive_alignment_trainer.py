@@ -10,12 +10,23 @@ from pathlib import Path
 import datasets
 import pytest
 import torch
+from peft import get_peft_model
 from PIL import Image
-from transformers import AutoModelForImageTextToText, AutoProcessor, BitsAndBytesConfig, TrainerCallback
+from transformers import (
+    AutoImageProcessor,
+    AutoModelForImageTextToText,
+    AutoProcessor,
+    AutoTokenizer,
+    BitsAndBytesConfig,
+    TrainerCallback,
+)
 
 from hf_finedefics.backbones import get_backbone
 from hf_finedefics.collators import ContrastiveAlignmentCollator
-from hf_finedefics.testing import create_tiny_checkpoint, paper_processor_kwargs
+from hf_finedefics.embeddings import image_inputs, tokenize_texts
+from hf_finedefics.losses import AttributeAugmentedContrastiveLoss
+from hf_finedefics.objectives import ContrastiveAlignmentModel, stage1_objective
+from hf_finedefics.testing import PROCESSORLESS_ARCHITECTURES, create_tiny_checkpoint, paper_processor_kwargs
 from hf_finedefics.trainer.contrastive_alignment_config import ContrastiveAlignmentConfig
 from hf_finedefics.trainer.contrastive_alignment_trainer import ContrastiveAlignmentTrainer
 
@@ -155,9 +166,12 @@ def test_object_category_ablation_trains_without_attribute_text(tiny_checkpoint,
         _trainer(AutoModelForImageTextToText.from_pretrained(tiny_checkpoint), _config(tmp_path), without)
 
 
-def test_training_lowers_contrastive_terms(tiny_checkpoint, tmp_path):
+# A learning check (200 steps), not a path check: run on the two reference families only. On the tiled Idefics3
+# (5 tiles per image) it alone took 218 s of the suite's ~15 min; the other tests here run every backbone's path.
+@pytest.mark.parametrize("architecture", ["idefics2", "llava"])
+def test_training_lowers_contrastive_terms(architecture, tmp_path):
     triples = synthetic_triples(num_categories=8, train_per_category=8, test_per_category=1)
-    model = AutoModelForImageTextToText.from_pretrained(tiny_checkpoint)
+    model = AutoModelForImageTextToText.from_pretrained(create_tiny_checkpoint(architecture))
     config = _config(tmp_path, max_steps=200, learning_rate=2e-3, logging_steps=20, num_train_epochs=100)
     trainer = _trainer(model, config, triples)
     trainer.train()
@@ -279,7 +293,9 @@ def test_two_process_ddp_matches_single_process(tmp_path):
         pytest.skip("torchrun is not on PATH")
     checkpoint = str(create_tiny_checkpoint("idefics2", tmp_path / "tiny"))
     worker = str(TESTS / "ddp_stage1_worker.py")
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(TESTS.parent)}
+    # Keep the caller's PYTHONPATH (a worktree's checkout must win over the editable install).
+    pythonpath = os.pathsep.join(filter(None, [str(TESTS.parent), os.environ.get("PYTHONPATH")]))
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": pythonpath}
     single, ddp = str(tmp_path / "single.pt"), str(tmp_path / "ddp.pt")
     subprocess.run([sys.executable, worker, checkpoint, single, "8"], check=True, env=env, timeout=300)
     subprocess.run(
@@ -332,3 +348,77 @@ def test_stage1_command_trains_and_saves_an_adapter(triples, tmp_path):
     adapter = json.loads((output_dir / "adapter_config.json").read_text())
     assert adapter["r"] == 4 and adapter["base_model_name_or_path"] == str(checkpoint)
     AutoProcessor.from_pretrained(output_dir)
+
+
+def _stage1_batch_below_the_processor(tokenizer, image_processor, model, rows, padding_side):
+    """A `ContrastiveAlignmentCollator` batch for a family whose processor cannot be built here (Qwen2.5-VL's
+    needs torchvision): the chat template's single <|image_pad|> expanded to the image's token count, as the
+    processor does (grid t*h*w / merge**2), prompt tokens masked, texts by `tokenize_texts`."""
+    backbone = get_backbone(model)
+    images = image_inputs(image_processor, [row["image"] for row in rows], backbone)
+    merge = image_processor.merge_size**2
+    sequences, labels = [], []
+    for row, grid in zip(rows, images["image_grid_thw"]):
+        prompt = [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": "Describe the bird."}]}]
+        answer = {"role": "assistant", "content": [{"type": "text", "text": row["attribute"]}]}
+        prompt_text = tokenizer.apply_chat_template(prompt, add_generation_prompt=True, tokenize=False)
+        full_text = tokenizer.apply_chat_template([*prompt, answer], tokenize=False)
+        expand = "<|image_pad|>" * int(grid.prod() // merge)
+        prompt_ids = tokenizer(prompt_text.replace("<|image_pad|>", expand))["input_ids"]
+        ids = tokenizer(full_text.replace("<|image_pad|>", expand))["input_ids"]
+        assert ids[: len(prompt_ids)] == prompt_ids
+        sequences.append(ids)
+        labels.append([-100] * len(prompt_ids) + ids[len(prompt_ids) :])
+    length = max(map(len, sequences))
+    input_ids = torch.full((len(rows), length), tokenizer.pad_token_id)
+    attention_mask = torch.zeros((len(rows), length), dtype=torch.long)
+    generation_labels = torch.full((len(rows), length), -100)
+    for i, (ids, label) in enumerate(zip(sequences, labels)):
+        span = slice(length - len(ids), length) if padding_side == "left" else slice(0, len(ids))
+        input_ids[i, span], attention_mask[i, span], generation_labels[i, span] = (
+            torch.tensor(ids),
+            1,
+            torch.tensor(label),
+        )
+    texts = [row["attribute"] for row in rows] + [row["category"] for row in rows]
+    texts += [text for row in rows for text in row["neg_attributes"] + row["neg_categories"]]
+    tokenized = tokenize_texts(tokenizer, texts, backbone.eos_token_id)
+    n, k = len(rows), len(rows[0]["neg_attributes"])
+    negatives = torch.arange(2 * n, 2 * n + 2 * n * k).view(n, 2 * k)
+    return {
+        "input_ids": input_ids,
+        "attention_mask": attention_mask,
+        "generation_labels": generation_labels,
+        "text_input_ids": tokenized["input_ids"],
+        "text_attention_mask": tokenized["attention_mask"],
+        "attribute_index": torch.arange(n),
+        "category_index": torch.arange(n, 2 * n),
+        "neg_attribute_index": negatives[:, :k],
+        "neg_category_index": negatives[:, k:],
+        **images,
+    }
+
+
+@pytest.mark.parametrize("architecture", PROCESSORLESS_ARCHITECTURES)
+def test_stage1_step_below_the_processor(architecture, triples):
+    """Stage I's forward and loss on a family tested without its processor: finite terms, gradients only in LoRA
+    (LLM and connector), the same loss for left- and right-padded generation sequences (positions from the mask)."""
+    path = create_tiny_checkpoint(architecture)
+    model = AutoModelForImageTextToText.from_pretrained(path)
+    tokenizer, image_processor = AutoTokenizer.from_pretrained(path), AutoImageProcessor.from_pretrained(path)
+    backbone = get_backbone(model)
+    model = ContrastiveAlignmentModel(get_peft_model(model, backbone.lora_config(dropout=0.0)))
+    # Rows of different aspect ratios: different grids and token counts in one batch.
+    rows = [dict(triples[i], image=triples[i]["image"].resize(size)) for i, size in enumerate([(40, 30), (64, 16)])]
+    loss = AttributeAugmentedContrastiveLoss(gather_across_processes=False)
+    right = _stage1_batch_below_the_processor(tokenizer, image_processor, model, rows, "right")
+    total, terms, outputs = stage1_objective(model, right, loss)
+    assert all(torch.isfinite(value) for value in terms.values()) and outputs.generation_token_count > 0
+    total.backward()
+    with_grad = {name for name, p in model.named_parameters() if p.grad is not None and p.grad.abs().sum() > 0}
+    assert with_grad and all("lora_" in name for name in with_grad)
+    assert any("merger" in name for name in with_grad), "the connector gets no gradient"
+    assert any("language_model" in name for name in with_grad)
+    with torch.no_grad():
+        left = _stage1_batch_below_the_processor(tokenizer, image_processor, model, rows, "left")
+        torch.testing.assert_close(stage1_objective(model, left, loss)[1], stage1_objective(model, right, loss)[1])

@@ -2,6 +2,7 @@
 
 import pytest
 import torch
+import torch.nn.functional as F
 from PIL import Image
 
 from hf_finedefics.backbones import get_backbone
@@ -26,10 +27,9 @@ def test_last_token_pool_reads_the_mask():
 
 
 @pytest.mark.parametrize("padding_side", ["left", "right"])
-def test_text_embeddings_ignore_padding(tiny_model_and_processor, padding_side):
-    model, processor = tiny_model_and_processor
+def test_text_embeddings_ignore_padding(tiny_model_tokenizer_and_image_processor, padding_side):
+    model, tokenizer, _ = tiny_model_tokenizer_and_image_processor
     backbone = get_backbone(model)
-    tokenizer = processor.tokenizer
     tokenizer.padding_side = padding_side
     batch = tokenize_texts(tokenizer, TEXTS, backbone.eos_token_id)
     assert (batch["input_ids"][batch["attention_mask"].bool()].view(-1) == backbone.eos_token_id).sum() == len(TEXTS)
@@ -42,20 +42,26 @@ def test_text_embeddings_ignore_padding(tiny_model_and_processor, padding_side):
     torch.testing.assert_close(batched.norm(dim=-1), torch.ones(len(TEXTS)))
 
 
-def test_object_embedding_is_visual_tokens_plus_eos_through_the_llm(tiny_model_and_processor):
-    model, processor = tiny_model_and_processor
+def test_object_embedding_is_what_the_full_model_computes(tiny_model_tokenizer_and_image_processor):
+    """Visual tokens + EOS through the LLM alone == the full model's forward on image placeholders + EOS at the
+    EOS position: same visual tokens, same order, same positions (Qwen's 3D M-RoPE included). Images of different
+    sizes and aspect ratios in one batch (different token counts / grids) match each image alone."""
+    model, _, image_processor = tiny_model_tokenizer_and_image_processor
     backbone = get_backbone(model)
-    images = [Image.new("RGB", (40, 30), (200, 30 * i, 10)) for i in range(3)]
-    embeddings = encode_images(model, processor, images, batch_size=2)
+    images = [Image.new("RGB", size, (200, 40 * i, 10)) for i, size in enumerate([(40, 30), (64, 16), (16, 16)])]
+    embeddings = encode_images(model, image_processor, images, batch_size=len(images))
     assert embeddings.shape == (3, model.config.get_text_config().hidden_size)
-
     with torch.no_grad():
-        inputs = image_inputs(processor, images[:1], backbone)
-        visual = backbone.image_features(inputs).pooler_output[0]
-        eos = backbone.input_embeddings(torch.tensor([backbone.eos_token_id]))
-        sequence = torch.cat([visual, eos])[None]
-        hidden = backbone.language_model(inputs_embeds=sequence).last_hidden_state[0, -1]
-    torch.testing.assert_close(embeddings[0], torch.nn.functional.normalize(hidden, dim=-1), rtol=1e-4, atol=1e-5)
+        for i, image in enumerate(images):
+            inputs = image_inputs(image_processor, [image], backbone)
+            num_visual = len(backbone.image_features(inputs).pooler_output[0])
+            input_ids = torch.tensor([[model.config.image_token_id] * num_visual + [backbone.eos_token_id]])
+            hidden = model.model(
+                input_ids=input_ids,
+                attention_mask=torch.ones_like(input_ids),
+                **{**inputs, **backbone.multimodal_forward_inputs(input_ids, inputs)},
+            ).last_hidden_state[0, -1]
+            torch.testing.assert_close(embeddings[i], F.normalize(hidden, dim=-1), rtol=1e-4, atol=1e-5)
     assert not torch.allclose(embeddings[0], embeddings[1])
 
 
@@ -72,6 +78,7 @@ def test_unsupported_family_is_named(tiny_model_and_processor):
     model, _ = tiny_model_and_processor
     model.config.model_type = "qwen2_vl"
     with pytest.raises(
-        ValueError, match=r"'qwen2_vl' has no Finedefics backbone adapter; supported: \['idefics2', 'llava'\]"
+        ValueError,
+        match=r"'qwen2_vl' has no Finedefics backbone adapter; supported: \['idefics2', 'idefics3', 'llava', 'qwen2_5_vl', 'qwen3_vl', 'smolvlm'\]",
     ):
         get_backbone(model)

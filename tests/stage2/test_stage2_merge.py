@@ -42,7 +42,8 @@ def test_merge_round_trip(tiny_model_path, stage1_adapter, tmp_path):
     assert not any("lora" in name for name in merged.state_dict())
     with_adapter, _ = load_finedefics_model(stage1_adapter)
     inputs = _inputs(processor)
-    torch.testing.assert_close(_logits(merged, inputs), _logits(with_adapter, inputs), atol=1e-5, rtol=1e-4)
+    # Merged weights sum W + BA before the matmul, the adapter after it: float rounding differs slightly.
+    torch.testing.assert_close(_logits(merged, inputs), _logits(with_adapter, inputs), atol=1e-4, rtol=1e-4)
     assert merged.generation_config.eos_token_id == with_adapter.generation_config.eos_token_id
 
 

@@ -46,12 +46,12 @@ def test_prompt_completion_splits_at_the_answer(tiny_model_path, instructions):
         messages[:1], add_generation_prompt=True, tokenize=False
     )
     answer = messages[1]["content"][0]["text"]
-    # The completion is the answer, closed by the turn's stop token: Idefics2's template ends the turn with
-    # <end_of_utterance>; LLaVA-1.5's ends with nothing, so EOS is appended.
-    if processor.tokenizer.eos_token in rendered["completion"]:
-        assert rendered["completion"] == f" {answer}{processor.tokenizer.eos_token}"
-    else:
+    # The completion is the answer, closed by the turn's stop token: Idefics2's and SmolVLM's templates end the
+    # turn with <end_of_utterance>; LLaVA-1.5's ends with nothing, so EOS is appended.
+    if "<end_of_utterance>" in processor.apply_chat_template(messages, tokenize=False):
         assert rendered["completion"] == f" {answer}<end_of_utterance>\n"
+    else:
+        assert rendered["completion"] == f" {answer}{processor.tokenizer.eos_token}"
 
 
 def test_prompt_gets_the_bos_the_processor_would_add_at_inference(instructions):
