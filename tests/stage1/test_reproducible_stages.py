@@ -14,7 +14,8 @@ from ..conftest import synthetic_triples
 from ..stage2.conftest import instruction_rows
 
 TINY_RUN = ["--max_steps", "1", "--per_device_train_batch_size", "2", "--warmup_steps", "0", "--report_to", "none",
-            "--use_cpu", "true", "--save_strategy", "no", "--seed", "3"]  # fmt: skip
+            "--use_cpu", "true", "--save_strategy", "no", "--seed", "3",
+            "--processor_kwargs", '{"do_image_splitting": false}']  # fmt: skip
 
 
 @pytest.mark.parametrize("stage", ["stage1", "stage2"])

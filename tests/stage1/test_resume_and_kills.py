@@ -17,7 +17,8 @@ from hf_finedefics.testing import create_tiny_checkpoint
 from ..conftest import synthetic_triples
 
 RUN = ["--per_device_train_batch_size", "2", "--warmup_steps", "0", "--report_to", "none", "--use_cpu", "true",
-       "--save_strategy", "steps", "--save_steps", "1", "--logging_steps", "1"]  # fmt: skip
+       "--save_strategy", "steps", "--save_steps", "1", "--logging_steps", "1",
+       "--processor_kwargs", '{"do_image_splitting": false}']  # fmt: skip
 
 
 @pytest.fixture(scope="module")
