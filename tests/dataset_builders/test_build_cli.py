@@ -137,7 +137,7 @@ def test_push_dataset_uploads_the_folder_in_one_call(tmp_path, monkeypatch):
 )
 def test_sizes_below_one_are_refused_naming_the_option(tmp_path, capsys, flag, value):
     with pytest.raises(SystemExit):
-        finedefics(["build-dataset", "--source", "imagefolder", "--data_dir", str(tmp_path), "--negatives", "random",
+        finedefics(["build-dataset", "--sources", "imagefolder", "--source_dirs", f"imagefolder={tmp_path}", "--negatives", "random",
                     "--output_dir", str(tmp_path / "out"), flag, value])  # fmt: skip
     assert flag in capsys.readouterr().err
     assert not (tmp_path / "out").exists()

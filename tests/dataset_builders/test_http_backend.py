@@ -200,7 +200,7 @@ def test_each_answer_is_cached_as_it_completes(proxy, idefics2_path, tmp_path):
 
 def test_timeout_and_retries_are_build_options(tmp_path):
     (config,) = parse_command_line(make_parser(), [
-        "--source", "imagefolder", "--data_dir", str(tmp_path), "--output_dir", str(tmp_path / "out"), "--negatives",
+        "--sources", "imagefolder", "--source_dirs", f"imagefolder={tmp_path}", "--output_dir", str(tmp_path / "out"), "--negatives",
         "random", "--llm", "some-model", "--llm_base_url", "http://127.0.0.1:9/v1", "--timeout", "7.5",
         "--max_retries", "1",
     ])  # fmt: skip

@@ -18,7 +18,7 @@ from ..stage2.conftest import instruction_rows
 HUB_MODEL_ID = "your-hf-user/finedefics-tiny"
 TINY_RUN = (
     "max_steps: 1\nwarmup_steps: 0\nper_device_train_batch_size: 2\nreport_to: none\nuse_cpu: true\n"
-    "save_strategy: 'no'\nlogging_steps: 1\npush_to_hub: true\n"
+    "save_strategy: 'no'\nlogging_steps: 1\npush_to_hub: true\nprocessor_kwargs: {do_image_splitting: false}\n"
 )
 
 
@@ -94,7 +94,8 @@ def test_stage2_push_leaves_the_merged_base_out(tiny_base, fake_hub, tmp_path):
     stage1_dir = tmp_path / "stage1"
     cli(["stage1", "--model_name_or_path", str(tiny_base), "--dataset_name", str(stage1_data),
          "--output_dir", str(stage1_dir), "--max_steps", "1", "--per_device_train_batch_size", "2",
-         "--report_to", "none", "--use_cpu", "true", "--save_strategy", "no"])  # fmt: skip
+         "--report_to", "none", "--use_cpu", "true", "--save_strategy", "no",
+         "--processor_kwargs", '{"do_image_splitting": false}'])  # fmt: skip
     output_dir = tmp_path / "stage2"
     recipe = tmp_path / "stage2.yaml"
     recipe.write_text(

@@ -18,6 +18,8 @@ from tests.world.test_world import TINY_WORLD
 SMALL_RECIPE = {
     "base_model": "world",
     "world": TINY_WORLD,
+    # The paper's one whole image per object (the tiny Idefics2 splits images by default, like the Hub's).
+    "model": {"processor_kwargs": {"do_image_splitting": False}},
     "data": {"synthetic": {"num_categories": 6, "train_per_category": 4, "test_per_category": 2}},
     "stage1": {"per_device_train_batch_size": 8, "max_steps": 2, "warmup_steps": 0, "use_cpu": True},
     "stage2": {"per_device_train_batch_size": 8, "max_steps": 2, "warmup_steps": 0, "use_cpu": True},
