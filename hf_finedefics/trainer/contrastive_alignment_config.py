@@ -31,6 +31,15 @@ class ContrastiveAlignmentConfig(AttributeAugmentedLossConfig, TrainingArguments
             "released code does. By default only the attribute description is supervised."
         },
     )
+    contrastive_mini_batch_size: int | None = field(
+        default=None,
+        metadata={
+            "help": "Gradient caching (GradCache): embed and backpropagate the contrastive batch in mini-batches of "
+            "this many rows (and texts), so `per_device_train_batch_size`, the in-batch negatives, is no longer "
+            "bounded by memory. Loss and gradients equal the plain step's; a step costs about one more forward "
+            "of the embeddings. None: the plain step, all rows at once."
+        },
+    )
     # Data
     generation_instruction: str = field(
         default=ATTRIBUTE_GENERATION_INSTRUCTION,
@@ -67,3 +76,5 @@ class ContrastiveAlignmentConfig(AttributeAugmentedLossConfig, TrainingArguments
         AttributeAugmentedLossConfig.__post_init__(self)
         TrainingArguments.__post_init__(self)
         self.label_names = []
+        if self.contrastive_mini_batch_size is not None and self.contrastive_mini_batch_size < 1:
+            raise ValueError(f"contrastive_mini_batch_size must be positive, got {self.contrastive_mini_batch_size}.")
