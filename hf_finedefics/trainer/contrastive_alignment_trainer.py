@@ -11,6 +11,7 @@ import torch
 from peft import LoraConfig, PeftModel, get_peft_model, prepare_model_for_kbit_training
 from torch import nn
 from transformers import AutoModelForImageTextToText, AutoProcessor, PreTrainedModel, ProcessorMixin, Trainer
+from transformers.modeling_utils import is_fsdp_enabled
 from transformers.trainer import TRAINING_ARGS_NAME
 
 from ..backbones import get_backbone
@@ -68,7 +69,12 @@ class ContrastiveAlignmentTrainer(FinedeficsModelCardMixin, Trainer):
         if peft_config is not None:
             if isinstance(model, PeftModel):
                 raise ValueError("The model is already a PeftModel; pass peft_config=None to keep its adapter.")
-            if getattr(model, "is_loaded_in_4bit", False) or getattr(model, "is_loaded_in_8bit", False):
+            if getattr(model, "is_loaded_in_4bit", False) and (is_fsdp_enabled() or args.fsdp):
+                # FSDP-QLoRA: FSDP flattens weights of one dtype, so the others must not be upcast to float32 (the
+                # 4-bit ones are stored in the compute dtype, see recipes/accelerate_configs/fsdp_qlora.yaml).
+                if args.activation_checkpointing:
+                    model.activation_checkpointing_enable(args.activation_checkpointing_kwargs)
+            elif getattr(model, "is_loaded_in_4bit", False) or getattr(model, "is_loaded_in_8bit", False):
                 model = prepare_model_for_kbit_training(
                     model,
                     use_gradient_checkpointing=args.activation_checkpointing,
