@@ -188,7 +188,10 @@ class _StopAt(TrainerCallback):
             control.should_training_stop = True
 
 
-def test_resume_continues_identically(triples, tmp_path):
+@pytest.mark.parametrize("mini_batch_size", [None, 3])
+def test_resume_continues_identically(triples, tmp_path, mini_batch_size):
+    """Also with gradient caching (`contrastive_mini_batch_size`), whose per-mini-batch seeds come from the
+    restored random state."""
     checkpoint = create_tiny_checkpoint("idefics2")
 
     def run(output_dir, resume=None, callbacks=None):
@@ -202,6 +205,7 @@ def test_resume_continues_identically(triples, tmp_path):
             save_steps=2,
             per_device_train_batch_size=4,
             learning_rate=1e-3,
+            contrastive_mini_batch_size=mini_batch_size,
         )
         trainer = _trainer(model, config, triples, callbacks=callbacks)
         trainer.train(resume_from_checkpoint=resume)

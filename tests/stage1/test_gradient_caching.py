@@ -102,6 +102,11 @@ def test_second_pass_replays_dropout(tiny_checkpoint, triples, tmp_path):
         assert len(replayed) == len(original)
         for a, b in zip(original, replayed):
             torch.testing.assert_close(b, a, rtol=0, atol=0)
+    # each mini-batch draws its own masks: the same rows in two mini-batches embed differently
+    calls.clear()
+    _step(trainer, rows[:3] * 2)
+    repeated = [value for name, grad, value in calls if name == "object_embeds" and not grad]
+    assert len(repeated) == 2 and not torch.allclose(repeated[0], repeated[1])
     # dropout is really on: the same rows without dropout embed differently
     trainer.model.eval()
     with torch.no_grad():
