@@ -140,6 +140,7 @@ def build(scale: float, image_size: int, work_dir: Path, device: torch.device):
     tiny = AutoProcessor.from_pretrained(create_tiny_checkpoint("idefics2"))
     image_processor = tiny.image_processor
     image_processor.size = {"shortest_edge": image_size, "longest_edge": image_size}
+    image_processor.do_image_splitting = False
     n_latents = _scaled(IDEFICS2_8B["perceiver"]["resampler_n_latents"], scale)
     processor = Idefics2Processor(
         image_processor, tiny.tokenizer, image_seq_len=n_latents, chat_template=IDEFICS2_CHAT_TEMPLATE

@@ -31,7 +31,10 @@ def main() -> None:
 
     variants = list(next(iter(per_seed.values())))
     scorers = sorted(next(iter(per_seed.values()))[variants[0]])
-    print(f"\nMultiple-choice accuracy (%) on the synthetic test split, seeds {args.seeds}: mean ± std (min-max)\n")
+    print(
+        f"\nAccuracy (%) on the synthetic test split (multiple choice per scorer; open_set_*: the open-set measures), "
+        f"seeds {args.seeds}: mean ± std (min-max)\n"
+    )
     print("| Variant | " + " | ".join(scorers) + " |")
     print("|---|" + "---:|" * len(scorers))
     for variant in variants:

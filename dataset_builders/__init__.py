@@ -1,6 +1,6 @@
 """Build Finedefics training data (paper section 3.1): attribute triples, hard negatives and instructions.
 
-    from dataset_builders import BuildConfig, build_dataset, load_source
+    from dataset_builders import BuildConfig, build_dataset, load_source, load_sources
 
 Sources read the six FGVR datasets from their native layouts (or any image folder); `attributes` turns
 images into attribute descriptions with an LLM and a VQA model; `hard_negatives` mines CLIP negatives;
@@ -30,7 +30,7 @@ from .publish import (
     write_dataset_folder,
 )
 from .registry import FGVR_BENCHMARKS, REGISTRY, SOURCES, DatasetSpec, get_spec
-from .sources import SourceFormatError, load_cub_attributes, load_source
+from .sources import SourceFormatError, load_cub_attributes, load_source, load_sources
 
 __all__ = [
     "SOURCES",
@@ -57,6 +57,7 @@ __all__ = [
     "cub_ground_truth_descriptions",
     "load_cub_attributes",
     "load_source",
+    "load_sources",
     "mine_hard_negatives",
     "push_dataset_folder",
     "write_dataset_folder",

@@ -1,15 +1,22 @@
-"""One build, end to end: source -> attribute descriptions -> hard negatives -> Hub-ready folder.
+"""One build, end to end: sources -> attribute descriptions -> hard negatives -> one Hub-ready folder.
+
+Several sources (the paper: the six FGVR training sets) are built one by one, each into
+`sources/<name>/` under the output folder (descriptions, negatives mined within the source, triples), which a
+rerun reuses; then the parts are joined into one dataset with one label space ("<source>/<category>") and the
+instructions are written, each in its source's own wording.
 
 Scaling out: run the description step on `num_shards` processes or machines with `shard_index=i`
-(each writes `shards/descriptions-<i>-of-<n>.parquet` under the output folder), then run once more
+(each writes `shards/<source>/descriptions-<i>-of-<n>.parquet` under the output folder), then run once more
 without `shard_index` to merge the shards, mine negatives and write the dataset.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import os
+import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -19,7 +26,7 @@ import numpy as np
 import yaml
 
 from .attributes import AttributeDescriber, AttributePrompts, LocalBackend, OpenAICompatibleBackend
-from .attributes.ablations import cub_ground_truth_descriptions
+from .attributes.ablations import cub_ground_truth_descriptions, noisy_descriptions, short_descriptions
 from .attributes.backends import GenerationBackend
 from .attributes.pipeline import ATTRIBUTE_TYPE_KEYWORDS
 from .cache import AnswerCache
@@ -32,23 +39,55 @@ from .publish import (
     write_dataset_folder,
 )
 from .registry import SOURCES
-from .sources import load_source
+from .sources import DEFAULT_MAX_IMAGE_PIXELS, LABEL_SEPARATOR, load_source, paper_split, parse_pairs, source_folders
 from .sources.synthetic import SyntheticFGVRConfig, category_neighbours, synthetic_categories, write_synthetic_fgvr
 
 logger = logging.getLogger(__name__)
 
 DescriptionSource = Literal["pipeline", "ground-truth", "tags"]
 SHARD_FOLDER = "shards"
+PART_FOLDER = "sources"
+# Fields that do not change a source's part (where it is written, how fast, how the card is titled).
+PART_INDEPENDENT_FIELDS = (
+    "sources",
+    "data_dir",
+    "source_dirs",
+    "output_dir",
+    "shard_index",
+    "license",
+    "pretty_name",
+    "concurrency",
+    "batch_size",
+    "api_key",
+    "cache",
+)
 
 
 @dataclass
 class BuildConfig:
     """Everything one build needs: the fields are the `finedefics build-dataset` flags (and `--config` YAML keys)."""
 
-    source: str = field(metadata={"help": f"Dataset layout to read: one of {', '.join(SOURCES)}."})
-    data_dir: str = field(metadata={"help": "Root of your copy of the dataset, in its native layout."})
+    sources: list[str] = field(
+        metadata={
+            "help": f"Datasets to read, one or several (the paper: all six FGVR sets): {', '.join(SOURCES)}. They "
+            "become one dataset with one label space."
+        }
+    )
     output_dir: str = field(metadata={"help": "Dataset folder to write (Hub-ready; `load_dataset` reads it)."})
-    split: str = field(default="train", metadata={"help": "Split to build from (the paper uses train)."})
+    data_dir: str | None = field(
+        default=None,
+        metadata={"help": "Folder holding each source in its native layout, as <data_dir>/<name> (e.g. bird-200/)."},
+    )
+    source_dirs: str | None = field(
+        default=None, metadata={"help": "Per-source folders as 'name=path,...'; override --data_dir."}
+    )
+    split: str = field(
+        default="train",
+        metadata={
+            "help": "train: each source's paper training split (Aircraft, Pets: trainval; Flowers: train+val); "
+            "any other value: that split of every source."
+        },
+    )
     superclass: str | None = field(
         default=None, metadata={"help": "Super-category noun, e.g. 'bird' (needed for imagefolder)."}
     )
@@ -69,6 +108,16 @@ class BuildConfig:
     max_new_tokens: int = field(default=256, metadata={"help": "Generation budget of every answer."})
     batch_size: int = field(default=8, metadata={"help": "Local generation batch size."})
     concurrency: int = field(default=8, metadata={"help": "Parallel HTTP requests to an endpoint."})
+    timeout: float = field(
+        default=60.0, metadata={"help": "Seconds to wait for one HTTP reply before the request is retried."}
+    )
+    max_retries: int = field(
+        default=3,
+        metadata={
+            "help": "HTTP retries (with back-off) of timeouts, dropped connections, 429/5xx replies and replies "
+            "without choices."
+        },
+    )
     prompts: str | None = field(default=None, metadata={"help": "YAML file overriding prompt templates."})
     attributes: str | None = field(
         default=None, metadata={"help": "YAML {superclass: [attributes]} replacing attribute discovery."}
@@ -84,6 +133,16 @@ class BuildConfig:
         default="clip", metadata={"help": "clip: hard negatives (the paper); random: simple negatives (Table 6a)."}
     )
     num_negatives: int = field(default=3, metadata={"help": "Hard-negative categories per image."})
+    noisy_descriptions: float = field(
+        default=0.0,
+        metadata={
+            "help": "Ablation (Table 6c): this fraction of all attribute sentences is replaced by sentences of other "
+            "categories' descriptions (0: none)."
+        },
+    )
+    short_descriptions: bool = field(
+        default=False, metadata={"help": "Ablation (Table 6d): keep only the first sentence of every description."}
+    )
     cache: str | None = field(
         default=None,
         metadata={
@@ -96,19 +155,45 @@ class BuildConfig:
         default=None, metadata={"help": "Describe only this shard; omit to merge the shards and finish the build."}
     )
     limit: int | None = field(default=None, metadata={"help": "Use only the first N images (for a trial run)."})
+    max_image_pixels: int = field(
+        default=DEFAULT_MAX_IMAGE_PIXELS,
+        metadata={"help": "Skip (and count) images whose header declares more pixels, before decoding them."},
+    )
     seed: int = field(default=0, metadata={"help": "Seed of negative image picks and instruction shuffles."})
     license: str = field(default="other", metadata={"help": "License field of the dataset card."})
     pretty_name: str | None = field(default=None, metadata={"help": "Title of the dataset card."})
 
+    def folders(self) -> dict[str, Path]:
+        """Each source's folder (`source_dirs`, else `data_dir/<name>`)."""
+        return source_folders(self.sources, self.data_dir, parse_pairs(self.source_dirs))
+
     def __post_init__(self):
-        if self.source not in SOURCES:
-            raise ValueError(f"Unknown source {self.source!r}; choose from {', '.join(SOURCES)}.")
+        if isinstance(self.sources, str):
+            self.sources = [self.sources]
+        if not self.sources:
+            raise ValueError("Give at least one source (--sources NAME ...).")
+        if unknown := [name for name in self.sources if name not in SOURCES]:
+            raise ValueError(f"Unknown sources {unknown}; choose from {', '.join(SOURCES)}.")
+        if len(set(self.sources)) != len(self.sources):
+            raise ValueError(f"A source is listed twice in --sources {self.sources}.")
+        if self.descriptions == "ground-truth" and self.sources != ["bird-200"]:
+            raise ValueError("Ground-truth attribute descriptions exist only for bird-200 (CUB annotations).")
         if unknown := set(self.remove_attribute_types) - set(ATTRIBUTE_TYPE_KEYWORDS):
             raise ValueError(
                 f"Unknown remove_attribute_types {sorted(unknown)}; choose from {sorted(ATTRIBUTE_TYPE_KEYWORDS)}."
             )
+        if not 0.0 <= self.noisy_descriptions <= 1.0:
+            raise ValueError(f"noisy_descriptions is a fraction in [0, 1], got {self.noisy_descriptions}.")
         if self.negatives == "clip" and not self.clip:
             raise ValueError("--negatives clip needs --clip MODEL (or use --negatives random).")
+        at_least = {"max_new_tokens": 1, "batch_size": 1, "concurrency": 1, "num_negatives": 1, "num_shards": 1,
+                    "limit": 1, "max_image_pixels": 1, "max_retries": 0}  # fmt: skip
+        for name, minimum in at_least.items():
+            value = getattr(self, name)
+            if value is not None and value < minimum:
+                raise ValueError(f"--{name} must be at least {minimum}, got {value}.")
+        if self.timeout <= 0:
+            raise ValueError(f"--timeout must be positive, got {self.timeout}.")
 
 
 def make_backend(model: str, base_url: str | None, config: BuildConfig) -> GenerationBackend:
@@ -116,7 +201,13 @@ def make_backend(model: str, base_url: str | None, config: BuildConfig) -> Gener
     if base_url:
         api_key = config.api_key or os.environ.get("OPENAI_API_KEY")
         return OpenAICompatibleBackend(
-            base_url, model, api_key=api_key, max_new_tokens=config.max_new_tokens, concurrency=config.concurrency
+            base_url,
+            model,
+            api_key=api_key,
+            max_new_tokens=config.max_new_tokens,
+            concurrency=config.concurrency,
+            timeout=config.timeout,
+            max_retries=config.max_retries,
         )
     return LocalBackend(model, max_new_tokens=config.max_new_tokens, batch_size=config.batch_size)
 
@@ -152,12 +243,11 @@ def _describer(config: BuildConfig) -> AttributeDescriber:
     )
 
 
-def describe(config: BuildConfig, dataset: datasets.Dataset) -> tuple[list[str], dict]:
-    """Attribute descriptions for `dataset` by the configured method, and what the card should say about it."""
+def describe(config: BuildConfig, dataset: datasets.Dataset, folder: Path) -> tuple[list[str], dict]:
+    """Attribute descriptions for `dataset` (read from `folder`) by the configured method, and what the card should
+    say about it."""
     if config.descriptions == "ground-truth":
-        if config.source != "bird-200":
-            raise ValueError("Ground-truth attribute descriptions exist only for bird-200 (CUB annotations).")
-        return cub_ground_truth_descriptions(dataset, config.data_dir), {}
+        return cub_ground_truth_descriptions(dataset, folder), {}
     describer = _describer(config)
     if config.descriptions == "tags":
         descriptions = describer.describe_by_class(dataset)
@@ -173,35 +263,41 @@ def describe(config: BuildConfig, dataset: datasets.Dataset) -> tuple[list[str],
     return descriptions, provenance
 
 
-def shard_path(output_dir: str | Path, index: int, num_shards: int) -> Path:
-    return Path(output_dir) / SHARD_FOLDER / f"descriptions-{index:05d}-of-{num_shards:05d}.parquet"
+def shard_path(output_dir: str | Path, source: str, index: int, num_shards: int) -> Path:
+    return Path(output_dir) / SHARD_FOLDER / source / f"descriptions-{index:05d}-of-{num_shards:05d}.parquet"
 
 
-def _load_source(config: BuildConfig) -> datasets.Dataset:
-    dataset = load_source(config.source, config.data_dir, config.split, superclass=config.superclass)
+def _load_source(config: BuildConfig, name: str) -> datasets.Dataset:
+    split = paper_split(name, config.split)
+    dataset = load_source(
+        name, config.folders()[name], split, config.superclass, max_image_pixels=config.max_image_pixels
+    )
     if config.limit is not None:
         dataset = dataset.select(range(min(config.limit, dataset.num_rows)))
     return dataset
 
 
-def describe_shard(config: BuildConfig) -> Path:
-    """Describe shard `config.shard_index` of `config.num_shards` and save it for the merge."""
+def describe_shard(config: BuildConfig) -> list[Path]:
+    """Describe shard `config.shard_index` of `config.num_shards` of every source and save it for the merge."""
     if config.shard_index is None or not 0 <= config.shard_index < config.num_shards:
         raise ValueError(f"shard_index must be in 0..{config.num_shards - 1}, got {config.shard_index}.")
-    dataset = _load_source(config)
-    dataset = dataset.add_column("row", range(dataset.num_rows))
-    shard = dataset.shard(config.num_shards, config.shard_index, contiguous=True)
-    descriptions, provenance = describe(config, shard)
-    path = shard_path(config.output_dir, config.shard_index, config.num_shards)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    datasets.Dataset.from_dict({"row": shard["row"], "description": descriptions}).to_parquet(path)
-    (path.with_suffix(".yaml")).write_text(yaml.safe_dump(provenance, allow_unicode=True), encoding="utf-8")
-    return path
+    paths = []
+    for name in config.sources:
+        dataset = _load_source(config, name)
+        dataset = dataset.add_column("row", range(dataset.num_rows))
+        shard = dataset.shard(config.num_shards, config.shard_index, contiguous=True)
+        descriptions, provenance = describe(config, shard, config.folders()[name])
+        path = shard_path(config.output_dir, name, config.shard_index, config.num_shards)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        datasets.Dataset.from_dict({"row": shard["row"], "description": descriptions}).to_parquet(path)
+        (path.with_suffix(".yaml")).write_text(yaml.safe_dump(provenance, allow_unicode=True), encoding="utf-8")
+        paths.append(path)
+    return paths
 
 
-def merge_shards(config: BuildConfig, num_rows: int) -> tuple[list[str], dict]:
-    """Descriptions of all rows from the shard files of a sharded build (all must be present)."""
-    paths = [shard_path(config.output_dir, index, config.num_shards) for index in range(config.num_shards)]
+def merge_shards(config: BuildConfig, name: str, num_rows: int) -> tuple[list[str], dict]:
+    """Descriptions of all rows of source `name` from the shard files of a sharded build (all must be present)."""
+    paths = [shard_path(config.output_dir, name, index, config.num_shards) for index in range(config.num_shards)]
     missing = [str(path) for path in paths if not path.is_file()]
     if missing:
         raise FileNotFoundError(f"Cannot merge: shard file(s) {missing} are missing; run those shards first.")
@@ -213,31 +309,131 @@ def merge_shards(config: BuildConfig, num_rows: int) -> tuple[list[str], dict]:
     return [by_row[row] for row in range(num_rows)], provenance
 
 
-def build_dataset(config: BuildConfig) -> Path:
-    """Run a build (or one shard of its description step, when `config.shard_index` is set)."""
-    if config.shard_index is not None:
-        return describe_shard(config)
-    dataset = _load_source(config)
+def _part_settings(config: BuildConfig, name: str) -> dict:
+    """What a source's part depends on: a part built under other settings is rebuilt, not reused."""
+    settings = dataclasses.asdict(config)
+    for key in PART_INDEPENDENT_FIELDS:
+        settings.pop(key)
+    return json.loads(json.dumps({**settings, "source": name, "folder": str(config.folders()[name])}))
+
+
+def build_source_part(config: BuildConfig, name: str) -> tuple[datasets.Dataset, datasets.Dataset, dict]:
+    """One source's triples and hard-negative index (labels and rows in the source's own numbering), and the
+    card's provenance. Saved under `sources/<name>/` of the output folder; a rerun with the same settings reuses
+    it, so a build of several sources resumes at the first source not yet done."""
+    folder = Path(config.output_dir) / PART_FOLDER / name
+    settings = _part_settings(config, name)
+    settings_file = folder / "settings.json"
+    if settings_file.is_file() and json.loads(settings_file.read_text(encoding="utf-8")) == settings:
+        logger.info("%s: reusing %s", name, folder)
+        provenance = yaml.safe_load((folder / "provenance.yaml").read_text(encoding="utf-8")) or {}
+        return (
+            datasets.load_from_disk(folder / "triples"),
+            datasets.load_from_disk(folder / "hard_negatives"),
+            provenance,
+        )
+    dataset = _load_source(config, name)
     if config.num_shards > 1:
-        descriptions, provenance = merge_shards(config, dataset.num_rows)
+        descriptions, provenance = merge_shards(config, name, dataset.num_rows)
     else:
-        descriptions, provenance = describe(config, dataset)
+        descriptions, provenance = describe(config, dataset, config.folders()[name])
+    if config.short_descriptions:
+        descriptions = short_descriptions(descriptions)
+    if config.noisy_descriptions:
+        descriptions = noisy_descriptions(descriptions, dataset["label"], config.noisy_descriptions, config.seed)
     negatives = mine_hard_negatives(
         dataset, k=config.num_negatives, strategy=config.negatives, clip_model=config.clip, seed=config.seed
     )
     triples = build_triples(dataset, descriptions, negatives)
+    index = build_hard_negative_index(negatives, dataset["label"])
+    if folder.exists():
+        shutil.rmtree(folder)
+    triples.save_to_disk(folder / "triples")
+    index.save_to_disk(folder / "hard_negatives")
+    (folder / "provenance.yaml").write_text(yaml.safe_dump(provenance, allow_unicode=True), encoding="utf-8")
+    settings_file.write_text(json.dumps(settings, indent=2), encoding="utf-8")  # last: marks the part complete
+    return triples, index, provenance
+
+
+def join_parts(
+    parts: dict[str, tuple[datasets.Dataset, datasets.Dataset]],
+) -> tuple[datasets.Dataset, datasets.Dataset]:
+    """Per-source triples and hard-negative indexes as one dataset: labels become one ClassLabel over every
+    (source, category) pair ("<source>/<category>"), row indices and negative labels are shifted to match, and a
+    `source` column says where each row came from."""
+    label_names, label_offsets, row_offsets = [], {}, {}
+    rows = 0
+    for name, (triples, _) in parts.items():
+        label_offsets[name], row_offsets[name] = len(label_names), rows
+        label_names += [f"{name}{LABEL_SEPARATOR}{category}" for category in triples.features["label"].names]
+        rows += triples.num_rows
+    first_triples, first_index = next(iter(parts.values()))
+    triple_features = datasets.Features(
+        {**first_triples.features, "label": datasets.ClassLabel(names=label_names), "source": datasets.Value("string")}
+    )
+
+    def shift(batch: dict, name: str) -> dict:
+        labels, row = label_offsets[name], row_offsets[name]
+        shifted = {
+            "label": [label + labels for label in batch["label"]],
+            "neg_labels": [[label + labels for label in row_labels] for row_labels in batch["neg_labels"]],
+            "neg_indices": [[index + row for index in row_indices] for row_indices in batch["neg_indices"]],
+        }
+        if "index" in batch:
+            shifted["index"] = [index + row for index in batch["index"]]
+        else:
+            shifted["source"] = [name] * len(batch["label"])
+        return shifted
+
+    triples = datasets.concatenate_datasets(
+        [
+            part.cast_column("label", datasets.Value("int64")).map(
+                shift, batched=True, fn_kwargs={"name": name}, features=triple_features, desc=f"Joining {name}"
+            )
+            for name, (part, _) in parts.items()
+        ]
+    )
+    index = datasets.concatenate_datasets(
+        [
+            part.map(shift, batched=True, fn_kwargs={"name": name}, features=first_index.features)
+            for name, (_, part) in parts.items()
+        ]
+    )
+    return triples, index
+
+
+def build_dataset(config: BuildConfig) -> Path | list[Path]:
+    """Run a build (or one shard of its description step, when `config.shard_index` is set): every source
+    described, its negatives mined within it, then all joined into one dataset folder with one label space."""
+    if config.shard_index is not None:
+        return describe_shard(config)
+    parts, provenance = {}, {}
+    for name in config.sources:
+        triples, index, source_provenance = build_source_part(config, name)
+        parts[name] = (triples, index)
+        for key, value in source_provenance.items():
+            provenance.setdefault(key, {}).update(value)
+    triples, index = join_parts(parts)
     configs = {
         "triples": triples,
         "instructions": build_instructions(triples, num_options=min(4, config.num_negatives + 1), seed=config.seed),
-        "hard_negatives": build_hard_negative_index(negatives, dataset["label"]),
+        "hard_negatives": index,
     }
     models = dict(provenance.get("models", {}))
     if config.negatives == "clip":
         models["CLIP"] = str(config.clip)
+    extra = {}
+    if config.remove_attribute_types:
+        extra["removed attribute types"] = ", ".join(config.remove_attribute_types)
+    if config.noisy_descriptions:
+        extra["noisy descriptions (Table 6c)"] = f"{config.noisy_descriptions:.0%} of sentences from other categories"
+    if config.short_descriptions:
+        extra["short descriptions (Table 6d)"] = "first sentence only"
+    splits = ", ".join(f"{name} {paper_split(name, config.split)}" for name in config.sources)
     info = DatasetCardInfo(
-        pretty_name=config.pretty_name or f"Finedefics attribute triples: {config.source} ({config.split})",
-        source=config.source,
-        split=config.split,
+        pretty_name=config.pretty_name or f"Finedefics attribute triples: {', '.join(config.sources)}",
+        source=", ".join(config.sources),
+        split=splits,
         license=config.license,
         models=models,
         prompts=provenance.get("prompts", {}),
@@ -245,9 +441,7 @@ def build_dataset(config: BuildConfig) -> Path:
         description_source=config.descriptions,
         negative_strategy=config.negatives,
         num_negatives=config.num_negatives,
-        extra={"removed attribute types": ", ".join(config.remove_attribute_types)}
-        if config.remove_attribute_types
-        else {},
+        extra=extra,
     )
     return write_dataset_folder(config.output_dir, configs, info)
 

@@ -1,7 +1,7 @@
 """A disk cache of model answers, so a killed build resumes where it stopped.
 
 Each answer is stored under a key made from (image content hash, prompt, model), committed as soon as
-its batch finishes. SQLite gives atomic commits (a kill never leaves half an entry) and lets several
+it arrives. SQLite gives atomic commits (a kill never leaves half an entry) and lets several
 processes of a sharded build share one cache file.
 """
 

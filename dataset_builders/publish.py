@@ -163,11 +163,12 @@ def _write_parquet_shards(dataset: datasets.Dataset, folder: Path, max_shard_byt
     train-<fingerprint>-XXXXX-of-YYYYY.parquet; return the file pattern for the card and the data size in bytes.
 
     The content fingerprint in the names matters: `load_dataset` keys its cache on the folder name and the
-    card, so without it a rebuilt folder (or another folder of the same name) would load stale rows.
+    card, so without it a rebuilt folder (or another folder of the same name) would load stale rows. It also lets
+    the new shards sit beside the previous build's until the card switches to them (see `write_dataset_folder`).
     """
     folder.mkdir(parents=True, exist_ok=True)
-    for stale in folder.glob("*.parquet"):
-        stale.unlink()
+    for partial in folder.glob("*.parquet.tmp"):  # left by a killed build
+        partial.unlink()
     # Embed referenced image files, like `push_to_hub` does, before estimating the size.
     embedded = dataset.with_format("arrow").map(
         embed_table_storage, batched=True, batch_size=256, desc="Embedding images"
@@ -259,7 +260,12 @@ def write_dataset_folder(
     info: DatasetCardInfo,
     max_shard_bytes: int = DEFAULT_MAX_SHARD_BYTES,
 ) -> Path:
-    """Write each config as parquet shards under `output_dir/<config>/` plus README.md and build_info.json."""
+    """Write each config as parquet shards under `output_dir/<config>/` plus README.md and build_info.json.
+
+    The card is the manifest, written last and atomically: its `configs:` name the new shards by their content
+    fingerprint, so until it is replaced loaders read the previous build's shards, which are deleted only after.
+    A kill at any point leaves either the previous dataset or the new one, and a first build killed before its
+    card leaves no README.md, which `finedefics run` and `check_dataset_folder` take as not built."""
     unknown = set(configs) - set(CONFIG_NAMES)
     if unknown:
         raise ValueError(f"Unknown config(s) {sorted(unknown)}; expected {list(CONFIG_NAMES)}.")
@@ -268,9 +274,20 @@ def write_dataset_folder(
     written = {
         name: _write_parquet_shards(dataset, output_dir / name, max_shard_bytes) for name, dataset in configs.items()
     }
-    (output_dir / "README.md").write_text(dataset_card(configs, info, written), encoding="utf-8")
-    (output_dir / "build_info.json").write_text(json.dumps(info.__dict__, indent=2), encoding="utf-8")
+    _write_atomically(output_dir / "build_info.json", json.dumps(info.__dict__, indent=2))
+    _write_atomically(output_dir / "README.md", dataset_card(configs, info, written))
+    for name, (pattern, _) in written.items():
+        current = set(output_dir.glob(pattern))
+        for stale in (output_dir / name).glob("*.parquet"):
+            if stale not in current:
+                stale.unlink()
     return output_dir
+
+
+def _write_atomically(path: Path, text: str) -> None:
+    partial = path.with_name(f"{path.name}.tmp")
+    partial.write_text(text, encoding="utf-8")
+    partial.replace(path)
 
 
 def check_dataset_folder(folder: str | Path) -> Path:
@@ -312,7 +329,7 @@ def push_dataset_folder(
         repo_type="dataset",
         revision=revision,
         commit_message=commit_message,
-        # Shard outputs of a distributed build are intermediate files, not part of the dataset.
-        ignore_patterns=["shards/*"],
+        # Shard outputs and per-source parts of a build are intermediate files, not part of the dataset.
+        ignore_patterns=["shards/*", "sources/*"],
     )
     return str(getattr(commit, "commit_url", commit))

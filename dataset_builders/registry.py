@@ -25,7 +25,8 @@ from .sources.pets import SPLITS as PET_SPLITS
 from .sources.pets import load_oxford_pets
 from .sources.synthetic import load_synthetic
 
-Reader = Callable[[str | Path, str], datasets.Dataset]
+# (data_dir, split, max_image_pixels=...) -> the split as a source dataset
+Reader = Callable[..., datasets.Dataset]
 
 
 @dataclass(frozen=True)
@@ -43,6 +44,10 @@ class DatasetSpec:
     # The option files' leading folder and what it is in the native layout.
     option_prefix: str = "images/"
     native_prefix: str = "images/"
+    # The split the paper trains on (`load_sources(..., split="train")` reads it).
+    train_split: str = "train"
+    # FOCI's question noun where it differs from `plural` (FOCI asks "Which of these aircrafts ...").
+    foci_plural: str | None = None
 
     def resolve(self, data_dir: str | Path, relative_path: str) -> Path:
         """The image file of an option file's `relative_path` inside the user's copy of the dataset."""
@@ -90,6 +95,8 @@ REGISTRY: dict[str, DatasetSpec] = {
             load_fgvc_aircraft,
             AIRCRAFT_SPLITS,
             native_prefix="data/images/",
+            train_split="trainval",
+            foci_plural="aircrafts",
         ),
         DatasetSpec(
             "flower-102",
@@ -101,6 +108,7 @@ REGISTRY: dict[str, DatasetSpec] = {
             load_oxford_flowers,
             FLOWER_SPLITS,
             native_prefix="jpg/",
+            train_split="trainval",
         ),
         DatasetSpec(
             "pet-37",
@@ -111,6 +119,7 @@ REGISTRY: dict[str, DatasetSpec] = {
             "Oxford-IIIT Pet: images/<Breed>_<n>.jpg",
             load_oxford_pets,
             PET_SPLITS,
+            train_split="trainval",
         ),
         DatasetSpec(
             "car-196",

@@ -8,7 +8,10 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import logging
+import os
 import sys
+import warnings
 
 # subcommand -> (module, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -21,11 +24,19 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "stage1": ("hf_finedefics.scripts.stage1", "Stage I: attribute augmented contrastive learning."),
     "stage2": ("hf_finedefics.scripts.stage2", "Stage II: classification-centred instruction tuning."),
     "merge": ("hf_finedefics.scripts.merge", "Merge an adapter into its base model."),
-    "evaluate": ("hf_finedefics.scripts.evaluate", "Multiple-choice FGVR evaluation (the paper's Table 2)."),
+    "evaluate": ("hf_finedefics.scripts.evaluate", "Multiple-choice (Table 2) and open-set FGVR evaluation."),
     "analyze": ("hf_finedefics.scripts.analyze", "Probes, alignment, discriminability and t-SNE figures."),
     "push-adapter": ("hf_finedefics.scripts.push_adapter", "Upload an adapter with its model card to the Hub."),
     "demo": ("hf_finedefics.scripts.demo", "Start the Gradio demo."),
 }
+
+
+def quiet_library_notices() -> None:
+    """Silence notices our commands trigger but a user cannot act on: bitsandbytes' CPU build asks on every import
+    for a Hub-downloaded kernel package, and peft reads the `is_gradient_checkpointing` property transformers
+    deprecated (once per adapter created or loaded)."""
+    logging.getLogger("bitsandbytes.backends.cpu.ops").setLevel(logging.ERROR)
+    warnings.filterwarnings("ignore", message="`is_gradient_checkpointing` is deprecated", category=FutureWarning)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -47,10 +58,24 @@ def main(argv: list[str] | None = None) -> None:
         parser.exit(2, f"finedefics: the '{command}' command is not available in this version.\n")
     from hf_finedefics.scripts import parse_command_line
 
+    quiet_library_notices()
+
     sys.argv[0] = f"finedefics {command}"
     parsed = parse_command_line(module.make_parser(), argv[1:], keep=getattr(module, "KEPT_FLAGS", ()))
     module.main(*parsed)
 
 
+def console_main() -> None:
+    """The `finedefics` executable: what a user got wrong (a value, a missing file) is one line naming it, not a
+    traceback; set FINEDEFICS_DEBUG=1 to see the traceback."""
+    try:
+        main()
+    except (ValueError, FileNotFoundError, NotADirectoryError) as error:
+        if os.environ.get("FINEDEFICS_DEBUG"):
+            raise
+        command = " ".join(sys.argv[:1]) if sys.argv[0].startswith("finedefics ") else "finedefics"
+        sys.exit(f"{command}: error: {error}")
+
+
 if __name__ == "__main__":
-    main()
+    console_main()

@@ -13,7 +13,7 @@ from PIL import Image
 from tqdm.auto import tqdm
 from transformers import ProcessorMixin
 
-from dataset_builders.prompts import ATTRIBUTE_GENERATION_INSTRUCTION
+from dataset_builders.prompts import ATTRIBUTE_GENERATION_INSTRUCTION, OPEN_SET_QUESTION
 
 from .embeddings import tokenize_texts
 
@@ -21,34 +21,47 @@ from .embeddings import tokenize_texts
 TRIPLE_COLUMNS = ("image", "attribute", "category", "neg_attributes", "neg_categories")
 TEXT_COLUMNS = ("attribute", "category")
 NEGATIVE_COLUMNS = ("neg_attributes", "neg_categories")
+# The object-category ablation (Table 3b) reads no attribute text.
+ATTRIBUTE_COLUMNS = ("attribute", "neg_attributes")
 
 
-def validate_triples(dataset: datasets.Dataset, name: str = "train_dataset", check_images: bool = True) -> int:
+def validate_triples(
+    dataset: datasets.Dataset,
+    name: str = "train_dataset",
+    check_images: bool = True,
+    objective: str = "attribute_augmented",
+) -> int:
     """Check every row before any step runs; returns the number of hard negatives K.
 
     Raises a `ValueError` naming the dataset, row and column for a missing column, an empty description or
-    category, rows with different K, or an image that cannot be decoded.
+    category, rows with different K, or an image that cannot be decoded. With `objective="object_category"` the
+    attribute columns are not needed (nor read).
     """
-    missing = [column for column in TRIPLE_COLUMNS if column not in dataset.column_names]
+    skipped = ATTRIBUTE_COLUMNS if objective == "object_category" else ()
+    required = [column for column in TRIPLE_COLUMNS if column not in skipped]
+    missing = [column for column in required if column not in dataset.column_names]
     if missing:
         raise ValueError(f"{name} lacks the column(s) {missing}; it has {dataset.column_names}.")
+    text_columns = [column for column in TEXT_COLUMNS if column not in skipped]
+    negative_columns = [column for column in NEGATIVE_COLUMNS if column not in skipped]
     num_negatives = None
-    texts = dataset.select_columns([*TEXT_COLUMNS, *NEGATIVE_COLUMNS])
+    texts = dataset.select_columns([*text_columns, *negative_columns])
     for row_index, row in enumerate(tqdm(texts, desc=f"Validating {name}", disable=len(dataset) < 10_000)):
-        for column in TEXT_COLUMNS:
+        for column in text_columns:
             if not isinstance(row[column], str) or not row[column].strip():
                 raise ValueError(f"{name} row {row_index}: column {column!r} is empty ({row[column]!r}).")
-        lengths = {column: len(row[column] or []) for column in NEGATIVE_COLUMNS}
-        if lengths["neg_attributes"] != lengths["neg_categories"]:
+        lengths = {column: len(row[column] or []) for column in negative_columns}
+        if len(set(lengths.values())) != 1:
             raise ValueError(f"{name} row {row_index}: {lengths} hard negatives; both lists need the same length.")
+        row_negatives = lengths["neg_categories"]
         if num_negatives is None:
-            num_negatives = lengths["neg_attributes"]
-        elif lengths["neg_attributes"] != num_negatives:
+            num_negatives = row_negatives
+        elif row_negatives != num_negatives:
             raise ValueError(
-                f"{name} row {row_index}: {lengths['neg_attributes']} hard negatives, earlier rows have "
+                f"{name} row {row_index}: {row_negatives} hard negatives, earlier rows have "
                 f"{num_negatives}; every row needs the same K."
             )
-        for column in NEGATIVE_COLUMNS:
+        for column in negative_columns:
             for position, text in enumerate(row[column]):
                 if not isinstance(text, str) or not text.strip():
                     raise ValueError(f"{name} row {row_index}: {column}[{position}] is empty ({text!r}).")
@@ -89,7 +102,9 @@ class ContrastiveAlignmentCollator:
 
     - the generation task (eq. 8's L_G^att): image + instruction as the prompt, the attribute description as
       the answer; `generation_labels` mask the prompt, image and padding tokens with -100 unless
-      `loss_on_all_tokens`;
+      `loss_on_all_tokens`. With `objective="object_category"` (Table 3b) no attribute text is read: the
+      answer is the category name (to the open-set question by default), and the attribute indices point at the
+      category texts;
     - the image inputs (`pixel_values`, ...), used once for both the object embedding and generation;
     - every distinct text of the batch (attributes, categories and their hard negatives) tokenized once, with
       EOS appended, plus index tensors placing each row's texts.
@@ -97,13 +112,18 @@ class ContrastiveAlignmentCollator:
 
     processor: ProcessorMixin
     eos_token_id: int
-    instruction: str = ATTRIBUTE_GENERATION_INSTRUCTION
+    instruction: str | None = None  # default: the attribute instruction, or the open-set question (object_category)
     max_text_length: int | None = 256
     loss_on_all_tokens: bool = False
     default_superclass: str = "object"
+    objective: str = "attribute_augmented"
 
     def __post_init__(self):
         self.tokenizer = self.processor.tokenizer
+        self.object_category = self.objective == "object_category"
+        if self.instruction is None:
+            self.instruction = OPEN_SET_QUESTION if self.object_category else ATTRIBUTE_GENERATION_INSTRUCTION
+        self.answer_column = "category" if self.object_category else "attribute"
 
     def _conversation(self, row: dict[str, Any]) -> tuple[str, str]:
         superclass = row.get("superclass") or self.default_superclass
@@ -116,7 +136,7 @@ class ContrastiveAlignmentCollator:
                 ],
             }
         ]
-        answer = {"role": "assistant", "content": [{"type": "text", "text": row["attribute"]}]}
+        answer = {"role": "assistant", "content": [{"type": "text", "text": row[self.answer_column]}]}
         prompt_text = self.processor.apply_chat_template(prompt, add_generation_prompt=True, tokenize=False)
         full_text = self.processor.apply_chat_template([*prompt, answer], tokenize=False)
         if not full_text.startswith(prompt_text):
@@ -159,7 +179,9 @@ class ContrastiveAlignmentCollator:
         }
 
     def _text_inputs(self, rows: Sequence[dict[str, Any]]) -> dict[str, torch.Tensor]:
-        num_negatives = {len(row["neg_attributes"]) for row in rows} | {len(row["neg_categories"]) for row in rows}
+        num_negatives = {len(row["neg_categories"]) for row in rows}
+        if not self.object_category:
+            num_negatives |= {len(row["neg_attributes"]) for row in rows}
         if len(num_negatives) != 1:
             raise ValueError(f"Rows of one batch have different numbers of hard negatives: {sorted(num_negatives)}.")
         # A text that appears several times in a step (a category shared by rows, a negative that is another
@@ -169,10 +191,13 @@ class ContrastiveAlignmentCollator:
         def index(values: Sequence[str]) -> list[int]:
             return [texts.setdefault(text, len(texts)) for text in values]
 
-        attribute_index = index([row["attribute"] for row in rows])
         category_index = index([row["category"] for row in rows])
-        neg_attribute_index = [index(row["neg_attributes"]) for row in rows]
         neg_category_index = [index(row["neg_categories"]) for row in rows]
+        if self.object_category:
+            attribute_index, neg_attribute_index = category_index, neg_category_index
+        else:
+            attribute_index = index([row["attribute"] for row in rows])
+            neg_attribute_index = [index(row["neg_attributes"]) for row in rows]
         tokenized = tokenize_texts(self.tokenizer, list(texts), self.eos_token_id, self.max_text_length)
         return {
             "text_input_ids": tokenized["input_ids"],

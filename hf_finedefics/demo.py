@@ -183,11 +183,14 @@ class DemoModel:
         model: Hub id or folder of a full checkpoint or of an adapter; None with `adapter` None means the embedded
             default, built by the `finedefics run` pipeline if missing.
         adapter: Hub id or folder of a LoRA adapter to put on `model`.
+        processor_kwargs: `AutoProcessor.from_pretrained` arguments, e.g. {"do_image_splitting": False} for an
+            Idefics2 base whose processor splits images (an adapter folder's own processor is used when it has one).
     """
 
-    def __init__(self, model: str | None = None, adapter: str | None = None):
+    def __init__(self, model: str | None = None, adapter: str | None = None, processor_kwargs: dict | None = None):
         self.model_id = model
         self.adapter = adapter
+        self.processor_kwargs = processor_kwargs or {}
         self._lock = threading.Lock()
         self._recognizer: FinedeficsRecognizer | None = None
 
@@ -213,7 +216,7 @@ class DemoModel:
                     model_id, adapter = adapter, None  # an adapter alone loads on its recorded base model
                 if progress is not None:
                     progress(1.0, "Loading the model")
-                model, processor = load_finedefics_model(model_id, adapter)
+                model, processor = load_finedefics_model(model_id, adapter, processor_kwargs=self.processor_kwargs)
                 self._recognizer = FinedeficsRecognizer(
                     model, processor, DESCRIPTION_MAX_NEW_TOKENS, cache_sets=EMBEDDING_CACHE_SETS
                 )
@@ -260,10 +263,12 @@ def write_examples(directory: Path) -> list[Path]:
     return paths
 
 
-def build_demo(model: str | None = None, adapter: str | None = None) -> gr.Blocks:
+def build_demo(
+    model: str | None = None, adapter: str | None = None, processor_kwargs: dict | None = None
+) -> gr.Blocks:
     """The demo page, queued. `model` / `adapter` default to $FINEDEFICS_MODEL / $FINEDEFICS_ADAPTER."""
     demo_model = DemoModel(
-        model or os.environ.get("FINEDEFICS_MODEL"), adapter or os.environ.get("FINEDEFICS_ADAPTER")
+        model or os.environ.get("FINEDEFICS_MODEL"), adapter or os.environ.get("FINEDEFICS_ADAPTER"), processor_kwargs
     )
 
     def model_status(progress: gr.Progress = gr.Progress()) -> str:  # noqa: B008 (gradio injects its tracker here)
@@ -368,9 +373,10 @@ def launch_demo(
     server_name: str | None = None,
     server_port: int | None = None,
     share: bool = False,
+    processor_kwargs: dict | None = None,
 ) -> None:
     """Build and serve the demo; `server_name` / `server_port` default to Gradio's (GRADIO_SERVER_NAME / _PORT)."""
-    build_demo(model, adapter).launch(
+    build_demo(model, adapter, processor_kwargs).launch(
         server_name=server_name, server_port=server_port, share=share, max_file_size=MAX_UPLOAD_BYTES, css=APP_CSS
     )
 
@@ -384,11 +390,12 @@ def ensure_default_model(progress: Progress | None = None) -> Path:
     """The embedded default Finedefics model (its stage II adapter folder), built on first use."""
     # Imported here: the training pipeline is only needed when the default must be built.
     from .pipeline import FinedeficsRun, load_run_config
+    from .trainer.checkpoints import is_finished_save
 
     config = load_run_config(output_dir=str(default_run_dir()), variants=["finedefics"])
     run = FinedeficsRun(config, progress)
     model_dir = run.stage_dir("finedefics", "stage2")
-    if not (model_dir / "adapter_config.json").is_file():
+    if not is_finished_save(model_dir):
         steps = [run.step_build, lambda: run.step_stage1("finedefics"), lambda: run.step_stage2("finedefics")]
         messages = ["building the synthetic training data", "stage I", "stage II"]
         for index, (step, message) in enumerate(zip(steps, messages)):

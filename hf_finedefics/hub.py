@@ -3,7 +3,9 @@
 Two ways in, one card:
 
 - `push_adapter(folder, repo_id)` (`finedefics push-adapter`) publishes a finished adapter folder; the card is
-  built from its `adapter_config.json`, its `training_args.bin` and, if given, an evaluation `report.json`.
+  built from its `adapter_config.json`, the `finedefics_training.json` the trainers write beside every save and,
+  if given, an evaluation `report.json`. The Trainer's `training_args.bin` is a pickle, which can run code when
+  loaded, so a folder someone else made is never unpickled.
 - `push_to_hub: true` in a recipe: the trainers' `create_model_card` (see `FinedeficsModelCardMixin`) writes the
   same card from the live trainer, and `Trainer.push_to_hub` uploads the output folder.
 
@@ -15,13 +17,11 @@ from __future__ import annotations
 import json
 import logging
 import os
-import pickle
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import torch
 from huggingface_hub import HfApi, ModelCard, ModelCardData
 from huggingface_hub.errors import HFValidationError
 from huggingface_hub.utils import validate_repo_id
@@ -39,6 +39,9 @@ logger = logging.getLogger(__name__)
 
 AUTHORS_CODE_URL = "https://github.com/PKU-ICST-MIPL/Finedefics-ICLR2025"
 CARD_TAGS = ["finedefics", "fgvr", "fine-grained-visual-recognition", "lora"]
+# What the model card needs from a training run, written beside every save (the pickled training_args.bin is not
+# safe to load from a folder someone else made).
+TRAINING_SUMMARY_NAME = "finedefics_training.json"
 STAGE_TAGS = {"stage1": "contrastive-alignment", "stage2": "instruction-tuning"}
 STAGE_DESCRIPTIONS = {
     "stage1": "stage I, attribute augmented contrastive learning: the generation loss on attribute descriptions "
@@ -69,46 +72,9 @@ def training_stage(training_args: TrainingArguments | None) -> str | None:
     return None
 
 
-def load_training_args(folder: str | os.PathLike) -> TrainingArguments | None:
-    """The `training_args.bin` a Trainer saved next to its model, or None if absent or unreadable.
-
-    It is a pickle (the Trainer's own format), so only load folders you trust, such as your own training output.
-    """
-    path = Path(folder) / TRAINING_ARGS_NAME
-    if not path.is_file():
-        return None
-    try:
-        return torch.load(path, weights_only=False)
-    except (pickle.UnpicklingError, AttributeError, ModuleNotFoundError) as error:
-        # Written by another version of the classes: the card is still useful without the hyper-parameters.
-        logger.warning("Could not read %s (%s); the model card will list no training hyper-parameters.", path, error)
-        return None
-
-
-def hyperparameters(
-    peft_config: PeftConfig | None,
-    training_args: TrainingArguments | None,
-    global_batch_size: int | None = None,
-    quantization: str | None = None,
-) -> dict[str, Any]:
-    """The settings a reader needs to reproduce the run, in the order the card lists them."""
-    table: dict[str, Any] = {}
-    if quantization is not None:
-        table["quantization"] = quantization
-    if peft_config is not None:
-        target_modules = peft_config.target_modules
-        if not isinstance(target_modules, str) and target_modules is not None:
-            target_modules = ", ".join(sorted(target_modules))
-        table |= {
-            "LoRA rank": peft_config.r,
-            "LoRA alpha": peft_config.lora_alpha,
-            "LoRA dropout": peft_config.lora_dropout,
-            "LoRA init": peft_config.init_lora_weights,
-            "LoRA target modules": f"`{target_modules}`",
-        }
-    if training_args is None:
-        return table
-    table |= {
+def training_hyperparameters(training_args: TrainingArguments) -> dict[str, Any]:
+    """The training settings a reader needs to reproduce the run, in the order the card lists them."""
+    table: dict[str, Any] = {
         "learning rate": training_args.learning_rate,
         "scheduler": str(getattr(training_args.lr_scheduler_type, "value", training_args.lr_scheduler_type)),
         "warm-up steps": training_args.warmup_steps,
@@ -116,10 +82,9 @@ def hyperparameters(
         "epochs": training_args.num_train_epochs,
         "per-device batch size": training_args.per_device_train_batch_size,
         "gradient accumulation steps": training_args.gradient_accumulation_steps,
-    }
-    if global_batch_size is not None:
-        table["global batch size"] = global_batch_size
-    table |= {
+        "global batch size": training_args.per_device_train_batch_size
+        * training_args.gradient_accumulation_steps
+        * training_args.world_size,
         "precision": "bf16" if training_args.bf16 else "fp16" if training_args.fp16 else "fp32",
         "seed": training_args.seed,
     }
@@ -143,6 +108,64 @@ def hyperparameters(
             "paradigm": training_args.paradigm,
         }
     return table
+
+
+def training_summary(training_args: TrainingArguments) -> dict[str, Any]:
+    """What the model card says about a run, as plain JSON written beside the adapter (`TRAINING_SUMMARY_NAME`)."""
+    return {"stage": training_stage(training_args), "hyperparameters": training_hyperparameters(training_args)}
+
+
+def load_training_summary(folder: str | os.PathLike) -> dict[str, Any] | None:
+    """The `training_summary` saved in `folder`, or None when the folder has none (the card then lists no training
+    hyper-parameters). `training_args.bin` is never read: unpickling a file from someone else's folder can run
+    their code."""
+    path = Path(folder) / TRAINING_SUMMARY_NAME
+    if not path.is_file():
+        if (Path(folder) / TRAINING_ARGS_NAME).is_file():
+            logger.warning(
+                "%s has no %s (written by hf-finedefics trainers since the fix of pickle loading); %s is not read "
+                "because unpickling it could run code: the model card will list no training hyper-parameters.",
+                folder,
+                TRAINING_SUMMARY_NAME,
+                TRAINING_ARGS_NAME,
+            )
+        return None
+    try:
+        summary = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise ValueError(f"{path} is not valid JSON: {error}") from error
+    if (
+        not isinstance(summary, dict)
+        or summary.get("stage") not in (*STAGE_TAGS, None)
+        or not isinstance(summary.get("hyperparameters"), dict)
+    ):
+        raise ValueError(
+            f"{path} must be an object with 'stage' ({', '.join(STAGE_TAGS)} or null) and 'hyperparameters' "
+            f"(an object); got {str(summary)[:200]}"
+        )
+    return summary
+
+
+def hyperparameters(
+    peft_config: PeftConfig | None, training: dict[str, Any] | None = None, quantization: str | None = None
+) -> dict[str, Any]:
+    """The settings a reader needs to reproduce the run, in the order the card lists them: quantization, LoRA,
+    then the `training_hyperparameters`."""
+    table: dict[str, Any] = {}
+    if quantization is not None:
+        table["quantization"] = quantization
+    if peft_config is not None:
+        target_modules = peft_config.target_modules
+        if not isinstance(target_modules, str) and target_modules is not None:
+            target_modules = ", ".join(sorted(target_modules))
+        table |= {
+            "LoRA rank": peft_config.r,
+            "LoRA alpha": peft_config.lora_alpha,
+            "LoRA dropout": peft_config.lora_dropout,
+            "LoRA init": peft_config.init_lora_weights,
+            "LoRA target modules": f"`{target_modules}`",
+        }
+    return table | (training or {})
 
 
 def evaluation_table(report: dict[str, Any]) -> str:
@@ -169,10 +192,10 @@ class AdapterCardInfo:
     base_model: str | None
     repo_id: str | None = None
     peft_config: PeftConfig | None = None
-    training_args: TrainingArguments | None = None
+    stage: str | None = None
+    training: dict[str, Any] = field(default_factory=dict)  # `training_hyperparameters`
     datasets: list[str] = field(default_factory=list)
     evaluation_report: dict[str, Any] | None = None
-    global_batch_size: int | None = None
     quantization: str | None = None
     tags: list[str] = field(default_factory=list)
 
@@ -194,7 +217,7 @@ def _usage(info: AdapterCardInfo) -> str:
 def build_model_card(info: AdapterCardInfo) -> ModelCard:
     """A model card with Hub metadata (base model, peft, datasets, tags, pipeline) and a body giving the training
     stage, the hyper-parameters, the evaluation table when known, how to load the adapter, and the citation."""
-    stage = training_stage(info.training_args)
+    stage = info.stage
     tags = [*CARD_TAGS, *([STAGE_TAGS[stage]] if stage else []), *info.tags]
     card_data = ModelCardData(
         base_model=info.base_model if is_hub_id(info.base_model) else None,
@@ -216,7 +239,7 @@ def build_model_card(info: AdapterCardInfo) -> ModelCard:
     ]
     if info.datasets:
         sections += ["## Training data", "\n".join(f"- `{name}`" for name in info.datasets)]
-    table = hyperparameters(info.peft_config, info.training_args, info.global_batch_size, info.quantization)
+    table = hyperparameters(info.peft_config, info.training, info.quantization)
     if table:
         rows = "\n".join(f"| {name} | {value} |" for name, value in table.items())
         sections += ["## Training hyper-parameters", f"| Setting | Value |\n|---|---|\n{rows}"]
@@ -234,7 +257,14 @@ def build_model_card(info: AdapterCardInfo) -> ModelCard:
 class FinedeficsModelCardMixin:
     """Makes a Trainer write the Finedefics model card: put it before the Trainer class,
     `class MyTrainer(FinedeficsModelCardMixin, Trainer)`. `Trainer.push_to_hub` (and TRL's checkpoint saving) call
-    `create_model_card`, so `push_to_hub: true` uploads this card with the adapter."""
+    `create_model_card`, so `push_to_hub: true` uploads this card with the adapter. Every save (final and
+    checkpoints) also writes the `training_summary` as JSON, which `push_adapter` reads instead of the pickle."""
+
+    def save_model(self, output_dir: str | None = None, _internal_call: bool = False) -> None:
+        super().save_model(output_dir, _internal_call)
+        if self.args.should_save:
+            path = Path(output_dir or self.args.output_dir) / TRAINING_SUMMARY_NAME
+            path.write_text(json.dumps(training_summary(self.args), indent=2) + "\n", encoding="utf-8")
 
     def create_model_card(
         self,
@@ -257,9 +287,9 @@ class FinedeficsModelCardMixin:
             base_model=base_model,
             repo_id=self.hub_model_id,
             peft_config=peft_config,
-            training_args=args,
+            stage=training_stage(args),
+            training=training_hyperparameters(args),
             datasets=datasets,
-            global_batch_size=args.per_device_train_batch_size * args.gradient_accumulation_steps * args.world_size,
             quantization="4-bit NF4 (QLoRA)" if getattr(peft_model or unwrapped, "is_loaded_in_4bit", False) else None,
             tags=[tags] if isinstance(tags, str) else list(tags or []),
         )
@@ -310,14 +340,15 @@ def push_adapter(
     report = None
     if evaluation_report is not None:
         report = json.loads(Path(evaluation_report).read_text(encoding="utf-8"))
-    training_args = load_training_args(adapter_dir)
+    summary = load_training_summary(adapter_dir) or {"stage": None, "hyperparameters": {}}
     card = build_model_card(
         AdapterCardInfo(
             model_name=repo_id.split("/")[-1],
             base_model=peft_config.base_model_name_or_path,
             repo_id=repo_id,
             peft_config=peft_config,
-            training_args=training_args,
+            stage=summary["stage"],
+            training=summary["hyperparameters"],
             datasets=datasets or [],
             evaluation_report=report,
         )

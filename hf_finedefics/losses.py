@@ -13,15 +13,19 @@ With Sim(x, y) = cos(x, y) / temperature:
 - CCC (eq. 7)  = log sum_{c^k in C_hn^i} exp Sim(c^i, c^k): pushes each category name away from the
   names of its own hard negatives (intra-modal).
 
-Each term is a mean over the batch rows. Rows j != i with the same class label carry the same category
-name and are left out of every in-batch denominator when `labels` is given.
+Each term is a mean over the batch rows. As in the paper, every other row of the batch is a negative (instance
+level, same class or not), with one exception when `labels` is given: in the attribute -> category term the
+category name of a same-class row j != i is the same text as the positive, so it is left out
+(`same_class_masking="duplicate_text"`, the default). `same_class_masking="all_terms"` leaves same-class rows out
+of every in-batch denominator instead (a wider, non-paper variant).
 """
 
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 import torch
 import torch.distributed as dist
@@ -30,6 +34,10 @@ import torch.nn.functional as F
 from torch import nn
 
 LOSS_TERMS = ("oac", "acc", "ccc")
+SameClassMasking = Literal["duplicate_text", "all_terms"]
+Objective = Literal["attribute_augmented", "object_category"]
+OBJECTIVES: tuple[Objective, ...] = ("attribute_augmented", "object_category")
+SAME_CLASS_MASKINGS: tuple[SameClassMasking, ...] = ("duplicate_text", "all_terms")
 
 FINEDEFICS_CITATION = """@inproceedings{he2025finedefics,
   title={Analyzing and Boosting the Power of Fine-Grained Visual Recognition for Multi-modal Large Language Models},
@@ -47,6 +55,14 @@ class AttributeAugmentedLossConfig:
     paradigm of stage II; `loss_config()` on either returns this object.
     """
 
+    objective: Objective = field(
+        default="attribute_augmented",
+        metadata={
+            "help": "attribute_augmented: OAC + ACC + CCC (the paper's stage I); object_category: the Table 3b "
+            "ablation, object<->category contrastive with category hard negatives, no attribute text (the generation "
+            "task answers with the category name)."
+        },
+    )
     temperature: float = field(
         default=0.07,
         metadata={"help": "Temperature dividing cosine similarities in every contrastive term (not trained)."},
@@ -63,13 +79,19 @@ class AttributeAugmentedLossConfig:
     ccc_weight: float = field(
         default=0.5, metadata={"help": "Weight of the category-category contrastive loss (eq. 7)."}
     )
+    oc_weight: float = field(
+        default=0.5, metadata={"help": "Weight of the object-category contrastive loss (objective=object_category)."}
+    )
     gather_across_processes: bool = field(
         default=True,
         metadata={"help": "Gather embeddings (with gradients) so in-batch negatives span the global batch."},
     )
-    mask_same_class_negatives: bool = field(
-        default=True,
-        metadata={"help": "Leave same-class rows out of in-batch denominators (they share the category name)."},
+    same_class_masking: SameClassMasking = field(
+        default="duplicate_text",
+        metadata={
+            "help": "duplicate_text (the paper): mask only in-batch keys that are the positive's own text (same-class "
+            "category names in the attribute->category term); all_terms: mask same-class rows in every in-batch term."
+        },
     )
     reproduce_released_losses: bool = field(
         default=False,
@@ -82,6 +104,14 @@ class AttributeAugmentedLossConfig:
     def __post_init__(self):
         if self.temperature <= 0:
             raise ValueError(f"temperature must be positive, got {self.temperature}.")
+        if self.objective not in OBJECTIVES:
+            raise ValueError(f"objective must be one of {', '.join(OBJECTIVES)}, got {self.objective!r}.")
+        if self.objective == "object_category" and self.reproduce_released_losses:
+            raise ValueError("reproduce_released_losses applies to the attribute_augmented objective only.")
+        if self.same_class_masking not in SAME_CLASS_MASKINGS:
+            raise ValueError(
+                f"same_class_masking must be one of {', '.join(SAME_CLASS_MASKINGS)}, got {self.same_class_masking!r}."
+            )
 
     def loss_config(self) -> AttributeAugmentedLossConfig:
         """These settings alone (a stage config inherits them among its training arguments)."""
@@ -133,6 +163,36 @@ def _in_batch_logits(
     return logits
 
 
+def _batch_keys(
+    tensors: tuple[torch.Tensor, ...],
+    labels: torch.Tensor | None,
+    gather_across_processes: bool,
+    same_class_masking: SameClassMasking,
+) -> tuple[tuple[torch.Tensor, ...], torch.Tensor, Callable[..., torch.Tensor]]:
+    """The in-batch keys (gathered over processes when asked), each query row's positive column, and
+    `in_batch(queries, keys, duplicate_text=False)` giving masked (B, N) logits: same-class keys are masked where
+    they are the positive's own text (`duplicate_text`), or everywhere with `same_class_masking="all_terms"`."""
+    if same_class_masking not in SAME_CLASS_MASKINGS:
+        raise ValueError(f"same_class_masking must be one of {SAME_CLASS_MASKINGS}, got {same_class_masking!r}.")
+    # Queries are this process's rows; keys are the (global) batch. Positives sit at offset + i.
+    batch_size, device = tensors[0].shape[0], tensors[0].device
+    offset, keys, all_labels = 0, tensors, labels
+    if gather_across_processes and distributed_is_active():
+        _check_equal_batch_sizes(batch_size, device)
+        offset = dist.get_rank() * batch_size
+        keys = tuple(_gather_with_grad(x) for x in tensors)
+        all_labels = _gather_no_grad(labels) if labels is not None else None
+    # Hard negatives come after the N in-batch columns, so the positive index is unchanged.
+    positives = offset + torch.arange(batch_size, device=device)
+    mask_all = same_class_masking == "all_terms"
+
+    def in_batch(queries: torch.Tensor, keys: torch.Tensor, duplicate_text: bool = False) -> torch.Tensor:
+        masked = mask_all or duplicate_text
+        return _in_batch_logits(queries, keys, positives, *((labels, all_labels) if masked else (None, None)))
+
+    return keys, positives, in_batch
+
+
 def _hard_negative_logits(queries: torch.Tensor, negatives: torch.Tensor) -> torch.Tensor:
     """(B, K) similarity of each row to its own K negatives."""
     return torch.einsum("bd,bkd->bk", queries, negatives)
@@ -170,6 +230,7 @@ def attribute_augmented_losses(
     *,
     gather_across_processes: bool = False,
     reproduce_released: bool = False,
+    same_class_masking: SameClassMasking = "duplicate_text",
 ) -> dict[str, torch.Tensor]:
     """OAC, ACC and CCC losses (eq. 5-7) with per-row hard negatives.
 
@@ -180,12 +241,15 @@ def attribute_augmented_losses(
         neg_attribute_embeds: (B, K, D) row i's hard-negative attribute descriptions A_hn^i.
         neg_category_embeds: (B, K, D) row i's hard-negative category names C_hn^i.
         temperature: similarities are cosine / temperature in every term (1.0 is the paper's literal form).
-        labels: optional (B,) class ids; same-class rows j != i are not in-batch negatives.
+        labels: optional (B,) class ids, used by `same_class_masking`.
         gather_across_processes: under torch.distributed, in-batch negatives span the global batch
             (gathered with gradients); each process scores its own rows, so the mean over processes of
             these losses equals the single-process loss on the global batch, gradients included.
         reproduce_released: reproduce the authors' released code (shared negative pool, CCC against
             column 0, no label masking). A reproduction aid only: it does not implement the paper.
+        same_class_masking: with `labels`, "duplicate_text" (the paper) leaves out only the category names of
+            same-class rows in the attribute -> category term (they are the positive's own text); "all_terms"
+            leaves same-class rows out of every in-batch term.
 
     Returns:
         dict with scalar tensors "oac", "acc", "ccc".
@@ -213,23 +277,15 @@ def attribute_augmented_losses(
     if reproduce_released:
         return _released_losses(objects, attributes, categories, neg_attributes, neg_categories, temperature)
 
-    # Queries are this process's rows; keys are the (global) batch. Positives sit at offset + i.
-    offset = 0
-    all_objects, all_attributes, all_categories, all_labels = objects, attributes, categories, labels
-    if gather_across_processes and distributed_is_active():
-        _check_equal_batch_sizes(batch_size, objects.device)
-        offset = dist.get_rank() * batch_size
-        all_objects, all_attributes, all_categories = (_gather_with_grad(x) for x in (objects, attributes, categories))
-        all_labels = _gather_no_grad(labels) if labels is not None else None
-    positives = offset + torch.arange(batch_size, device=objects.device)
-    # Hard negatives come after the N in-batch columns, so the positive index is unchanged.
-
-    def in_batch(queries: torch.Tensor, keys: torch.Tensor) -> torch.Tensor:
-        return _in_batch_logits(queries, keys, positives, labels, all_labels)
+    (all_objects, all_attributes, all_categories), positives, in_batch = _batch_keys(
+        (objects, attributes, categories), labels, gather_across_processes, same_class_masking
+    )
 
     oa = torch.cat([in_batch(objects, all_attributes), _hard_negative_logits(objects, neg_attributes)], dim=1)
     ao = in_batch(attributes, all_objects)
-    ac = torch.cat([in_batch(attributes, all_categories), _hard_negative_logits(attributes, neg_categories)], dim=1)
+    # Keys are category names: a same-class row's key is the positive's own text.
+    ac_in_batch = in_batch(attributes, all_categories, duplicate_text=True)
+    ac = torch.cat([ac_in_batch, _hard_negative_logits(attributes, neg_categories)], dim=1)
     ca = torch.cat([in_batch(categories, all_attributes), _hard_negative_logits(categories, neg_attributes)], dim=1)
 
     def nce(logits: torch.Tensor) -> torch.Tensor:
@@ -237,6 +293,39 @@ def attribute_augmented_losses(
 
     ccc = torch.logsumexp(_hard_negative_logits(categories, neg_categories) / temperature, dim=1).mean()
     return {"oac": (nce(oa) + nce(ao)) / 2, "acc": (nce(ac) + nce(ca)) / 2, "ccc": ccc}
+
+
+def object_category_losses(
+    object_embeds: torch.Tensor,
+    category_embeds: torch.Tensor,
+    neg_category_embeds: torch.Tensor,
+    temperature: float = 0.07,
+    labels: torch.Tensor | None = None,
+    *,
+    gather_across_processes: bool = False,
+    same_class_masking: SameClassMasking = "duplicate_text",
+) -> dict[str, torch.Tensor]:
+    """The "contrastive object-category" ablation (Table 3b): eq. 5 with category names in place of attribute
+    descriptions and no attribute text anywhere. OC = (L_OC^hn + L_CO) / 2: object -> category over the batch plus
+    the row's hard-negative category names C_hn^i, and category -> object over the batch. Same-class category
+    names are the positive's own text and are masked in the object -> category term (with `labels`)."""
+    if category_embeds.shape != object_embeds.shape or neg_category_embeds.shape[0] != object_embeds.shape[0]:
+        raise ValueError(
+            f"Shapes do not match: objects {tuple(object_embeds.shape)}, categories {tuple(category_embeds.shape)}, "
+            f"negative categories {tuple(neg_category_embeds.shape)}."
+        )
+    objects, categories = F.normalize(object_embeds, dim=-1), F.normalize(category_embeds, dim=-1)
+    neg_categories = F.normalize(neg_category_embeds, dim=-1)
+    (all_objects, all_categories), positives, in_batch = _batch_keys(
+        (objects, categories), labels, gather_across_processes, same_class_masking
+    )
+    oc = torch.cat(
+        [in_batch(objects, all_categories, duplicate_text=True), _hard_negative_logits(objects, neg_categories)], dim=1
+    )
+    co = in_batch(categories, all_objects)
+    oc_loss = F.cross_entropy(oc / temperature, positives)
+    co_loss = F.cross_entropy(co / temperature, positives)
+    return {"oc": (oc_loss + co_loss) / 2}
 
 
 @torch.no_grad()
@@ -282,7 +371,12 @@ class AttributeAugmentedContrastiveLoss(nn.Module):
     def __init__(self, config: AttributeAugmentedLossConfig | None = None, **overrides: Any):
         super().__init__()
         self.config = dataclasses.replace((config or AttributeAugmentedLossConfig()).loss_config(), **overrides)
-        self.weights = {"oac": self.config.oac_weight, "acc": self.config.acc_weight, "ccc": self.config.ccc_weight}
+        self.weights = {
+            "oac": self.config.oac_weight,
+            "acc": self.config.acc_weight,
+            "ccc": self.config.ccc_weight,
+            "oc": self.config.oc_weight,
+        }
 
     @property
     def gather_across_processes(self) -> bool:
@@ -300,6 +394,17 @@ class AttributeAugmentedContrastiveLoss(nn.Module):
         neg_category_embeds: torch.Tensor,
         labels: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        if self.config.objective == "object_category":
+            terms = object_category_losses(
+                object_embeds,
+                category_embeds,
+                neg_category_embeds,
+                temperature=self.config.temperature,
+                labels=labels,
+                gather_across_processes=self.config.gather_across_processes,
+                same_class_masking=self.config.same_class_masking,
+            )
+            return self.weights["oc"] * terms["oc"], terms
         terms = attribute_augmented_losses(
             object_embeds,
             attribute_embeds,
@@ -307,9 +412,10 @@ class AttributeAugmentedContrastiveLoss(nn.Module):
             neg_attribute_embeds,
             neg_category_embeds,
             temperature=self.config.temperature,
-            labels=labels if self.config.mask_same_class_negatives else None,
+            labels=labels,
             gather_across_processes=self.config.gather_across_processes,
             reproduce_released=self.config.reproduce_released_losses,
+            same_class_masking=self.config.same_class_masking,
         )
         total = sum(self.weights[name] * terms[name] for name in LOSS_TERMS)
         return total, terms

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 from pathlib import Path
 from typing import Any, Literal
 
@@ -25,6 +26,8 @@ from transformers import AutoModelForImageTextToText, AutoProcessor, BitsAndByte
 from .backbones import get_backbone
 
 ADAPTER_CONFIG_NAME = "adapter_config.json"
+# Written last into a merged folder: its presence means the merge finished.
+MERGE_DONE_NAME = "finedefics_merge.json"
 # Files that mark a folder as carrying a saved processor (newer and older transformers layouts).
 _PROCESSOR_FILES = ("processor_config.json", "preprocessor_config.json")
 Quantization = Literal["4bit", "8bit"] | BitsAndBytesConfig | None
@@ -189,6 +192,23 @@ def merge_adapter(
         adapter_revision=adapter_revision,
     )
     output_dir = Path(output_dir)
-    model.save_pretrained(output_dir, max_shard_size=max_shard_size)
-    processor.save_pretrained(output_dir)
+    if output_dir.is_dir() and any(output_dir.iterdir()) and not (output_dir / "config.json").is_file():
+        raise FileExistsError(f"{output_dir} holds files that are not a model: merge into a new or empty folder.")
+    # Written into a side folder renamed into place when complete, with a marker written last: a kill at any point
+    # leaves no merged folder or a complete one (`is_complete_merge`).
+    partial = output_dir.with_name(f"{output_dir.name}.partial")
+    if partial.exists():  # left by a killed merge
+        shutil.rmtree(partial)
+    model.save_pretrained(partial, max_shard_size=max_shard_size)
+    processor.save_pretrained(partial)
+    (partial / MERGE_DONE_NAME).write_text(json.dumps({"adapter": str(adapter), "base_model": str(base_model)}))
+    if output_dir.exists():  # empty, or an earlier (possibly incomplete) merge: replaced
+        shutil.rmtree(output_dir)
+    partial.rename(output_dir)
     return output_dir
+
+
+def is_complete_merge(folder: str | os.PathLike) -> bool:
+    """Whether `folder` holds a merge that `merge_adapter` finished (a folder without the marker is one a kill
+    interrupted, possibly under an earlier version that wrote in place)."""
+    return (Path(folder) / MERGE_DONE_NAME).is_file()

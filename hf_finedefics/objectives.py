@@ -55,6 +55,10 @@ class ContrastiveAlignmentModel(nn.Module):
         # FSDP's auto-wrap policy looks for the decoder layer classes on the wrapped module.
         self._no_split_modules = getattr(self.backbone.model, "_no_split_modules", None)
 
+    def activation_checkpointing_enable(self, **kwargs) -> None:
+        """What the Trainer calls for `activation_checkpointing`: checkpoint the wrapped model's layers."""
+        self.model.activation_checkpointing_enable(**kwargs)
+
     def forward(
         self,
         input_ids: torch.Tensor | None = None,

@@ -18,8 +18,8 @@ up where it stopped (training resumes from its last checkpoint).
 
 from __future__ import annotations
 
-import dataclasses
 import json
+import logging
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -29,13 +29,18 @@ from typing import Any
 
 import yaml
 from datasets import Dataset, load_dataset
-from transformers import HfArgumentParser
 
-from dataset_builders.sources.synthetic import (
-    SyntheticFGVRConfig,
-)
+from dataset_builders import BuildConfig, build_dataset
+from dataset_builders.build import build_synthetic_dataset
+from dataset_builders.sources.synthetic import SyntheticFGVRConfig
 
+from .analysis.runner import ANALYSES
+from .collators import ATTRIBUTE_COLUMNS
+from .evaluation.open_set import DEFAULT_SIMILARITY_MODEL, OPEN_SET
 from .evaluation.report import comparison_table, mean_accuracies
+from .evaluation.runner import MULTIPLE_CHOICE, SCORER_NAMES, TASKS
+from .recipe_sections import parse_section, require_at_least_one
+from .trainer.checkpoints import is_finished_save
 from .trainer.contrastive_alignment_config import ContrastiveAlignmentConfig
 from .trainer.contrastive_alignment_trainer import train_stage1
 from .trainer.instruction_tuning_config import InstructionTuningConfig
@@ -54,19 +59,39 @@ TESTING_PREFIX = "testing:"
 
 Progress = Callable[[float, str], None]
 
+logger = logging.getLogger(__name__)
+
 
 @dataclass
 class EvaluationSettings:
+    tasks: list[str] = field(
+        default_factory=lambda: list(TASKS),
+        metadata={"help": "multiple_choice (the paper's protocol) and/or open_set (the category without options)."},
+    )
     scorers: list[str] = field(
-        default_factory=lambda: ["likelihood", "generation"], metadata={"help": "Scorers: likelihood, generation."}
+        default_factory=lambda: ["likelihood", "generation"],
+        metadata={"help": "Multiple-choice scorers: likelihood, generation."},
+    )
+    similarity_model: str = field(
+        default=DEFAULT_SIMILARITY_MODEL,
+        metadata={"help": "sentence-transformers model matching open-set answers to class names (folder or Hub id)."},
     )
     batch_size: int = field(default=16, metadata={"help": "Items per forward."})
-    max_new_tokens: int = field(default=16, metadata={"help": "Generation budget of the generation scorer."})
+    max_new_tokens: int = field(
+        default=16, metadata={"help": "Generation budget of the generation scorer and of open-set answers."}
+    )
     datasets: list[str] = field(
         default_factory=list,
         metadata={"help": "Evaluation datasets for built (non-synthetic) data, e.g. [bird-200, car-196]."},
     )
     data_dir: str | None = field(default=None, metadata={"help": "Root holding <name>/ for each evaluation dataset."})
+
+    def __post_init__(self):
+        if unknown := set(self.tasks) - set(TASKS):
+            raise ValueError(f"Unknown evaluation.tasks {sorted(unknown)}; choose from {', '.join(TASKS)}.")
+        if unknown := set(self.scorers) - set(SCORER_NAMES):
+            raise ValueError(f"Unknown scorers {sorted(unknown)}; choose from {', '.join(SCORER_NAMES)}.")
+        require_at_least_one(self, "batch_size", "max_new_tokens")
 
 
 @dataclass
@@ -79,6 +104,13 @@ class AnalysisSettings:
         default_factory=lambda: ["zero_shot", "finedefics"], metadata={"help": "Variants whose models are analysed."}
     )
     tsne_max_per_class: int = field(default=40, metadata={"help": "Objects per class in the t-SNE maps."})
+
+    def __post_init__(self):
+        if unknown := set(self.analyses) - set(ANALYSES):
+            raise ValueError(f"Unknown analyses {sorted(unknown)}; choose from {', '.join(ANALYSES)}.")
+        if unknown := set(self.variants) - set(VARIANTS):
+            raise ValueError(f"Unknown variants {sorted(unknown)}; choose from {', '.join(VARIANTS)}.")
+        require_at_least_one(self, "tsne_max_per_class")
 
 
 @dataclass
@@ -122,20 +154,11 @@ class RunConfig:
             )
 
 
-def _parse(cls: type, values: dict[str, Any], section: str) -> Any:
-    """A dataclass from a recipe section; an unknown key fails naming the section and key."""
-    names = {f.name for f in dataclasses.fields(cls)}
-    unknown = sorted(set(values) - names)
-    if unknown:
-        raise ValueError(f"Unknown key(s) {unknown} in the recipe's `{section}` section ({cls.__name__}).")
-    return HfArgumentParser(cls).parse_dict(values)[0]
-
-
 def load_run_config(recipe: str | os.PathLike | None = None, **overrides: Any) -> RunConfig:
     """Read a run recipe (default: the embedded one shipped in the package); `overrides` replace top-level keys."""
     values = yaml.safe_load(Path(recipe or embedded_recipe_path()).read_text()) or {}
     values.update({key: value for key, value in overrides.items() if value is not None})
-    return _parse(RunConfig, values, "top level")
+    return parse_section(RunConfig, values, "")
 
 
 def resolve_base_model(base_model: str) -> str:
@@ -153,8 +176,16 @@ class FinedeficsRun:
         self.config = config
         self.output_dir = Path(config.output_dir)
         self.progress = progress or (lambda fraction, message: print(f"[finedefics run {fraction:4.0%}] {message}"))
-        self.evaluation = _parse(EvaluationSettings, config.evaluation, "evaluation")
-        self.analysis = _parse(AnalysisSettings, config.analysis, "analysis")
+        # Every section is checked here, before any work: a typo in stage2 must not surface after the data build and
+        # stage I, nor hide behind a stage a finished earlier run lets this one skip.
+        self.evaluation = parse_section(EvaluationSettings, config.evaluation, "evaluation")
+        self.analysis = parse_section(AnalysisSettings, config.analysis, "analysis")
+        self._data_config()
+        self._model_args(config.base_model)
+        for variant in config.variants:
+            for stage in ("stage1", "stage2"):
+                if self.trains(variant, stage):
+                    self.stage_args(variant, stage)
         self.base_model = resolve_base_model(config.base_model)
 
     # Paths
@@ -170,76 +201,80 @@ class FinedeficsRun:
         return self.base_model if variant == "zero_shot" else str(self.stage_dir(variant, "stage2"))
 
     # Data
+    def _data_config(self) -> SyntheticFGVRConfig | BuildConfig | None:
+        """The data section's config: synthetic generation, a build, or None for an already built folder."""
+        data = self.config.data
+        if "synthetic" in data:
+            return parse_section(
+                SyntheticFGVRConfig, {"seed": self.config.seed, **data["synthetic"]}, "data.synthetic"
+            )
+        if "build" in data:
+            return parse_section(BuildConfig, {**data["build"], "output_dir": str(self.data_dir)}, "data.build")
+        if not isinstance(data["dataset"], str):
+            raise ValueError(f"Recipe field `data.dataset` must be a folder (str), got {data['dataset']!r}.")
+        return None
+
     @property
     def synthetic(self) -> SyntheticFGVRConfig | None:
-        if "synthetic" not in self.config.data:
-            return None
-        return _parse(
-            SyntheticFGVRConfig, {"seed": self.config.seed, **self.config.data["synthetic"]}, "data.synthetic"
-        )
+        config = self._data_config()
+        return config if isinstance(config, SyntheticFGVRConfig) else None
 
     def step_build(self) -> None:
         if (self.data_dir / "README.md").is_file():
             return
         if "dataset" in self.config.data:
             raise FileNotFoundError(f"data.dataset {self.data_dir} is not a dataset folder built by build-dataset.")
-        synthetic = self.synthetic
-        if synthetic is not None:
-            from dataset_builders.build import build_synthetic_dataset
-
-            build_synthetic_dataset(synthetic, self.data_dir, self.output_dir / "source")
-            return
-        from dataset_builders import BuildConfig, build_dataset
-
-        build_dataset(
-            _parse(BuildConfig, {**self.config.data["build"], "output_dir": str(self.data_dir)}, "data.build")
-        )
+        config = self._data_config()
+        if isinstance(config, SyntheticFGVRConfig):
+            build_synthetic_dataset(config, self.data_dir, self.output_dir / "source")
+        else:
+            build_dataset(config)
 
     def triples(self, without_attributes: bool) -> Dataset:
         triples = load_dataset(str(self.data_dir), "triples", split="train")
-        return object_category_triples(triples) if without_attributes else triples
+        # The object-category ablation reads no attribute text: drop it, so none can reach the model.
+        return triples.remove_columns(list(ATTRIBUTE_COLUMNS)) if without_attributes else triples
 
     # Training
-    def _model_args(self) -> FinedeficsModelConfig:
-        return _parse(FinedeficsModelConfig, {**self.config.model, "model_name_or_path": self.base_model}, "model")
+    def _model_args(self, base_model: str | None = None) -> FinedeficsModelConfig:
+        values = {**self.config.model, "model_name_or_path": base_model or self.base_model}
+        return parse_section(FinedeficsModelConfig, values, "model")
+
+    @staticmethod
+    def trains(variant: str, stage: str) -> bool:
+        return variant != "zero_shot" and not (stage == "stage1" and variant == "instruction_tuning")
+
+    def stage_args(self, variant: str, stage: str) -> ContrastiveAlignmentConfig | InstructionTuningConfig:
+        """The training config of one stage of a variant: the recipe's section, the run's seed and folders. A rerun
+        resumes from the last complete checkpoint in its folder (`trainer.checkpoints.resume_checkpoint`)."""
+        values = {"report_to": "none", **getattr(self.config, stage)}
+        values |= {"output_dir": str(self.stage_dir(variant, stage)), "seed": self.config.seed}
+        if stage == "stage1":
+            if variant == "contrastive_object_category":  # Table 3b: object<->category, no attribute text
+                values["objective"] = "object_category"
+            return parse_section(ContrastiveAlignmentConfig, values, "stage1")
+        stage1 = None if variant == "instruction_tuning" else str(self.stage_dir(variant, "stage1"))
+        return parse_section(InstructionTuningConfig, {**values, "stage1_adapter": stage1}, "stage2")
+
+    def _finished(self, variant: str, stage: str) -> bool:
+        output_dir = self.stage_dir(variant, stage)
+        if is_finished_save(output_dir):
+            return True
+        if (output_dir / "adapter_config.json").is_file():
+            logger.warning("%s holds an unfinished save (interrupted): training %s again.", output_dir, stage)
+        return False
 
     def step_stage1(self, variant: str) -> None:
-        output_dir = self.stage_dir(variant, "stage1")
-        if (output_dir / "adapter_config.json").is_file():
+        if self._finished(variant, "stage1"):
             return
-        args = _parse(
-            ContrastiveAlignmentConfig,
-            {
-                "report_to": "none",
-                **self.config.stage1,
-                "output_dir": str(output_dir),
-                "seed": self.config.seed,
-                "resume_from_checkpoint": _last_checkpoint(output_dir),
-            },
-            "stage1",
-        )
         triples = self.triples(without_attributes=variant == "contrastive_object_category")
-        train_stage1(self._model_args(), args, triples)
+        train_stage1(self._model_args(), self.stage_args(variant, "stage1"), triples)
 
     def step_stage2(self, variant: str) -> None:
-        output_dir = self.stage_dir(variant, "stage2")
-        if (output_dir / "adapter_config.json").is_file():
+        if self._finished(variant, "stage2"):
             return
-        stage1 = None if variant == "instruction_tuning" else str(self.stage_dir(variant, "stage1"))
-        args = _parse(
-            InstructionTuningConfig,
-            {
-                "report_to": "none",
-                **self.config.stage2,
-                "output_dir": str(output_dir),
-                "seed": self.config.seed,
-                "stage1_adapter": stage1,
-                "resume_from_checkpoint": _last_checkpoint(output_dir),
-            },
-            "stage2",
-        )
         instructions = load_dataset(str(self.data_dir), "instructions", split="train")
-        train_stage2(self._model_args(), args, instructions)
+        train_stage2(self._model_args(), self.stage_args(variant, "stage2"), instructions)
 
     # Evaluation and analysis
     def evaluation_items(self) -> tuple[dict[str, list], dict[str, str]]:
@@ -255,22 +290,29 @@ class FinedeficsRun:
         return {name: load_mc_items(name, root / name) for name in self.evaluation.datasets}, {}
 
     def step_evaluate(self, variant: str) -> dict[str, dict[str, Any]]:
-        from .evaluation import evaluate_model
+        """{scorer: {dataset: summary}}, the open-set summaries under ``open_set``."""
+        from .evaluation import evaluate_model, evaluate_open_set
 
         items, superclasses = self.evaluation_items()
         model, processor = self._model_args().load(model_name_or_path=self.model_dir(variant))
-        return evaluate_model(
-            model.eval(),
-            processor,
-            items,
-            self.output_dir / "evaluation",
-            model_name=variant,
-            scorers=tuple(self.evaluation.scorers),
-            seed=self.config.seed,
-            batch_size=self.evaluation.batch_size,
-            max_new_tokens=self.evaluation.max_new_tokens,
-            superclasses=superclasses,
-        )
+        common = {
+            "model_name": variant,
+            "batch_size": self.evaluation.batch_size,
+            "max_new_tokens": self.evaluation.max_new_tokens,
+            "superclasses": superclasses,
+        }
+        output_dir = self.output_dir / "evaluation"
+        results = {}
+        if MULTIPLE_CHOICE in self.evaluation.tasks:
+            scorers = tuple(self.evaluation.scorers)
+            results = evaluate_model(
+                model.eval(), processor, items, output_dir, scorers=scorers, seed=self.config.seed, **common
+            )
+        if OPEN_SET in self.evaluation.tasks:
+            results[OPEN_SET] = evaluate_open_set(
+                model.eval(), processor, items, output_dir, similarity_model=self.evaluation.similarity_model, **common
+            )
+        return results
 
     def analysis_splits(self) -> dict[str, tuple[Dataset, Dataset]]:
         """{evaluation dataset: (test split, train split)} with ClassLabel labels, for the analyses."""
@@ -316,9 +358,9 @@ class FinedeficsRun:
         variants = self.config.variants
         steps: list[tuple[str, Callable[[], Any]]] = [("build the training data", self.step_build)]
         for variant in variants:
-            if variant in ("contrastive_object_category", "finedefics"):
+            if self.trains(variant, "stage1"):
                 steps.append((f"{variant}: stage I", lambda v=variant: self.step_stage1(v)))
-            if variant != "zero_shot":
+            if self.trains(variant, "stage2"):
                 steps.append((f"{variant}: stage II", lambda v=variant: self.step_stage2(v)))
         results: dict[str, Any] = {}
         for variant in variants:
@@ -339,20 +381,6 @@ class FinedeficsRun:
 def embedded_recipe_path() -> Path:
     """The embedded default recipe shipped in the package (`recipes/tiny/config_run.yaml` links to it)."""
     return Path(str(resources.files("hf_finedefics.data.recipes").joinpath(EMBEDDED_RECIPE)))
-
-
-def _last_checkpoint(output_dir: Path) -> str | None:
-    checkpoints = sorted(output_dir.glob("checkpoint-*"), key=lambda path: int(path.name.split("-")[-1]))
-    return str(checkpoints[-1]) if checkpoints else None
-
-
-def object_category_triples(triples: Dataset) -> Dataset:
-    """The 'contrastive object-category' ablation (Table 3): category names stand in for attribute descriptions, so
-    OAC contrasts objects with category names directly and the generation task produces the name."""
-    return triples.map(
-        lambda row: {"attribute": row["category"], "neg_attributes": row["neg_categories"]},
-        desc="Dropping attribute descriptions",
-    )
 
 
 def run_pipeline(

@@ -12,13 +12,12 @@ import torch
 from PIL import Image
 from transformers import ProcessorMixin
 
-from dataset_builders.prompts import attribute_generation_prompt
+from dataset_builders.prompts import GENERIC_SUPERCLASS, attribute_generation_prompt
 
 from .embeddings import encode_images, encode_texts
-from .evaluation.scoring import GenerationScorer, LikelihoodScorer, multiple_choice_chat
+from .evaluation.scoring import GenerationScorer, LikelihoodScorer, image_question_chat, multiple_choice_chat
 
 MULTIPLE_CHOICE_OPTIONS = 4  # the paper's 4-way protocol
-GENERIC_SUPERCLASS = "object"
 
 
 @dataclass
@@ -67,17 +66,8 @@ class FinedeficsRecognizer:
         # Alphabetical order, so the option letter does not give away the similarity rank.
         options = sorted((name for name, _ in ranking[:MULTIPLE_CHOICE_OPTIONS]), key=str.lower)
         question = multiple_choice_chat(self.processor, options, superclass)
-        description_chat = self.processor.apply_chat_template(
-            [
-                {
-                    "role": "user",
-                    "content": [
-                        {"type": "image"},
-                        {"type": "text", "text": attribute_generation_prompt(superclass or GENERIC_SUPERCLASS)},
-                    ],
-                }
-            ],
-            add_generation_prompt=True,
+        description_chat = image_question_chat(
+            self.processor, attribute_generation_prompt(superclass or GENERIC_SUPERCLASS)
         )
         # One batched greedy generate call answers the question and writes the description (which has no
         # options to read back).

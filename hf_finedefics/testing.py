@@ -35,9 +35,11 @@ from transformers.models.idefics2.image_processing_pil_idefics2 import Idefics2I
 
 TinyArchitecture = Literal["idefics2", "llava"]
 TINY_ARCHITECTURES: tuple[TinyArchitecture, ...] = ("idefics2", "llava")
+# The processor settings of the paper (one whole image per sample) for each tiny architecture.
+PAPER_PROCESSOR_KWARGS: dict[str, dict] = {"idefics2": {"do_image_splitting": False}, "llava": {}, "clip": {}}
 
 # Bump when the tiny configs change so cached folders are rebuilt.
-_TINY_VERSION = 2
+_TINY_VERSION = 3
 _IMAGE_SIZE = 32
 _PATCH_SIZE = 8
 _MARKER = "tiny_checkpoint.json"
@@ -124,8 +126,10 @@ def _idefics2(output_dir: Path) -> None:
     tokenizer = _byte_level_tokenizer(
         ["<unk>", "<s>", "</s>"], bos_token="<s>", eos_token="</s>", unk_token="<unk>", pad_token="<unk>"
     )
+    # Splits images into 4 crops + the whole image by default, like HuggingFaceM4/idefics2-8b's processor: every
+    # path that follows the paper must turn it off (`processor_kwargs={"do_image_splitting": False}`).
     image_processor = Idefics2ImageProcessorPil(
-        do_image_splitting=False, size={"shortest_edge": _IMAGE_SIZE, "longest_edge": _IMAGE_SIZE}
+        do_image_splitting=True, size={"shortest_edge": _IMAGE_SIZE, "longest_edge": _IMAGE_SIZE}
     )
     # The processor adds <fake_token_around_image>, <image> and <end_of_utterance> like the real one.
     processor = Idefics2Processor(image_processor, tokenizer, image_seq_len=8, chat_template=IDEFICS2_CHAT_TEMPLATE)
@@ -220,6 +224,12 @@ def _clip(output_dir: Path) -> None:
 
 
 _BUILDERS = {"idefics2": _idefics2, "llava": _llava, "clip": _clip}
+
+
+def paper_processor_kwargs(checkpoint: str | os.PathLike) -> dict:
+    """The `processor_kwargs` that give the paper's one whole image per sample for a tiny checkpoint folder."""
+    marker = json.loads((Path(checkpoint) / _MARKER).read_text())
+    return dict(PAPER_PROCESSOR_KWARGS[marker["architecture"]])
 
 
 def create_tiny_checkpoint(

@@ -5,9 +5,14 @@ import pytest
 from transformers import AutoModelForImageTextToText, AutoProcessor
 
 from dataset_builders.sources.synthetic import category_neighbours, generate_synthetic_fgvr, synthetic_categories
-from hf_finedefics.testing import TINY_ARCHITECTURES, create_tiny_checkpoint
+from hf_finedefics.testing import TINY_ARCHITECTURES, create_tiny_checkpoint, paper_processor_kwargs
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+# What every tiny training run in the tests shares: a couple of CPU steps, logged, never saved or reported.
+TINY_TRAINING_ARGS = dict(
+    max_steps=2, warmup_steps=0, logging_steps=1, save_strategy="no", report_to="none", use_cpu=True
+)
 
 
 def synthetic_triples(num_negatives: int = 3, split: str = "train", **overrides) -> datasets.Dataset:
@@ -34,4 +39,6 @@ def tiny_checkpoint(request, tmp_path_factory):
 
 @pytest.fixture
 def tiny_model_and_processor(tiny_checkpoint):
-    return AutoModelForImageTextToText.from_pretrained(tiny_checkpoint), AutoProcessor.from_pretrained(tiny_checkpoint)
+    # The paper's processor settings (the tiny Idefics2 splits images by default, like the Hub's).
+    processor = AutoProcessor.from_pretrained(tiny_checkpoint, **paper_processor_kwargs(tiny_checkpoint))
+    return AutoModelForImageTextToText.from_pretrained(tiny_checkpoint), processor

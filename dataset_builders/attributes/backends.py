@@ -1,21 +1,20 @@
 """Where answers come from: a local Hugging Face model or an OpenAI-compatible HTTP endpoint.
 
 Both take a list of `GenerationRequest`s (a prompt, optionally with one image) and return one answer
-per request, in order. The pipeline hands each backend `batch_size` requests at a time: the local
-backend runs them as one padded `generate` call, the HTTP backend sends them concurrently.
+per request, in order, or (`iter_answers`) each answer as soon as it is ready, which the pipeline caches at once.
+The pipeline hands each backend `batch_size` requests at a time: the local backend runs them as one padded
+`generate` call, the HTTP backend sends them concurrently.
 """
 
 from __future__ import annotations
 
 import base64
 import io
-import json
 import logging
 import time
-import urllib.error
-import urllib.request
 from abc import ABC, abstractmethod
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 
 import torch
@@ -44,8 +43,16 @@ class GenerationBackend(ABC):
         return f"{self.model_id}|max_new_tokens={self.max_new_tokens}|greedy"
 
     @abstractmethod
+    def iter_answers(self, requests: list[GenerationRequest]) -> Iterator[tuple[int, str]]:
+        """Answer each request greedily, yielding (position in `requests`, answer) as each answer is ready, so
+        that callers can keep it even if a later request fails."""
+
     def generate(self, requests: list[GenerationRequest]) -> list[str]:
         """Answer each request, greedily, in order."""
+        answers: list[str] = [""] * len(requests)
+        for position, answer in self.iter_answers(requests):
+            answers[position] = answer
+        return answers
 
 
 def _decode_image(data: bytes) -> Image.Image:
@@ -121,22 +128,23 @@ class LocalBackend(GenerationBackend):
         new_tokens = outputs[:, inputs["input_ids"].shape[1] :]
         return [text.strip() for text in self.tokenizer.batch_decode(new_tokens, skip_special_tokens=True)]
 
-    def generate(self, requests: list[GenerationRequest]) -> list[str]:
-        answers: list[str | None] = [None] * len(requests)
+    def iter_answers(self, requests: list[GenerationRequest]) -> Iterator[tuple[int, str]]:
         for has_image in (True, False):
             positions = [i for i, request in enumerate(requests) if (request.image is not None) == has_image]
             for start in range(0, len(positions), self.batch_size):
                 batch = positions[start : start + self.batch_size]
-                for position, answer in zip(batch, self._generate_group([requests[i] for i in batch])):
-                    answers[position] = answer
-        return answers
+                yield from zip(batch, self._generate_group([requests[i] for i in batch]))
 
 
 class OpenAICompatibleBackend(GenerationBackend):
-    """An OpenAI-compatible chat-completions endpoint (vLLM, TGI, `transformers serve`, OpenAI).
+    """An OpenAI-compatible chat-completions endpoint, through the official `openai` client.
 
-    `base_url` is the API root, e.g. "http://localhost:8000/v1". Requests run `concurrency` at a time;
-    failed calls are retried with exponential back-off before the error is raised.
+    `base_url` is the API root, e.g. "http://localhost:8000/v1" for `transformers serve <model>` (one process, fine
+    for small runs) or, to scale out, `vllm serve <model>` or Text Generation Inference (batched serving on GPUs).
+    Requests run `concurrency` at a time; each answer is handed back as soon as it arrives. The client retries
+    timeouts, dropped connections, 408/409/429 and 5xx replies `max_retries` times with exponential back-off; this
+    backend also retries replies without `choices` (some servers answer 200 with an error body), and the final
+    error names the endpoint, the HTTP status and the start of the body.
     """
 
     def __init__(
@@ -146,20 +154,24 @@ class OpenAICompatibleBackend(GenerationBackend):
         api_key: str | None = None,
         max_new_tokens: int = 256,
         concurrency: int = 8,
-        timeout: float = 300.0,
+        timeout: float = 60.0,
         max_retries: int = 3,
     ):
-        self.endpoint = base_url.rstrip("/") + "/chat/completions"
+        from openai import OpenAI
+
+        self.base_url = base_url.rstrip("/")
         self.model_id = model_id
-        self.api_key = api_key
         self.max_new_tokens = max_new_tokens
         self.concurrency = concurrency
         # Hand the pipeline enough requests per batch to keep every connection busy.
         self.batch_size = concurrency * 4
-        self.timeout = timeout
         self.max_retries = max_retries
+        # Local servers need no key, but the client insists on one.
+        self.client = OpenAI(
+            base_url=self.base_url, api_key=api_key or "no-key", timeout=timeout, max_retries=max_retries
+        )
 
-    def _payload(self, request: GenerationRequest) -> dict:
+    def _messages(self, request: GenerationRequest) -> list[dict]:
         content: list[dict] = [{"type": "text", "text": request.prompt}]
         if request.image is not None:
             # Re-encode as PNG so the data URL's media type is always right, whatever the source format.
@@ -167,39 +179,59 @@ class OpenAICompatibleBackend(GenerationBackend):
             _decode_image(request.image).save(buffer, format="PNG")
             url = "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
             content.insert(0, {"type": "image_url", "image_url": {"url": url}})
-        return {
-            "model": self.model_id,
-            "messages": [{"role": "user", "content": content}],
-            "max_tokens": self.max_new_tokens,
-            "temperature": 0.0,
-        }
+        return [{"role": "user", "content": content}]
 
-    def _post(self, request: GenerationRequest) -> str:
-        body = json.dumps(self._payload(request)).encode("utf-8")
-        headers = {"Content-Type": "application/json"}
-        if self.api_key:
-            headers["Authorization"] = f"Bearer {self.api_key}"
-        attempt = 0
-        while True:
+    def _answer(self, request: GenerationRequest) -> str:
+        import openai
+
+        endpoint = f"{self.base_url}/chat/completions"
+        for attempt in range(self.max_retries + 1):
             try:
-                http_request = urllib.request.Request(self.endpoint, data=body, headers=headers, method="POST")
-                with urllib.request.urlopen(http_request, timeout=self.timeout) as response:
-                    reply = json.loads(response.read())
-                return (reply["choices"][0]["message"]["content"] or "").strip()
-            except (urllib.error.URLError, TimeoutError, ConnectionError) as error:
-                # Client errors (bad model name, bad payload) will not fix themselves: fail at once.
-                if isinstance(error, urllib.error.HTTPError) and 400 <= error.code < 500 and error.code != 429:
-                    detail = error.read().decode("utf-8", "replace")[:500]
-                    raise RuntimeError(f"{self.endpoint} rejected the request ({error.code}): {detail}") from error
-                if attempt == self.max_retries:
-                    raise RuntimeError(f"{self.endpoint} failed after {attempt + 1} attempts: {error}") from error
-                delay = 2**attempt
-                logger.warning("Request to %s failed (%s); retrying in %ss.", self.endpoint, error, delay)
-                time.sleep(delay)
-                attempt += 1
-            except (KeyError, IndexError, json.JSONDecodeError) as error:
-                raise RuntimeError(f"{self.endpoint} returned a reply without choices[0].message.content.") from error
+                raw = self.client.chat.completions.with_raw_response.create(
+                    model=self.model_id,
+                    messages=self._messages(request),
+                    max_tokens=self.max_new_tokens,
+                    temperature=0.0,
+                )
+            except openai.APIStatusError as error:
+                raise RuntimeError(
+                    f"{endpoint} answered {error.status_code} for model {self.model_id!r}: {error.response.text[:500]}"
+                ) from error
+            except openai.APIError as error:  # connection dropped or timed out on every try
+                raise RuntimeError(
+                    f"{endpoint} failed after {self.max_retries + 1} attempts: {type(error).__name__}: {error}"
+                ) from error
+            try:
+                choices = raw.parse().choices
+            except ValueError:  # not JSON
+                choices = None
+            if choices:
+                return (choices[0].message.content or "").strip()
+            body = raw.http_response.text[:500]
+            if attempt < self.max_retries:
+                logger.warning("%s answered %s without choices (%r); retrying.", endpoint, raw.status_code, body)
+                time.sleep(min(2**attempt * 0.5, 8.0))
+        raise RuntimeError(
+            f"{endpoint} answered {raw.status_code} without choices {self.max_retries + 1} times; last body: {body!r}"
+        )
 
-    def generate(self, requests: list[GenerationRequest]) -> list[str]:
-        with ThreadPoolExecutor(max_workers=self.concurrency) as pool:
-            return list(pool.map(self._post, requests))
+    def iter_answers(self, requests: list[GenerationRequest]) -> Iterator[tuple[int, str]]:
+        pool = ThreadPoolExecutor(max_workers=self.concurrency)
+        futures = {pool.submit(self._answer, request): position for position, request in enumerate(requests)}
+        failure: BaseException | None = None
+        try:
+            for future in as_completed(futures):
+                try:
+                    answer = future.result()
+                except Exception as error:
+                    # Requests not yet sent are dropped; those in flight still finish and are handed back.
+                    if failure is None:
+                        failure = error
+                        for pending in futures:
+                            pending.cancel()
+                    continue
+                yield futures[future], answer
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
+        if failure is not None:
+            raise failure

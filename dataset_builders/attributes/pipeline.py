@@ -5,7 +5,7 @@
 3. Summarization: the LLM condenses those answers into a five-sentence description of the image.
 
 Every answer goes through the `AnswerCache` first, keyed by (image content hash, prompt, model), and is
-written back as soon as its batch is done: rerunning a killed build only asks for what is missing.
+written back as soon as it arrives: rerunning a killed build only asks for what is missing.
 Images are processed in chunks, extraction then summarization per chunk, so a kill loses at most one
 batch of work.
 """
@@ -129,9 +129,10 @@ class AttributeDescriber:
         missing = list({key: request for key, (_, request) in zip(keys, requests) if key not in answers}.items())
         for start in range(0, len(missing), backend.batch_size):
             batch = missing[start : start + backend.batch_size]
-            new_answers = dict(zip((key for key, _ in batch), backend.generate([request for _, request in batch])))
-            self.cache.put_many(new_answers)
-            answers.update(new_answers)
+            # Each answer is saved as it arrives: a request that keeps failing loses no other answer.
+            for position, answer in backend.iter_answers([request for _, request in batch]):
+                self.cache.put_many({batch[position][0]: answer})
+                answers[batch[position][0]] = answer
         return [answers[key] for key in keys]
 
     def discover_attributes(self, superclass: str) -> list[str]:

@@ -15,6 +15,10 @@ from PIL import Image
 
 logger = logging.getLogger(__name__)
 
+# Images whose header declares more pixels are skipped, like the demo's limit: decoding a 100 MP PNG takes
+# gigabytes for no better description.
+DEFAULT_MAX_IMAGE_PIXELS = 40_000_000
+
 
 class SourceFormatError(ValueError):
     """A metadata file of a source dataset is missing, unreadable or does not say what its format promises."""
@@ -85,14 +89,18 @@ def check_split(name: str, split: str, available: Iterable[str]) -> None:
         raise ValueError(f"Source {name!r} has no split {split!r}; choose from {available}.")
 
 
-def readable_image(path: Path) -> bool:
-    """Whether PIL can fully decode `path`; decoding catches truncated files that `verify()` lets through."""
+def image_problem(path: Path, max_pixels: int) -> str | None:
+    """Why `path` cannot be used, or None: "unreadable" (not an image, truncated, corrupt) or its size "WxH" when
+    its header declares more than `max_pixels` pixels (checked before decoding, which could take gigabytes).
+    Decoding the rest catches truncated files that `verify()` lets through."""
     try:
         with Image.open(path) as image:
+            if image.width * image.height > max_pixels:
+                return f"{image.width}x{image.height}"
             image.load()
     except (OSError, SyntaxError, ValueError, Image.DecompressionBombError):
-        return False
-    return True
+        return "unreadable"
+    return None
 
 
 def build_source_dataset(
@@ -101,8 +109,10 @@ def build_source_dataset(
     superclass: str,
     source_name: str,
     extra_columns: dict[str, tuple[datasets.Value, list]] | None = None,
+    max_image_pixels: int = DEFAULT_MAX_IMAGE_PIXELS,
 ) -> datasets.Dataset:
-    """Turn records into the common source schema, dropping (and counting) unreadable images.
+    """Turn records into the common source schema, dropping (and counting) unreadable images and images over
+    `max_image_pixels`; classes left without any image are named in the warning.
 
     `extra_columns` maps a column name to its feature and one value per record (kept aligned with the records).
     """
@@ -113,17 +123,32 @@ def build_source_dataset(
             raise SourceFormatError(
                 f"{source_name}: image {record.path} has label {record.label}, outside 0..{len(class_names) - 1}."
             )
-    readable = [readable_image(record.path) for record in records]
-    skipped = readable.count(False)
-    if skipped:
-        first_bad = records[readable.index(False)].path
+    problems = [image_problem(record.path, max_image_pixels) for record in records]
+    readable = [problem is None for problem in problems]
+    if not all(readable):
+        unreadable = [record.path for record, problem in zip(records, problems) if problem == "unreadable"]
+        too_large = [
+            (record.path, problem) for record, problem in zip(records, problems) if problem not in (None, "unreadable")
+        ]
+        parts = [f"{len(unreadable)} unreadable (first: {unreadable[0]})"] if unreadable else []
+        if too_large:
+            budget = f"{max_image_pixels / 1e6:g} MP"
+            parts.append(
+                f"{len(too_large)} over the {budget} pixel budget (first: {too_large[0][0]}, {too_large[0][1]})"
+            )
         logger.warning(
-            "%s: skipped %d of %d images that could not be read (first: %s).",
-            source_name,
-            skipped,
-            len(records),
-            first_bad,
+            "%s: skipped %d of %d images: %s.", source_name, readable.count(False), len(records), "; ".join(parts)
         )
+        emptied = sorted(
+            {class_names[record.label] for record in records}
+            - {class_names[record.label] for record, ok in zip(records, readable) if ok}
+        )
+        if emptied:
+            logger.warning(
+                "%s: %d class(es) have no readable image left: %s.", source_name, len(emptied), ", ".join(emptied)
+            )
+    if not any(readable):
+        raise SourceFormatError(f"Source {source_name!r}: none of its {len(records)} images could be used.")
     kept = [record for record, ok in zip(records, readable) if ok]
     features = {
         "image": datasets.Image(),

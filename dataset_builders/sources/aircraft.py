@@ -7,7 +7,14 @@ from pathlib import Path
 
 import datasets
 
-from ._common import SourceFormatError, SourceRecord, build_source_dataset, check_split, require_file
+from ._common import (
+    DEFAULT_MAX_IMAGE_PIXELS,
+    SourceFormatError,
+    SourceRecord,
+    build_source_dataset,
+    check_split,
+    require_file,
+)
 
 SPLITS = ("train", "val", "trainval", "test")
 
@@ -19,7 +26,9 @@ def _lines(path: Path) -> list[str]:
         raise SourceFormatError(f"Cannot read metadata file {path}: {error}") from error
 
 
-def load_fgvc_aircraft(data_dir: str | Path, split: str) -> datasets.Dataset:
+def load_fgvc_aircraft(
+    data_dir: str | Path, split: str, max_image_pixels: int = DEFAULT_MAX_IMAGE_PIXELS
+) -> datasets.Dataset:
     check_split("aircraft-102", split, SPLITS)
     data_dir = Path(data_dir)
     # Accept both the archive root (fgvc-aircraft-2013b/) and its data/ folder.
@@ -34,4 +43,4 @@ def load_fgvc_aircraft(data_dir: str | Path, split: str) -> datasets.Dataset:
         if variant not in index:
             raise SourceFormatError(f"{split_file}, line {line_number}: variant {variant!r} is not in variants.txt.")
         records.append(SourceRecord(root / "images" / f"{image_id}.jpg", index[variant]))
-    return build_source_dataset(records, class_names, "aircraft", "aircraft-102")
+    return build_source_dataset(records, class_names, "aircraft", "aircraft-102", max_image_pixels=max_image_pixels)

@@ -12,6 +12,7 @@ from pathlib import Path
 import datasets
 
 from ._common import (
+    DEFAULT_MAX_IMAGE_PIXELS,
     SourceFormatError,
     SourceRecord,
     build_source_dataset,
@@ -29,7 +30,9 @@ ANNOTATION_FILES = {
 }
 
 
-def load_stanford_cars(data_dir: str | Path, split: str) -> datasets.Dataset:
+def load_stanford_cars(
+    data_dir: str | Path, split: str, max_image_pixels: int = DEFAULT_MAX_IMAGE_PIXELS
+) -> datasets.Dataset:
     check_split("car-196", split, SPLITS)
     data_dir = Path(data_dir)
     meta_path = require_file(data_dir, "devkit/cars_meta.mat", "cars_meta.mat")
@@ -52,4 +55,4 @@ def load_stanford_cars(data_dir: str | Path, split: str) -> datasets.Dataset:
                 f"{annotations_path}: annotation {position} has class {label}, outside 1..{len(class_names)}."
             )
         records.append(SourceRecord(image_folder / Path(str(annotation.fname)).name, label - 1))
-    return build_source_dataset(records, class_names, "car", "car-196")
+    return build_source_dataset(records, class_names, "car", "car-196", max_image_pixels=max_image_pixels)

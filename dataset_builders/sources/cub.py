@@ -11,6 +11,7 @@ from pathlib import Path
 import datasets
 
 from ._common import (
+    DEFAULT_MAX_IMAGE_PIXELS,
     SourceFormatError,
     SourceRecord,
     build_source_dataset,
@@ -58,7 +59,7 @@ def _image_table(data_dir: Path) -> tuple[dict[int, str], dict[int, int], dict[i
     return paths, labels, is_train, class_names
 
 
-def load_cub(data_dir: str | Path, split: str) -> datasets.Dataset:
+def load_cub(data_dir: str | Path, split: str, max_image_pixels: int = DEFAULT_MAX_IMAGE_PIXELS) -> datasets.Dataset:
     """CUB rows of `split`, with CUB's own image id in the extra column `cub_image_id`."""
     check_split("bird-200", split, SPLITS)
     data_dir = Path(data_dir)
@@ -66,7 +67,9 @@ def load_cub(data_dir: str | Path, split: str) -> datasets.Dataset:
     ids = [image_id for image_id in sorted(paths) if is_train[image_id] == (split == "train")]
     records = [SourceRecord(data_dir / "images" / paths[image_id], labels[image_id]) for image_id in ids]
     extra = {"cub_image_id": (datasets.Value("int64"), ids)}
-    return build_source_dataset(records, class_names, "bird", "bird-200", extra_columns=extra)
+    return build_source_dataset(
+        records, class_names, "bird", "bird-200", extra_columns=extra, max_image_pixels=max_image_pixels
+    )
 
 
 def load_cub_attributes(data_dir: str | Path, min_certainty: int = MIN_CERTAIN) -> dict[int, list[tuple[str, str]]]:

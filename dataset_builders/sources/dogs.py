@@ -7,6 +7,7 @@ from pathlib import Path
 import datasets
 
 from ._common import (
+    DEFAULT_MAX_IMAGE_PIXELS,
     SourceFormatError,
     SourceRecord,
     build_source_dataset,
@@ -34,7 +35,9 @@ def _class_names(file_list: list[str], labels: list[int], path: Path) -> list[st
     return [names[label] for label in range(1, len(names) + 1)]
 
 
-def load_stanford_dogs(data_dir: str | Path, split: str) -> datasets.Dataset:
+def load_stanford_dogs(
+    data_dir: str | Path, split: str, max_image_pixels: int = DEFAULT_MAX_IMAGE_PIXELS
+) -> datasets.Dataset:
     check_split("dog-120", split, SPLITS)
     data_dir = Path(data_dir)
     # Class names come from the full list so that both splits share one label space.
@@ -50,4 +53,4 @@ def load_stanford_dogs(data_dir: str | Path, split: str) -> datasets.Dataset:
     if len(file_list) != len(labels):
         raise SourceFormatError(f"{split_path}: {len(file_list)} files but {len(labels)} labels.")
     records = [SourceRecord(data_dir / "Images" / path, label - 1) for path, label in zip(file_list, labels)]
-    return build_source_dataset(records, class_names, "dog", "dog-120")
+    return build_source_dataset(records, class_names, "dog", "dog-120", max_image_pixels=max_image_pixels)

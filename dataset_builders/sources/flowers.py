@@ -6,11 +6,19 @@ from pathlib import Path
 
 import datasets
 
-from ._common import SourceFormatError, SourceRecord, build_source_dataset, check_split, load_mat, require_file
+from ._common import (
+    DEFAULT_MAX_IMAGE_PIXELS,
+    SourceFormatError,
+    SourceRecord,
+    build_source_dataset,
+    check_split,
+    load_mat,
+    require_file,
+)
 
-SPLITS = ("train", "val", "test")
-# setid.mat's field per split.
-SETID_FIELDS = {"train": "trnid", "val": "valid", "test": "tstid"}
+SPLITS = ("train", "val", "trainval", "test")
+# setid.mat's field(s) per split; trainval (train + val) is the paper's training split.
+SETID_FIELDS = {"train": ("trnid",), "val": ("valid",), "trainval": ("trnid", "valid"), "test": ("tstid",)}
 
 # The 102 standard names, in label order (label 1 = pink primrose); the dataset itself ships only numbers.
 FLOWER_NAMES = [
@@ -33,13 +41,16 @@ FLOWER_NAMES = [
 ]  # fmt: skip
 
 
-def load_oxford_flowers(data_dir: str | Path, split: str) -> datasets.Dataset:
+def load_oxford_flowers(
+    data_dir: str | Path, split: str, max_image_pixels: int = DEFAULT_MAX_IMAGE_PIXELS
+) -> datasets.Dataset:
     check_split("flower-102", split, SPLITS)
     data_dir = Path(data_dir)
     labels_path = require_file(data_dir, "imagelabels.mat")
     setid_path = require_file(data_dir, "setid.mat")
     labels = [int(x) for x in load_mat(labels_path, "labels")["labels"].ravel()]
-    image_numbers = [int(x) for x in load_mat(setid_path, SETID_FIELDS[split])[SETID_FIELDS[split]].ravel()]
+    fields = load_mat(setid_path, *SETID_FIELDS[split])
+    image_numbers = [int(x) for name in SETID_FIELDS[split] for x in fields[name].ravel()]
     records = []
     for number in image_numbers:
         if not 1 <= number <= len(labels):
@@ -50,4 +61,4 @@ def load_oxford_flowers(data_dir: str | Path, split: str) -> datasets.Dataset:
                 f"{labels_path}: label {label} of image {number} is outside 1..{len(FLOWER_NAMES)}."
             )
         records.append(SourceRecord(data_dir / "jpg" / f"image_{number:05d}.jpg", label - 1))
-    return build_source_dataset(records, FLOWER_NAMES, "flower", "flower-102")
+    return build_source_dataset(records, FLOWER_NAMES, "flower", "flower-102", max_image_pixels=max_image_pixels)

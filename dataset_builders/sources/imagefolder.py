@@ -7,12 +7,14 @@ from pathlib import Path
 
 import datasets
 
-from ._common import SourceFormatError, SourceRecord, build_source_dataset, human_readable
+from ._common import DEFAULT_MAX_IMAGE_PIXELS, SourceFormatError, SourceRecord, build_source_dataset, human_readable
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
 
 
-def load_image_folder(data_dir: str | Path, split: str, superclass: str = "object") -> datasets.Dataset:
+def load_image_folder(
+    data_dir: str | Path, split: str, superclass: str = "object", max_image_pixels: int = DEFAULT_MAX_IMAGE_PIXELS
+) -> datasets.Dataset:
     data_dir = Path(data_dir)
     if not data_dir.is_dir():
         raise SourceFormatError(f"Image folder {data_dir} does not exist.")
@@ -27,4 +29,6 @@ def load_image_folder(data_dir: str | Path, split: str, superclass: str = "objec
         for image in sorted(class_dir.rglob("*"))
         if image.suffix.lower() in IMAGE_SUFFIXES
     ]
-    return build_source_dataset(records, class_names, superclass, f"imagefolder:{data_dir}")
+    return build_source_dataset(
+        records, class_names, superclass, f"imagefolder:{data_dir}", max_image_pixels=max_image_pixels
+    )

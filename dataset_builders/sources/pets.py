@@ -7,6 +7,7 @@ from pathlib import Path
 import datasets
 
 from ._common import (
+    DEFAULT_MAX_IMAGE_PIXELS,
     SourceFormatError,
     SourceRecord,
     build_source_dataset,
@@ -17,8 +18,6 @@ from ._common import (
 )
 
 SPLITS = ("trainval", "test")
-# The paper's "training set" of Pet-37 is its trainval list.
-SPLIT_ALIASES = {"train": "trainval"}
 
 
 def breed_name(image_stem: str) -> str:
@@ -27,8 +26,9 @@ def breed_name(image_stem: str) -> str:
     return " ".join(word[:1].upper() + word[1:] for word in words)
 
 
-def load_oxford_pets(data_dir: str | Path, split: str) -> datasets.Dataset:
-    split = SPLIT_ALIASES.get(split, split)
+def load_oxford_pets(
+    data_dir: str | Path, split: str, max_image_pixels: int = DEFAULT_MAX_IMAGE_PIXELS
+) -> datasets.Dataset:
     check_split("pet-37", split, SPLITS)
     data_dir = Path(data_dir)
     names: dict[int, str] = {}
@@ -51,4 +51,4 @@ def load_oxford_pets(data_dir: str | Path, split: str) -> datasets.Dataset:
         raise SourceFormatError(f"{data_dir / 'annotations'}: class ids are not 1..{len(names)}.")
     class_names = [names[label] for label in range(len(names))]
     records = [SourceRecord(data_dir / "images" / f"{stem}.jpg", label) for stem, label in rows]
-    return build_source_dataset(records, class_names, "pet", "pet-37")
+    return build_source_dataset(records, class_names, "pet", "pet-37", max_image_pixels=max_image_pixels)

@@ -53,7 +53,7 @@ from datasets import ClassLabel, Dataset, DatasetDict, Features, Value
 from datasets import Image as ImageFeature
 from PIL import Image, ImageDraw, ImageFont
 
-from ._common import SourceFormatError
+from ._common import DEFAULT_MAX_IMAGE_PIXELS, SourceFormatError
 
 ATTRIBUTE_TYPES: tuple[str, ...] = ("color", "shape", "texture", "size")
 
@@ -590,7 +590,7 @@ def save_contact_sheet(
     return path
 
 
-def load_synthetic(data_dir: str | Path, split: str) -> Dataset:
+def load_synthetic(data_dir: str | Path, split: str, max_image_pixels: int = DEFAULT_MAX_IMAGE_PIXELS) -> Dataset:
     """A split of a world written by `write_synthetic_fgvr`, read like any source (image, label, category,
     superclass); the super-category is the one the world was written with."""
     from .imagefolder import load_image_folder
@@ -600,4 +600,4 @@ def load_synthetic(data_dir: str | Path, split: str) -> Dataset:
         raise SourceFormatError(f"{metadata} is missing: {data_dir} is not a folder written by write_synthetic_fgvr.")
     with metadata.open() as lines:
         superclass = json.loads(next(lines))["superclass"]
-    return load_image_folder(data_dir, split, superclass=superclass)
+    return load_image_folder(data_dir, split, superclass=superclass, max_image_pixels=max_image_pixels)

@@ -10,12 +10,13 @@ from .metrics import (
     linear_probe_accuracy,
     read_predictions,
 )
-from .runner import ANALYSES, report_markdown, run_analysis
+from .runner import ANALYSES, attribute_description_probe, report_markdown, run_analysis
 
 __all__ = [
     "ANALYSES",
     "DESCRIPTION_PROMPT",
     "alignment_quality",
+    "attribute_description_probe",
     "confusion_matrix",
     "discriminability",
     "generate_category_descriptions",

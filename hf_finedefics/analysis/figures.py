@@ -68,7 +68,11 @@ def plot_tsne(
             alpha=0.9,
         )
     present = sorted({int(label) for _, _, labels, *_ in groups for label in labels})
-    handles = [plt.Line2D([], [], marker="o", linestyle="", color=colors[c], label=class_names[c]) for c in present]
+    # Class swatches use the marker of what the map shows (stars for a names-only map).
+    class_marker = groups[0][3] if len(groups) == 1 else "s"
+    handles = [
+        plt.Line2D([], [], marker=class_marker, linestyle="", color=colors[c], label=class_names[c]) for c in present
+    ]
     if len(groups) == 2:
         handles += [
             plt.Line2D([], [], marker="o", linestyle="", color="grey", label="object"),
@@ -76,6 +80,8 @@ def plot_tsne(
         ]
     if len(handles) <= 24:
         axes.legend(handles=handles, fontsize=7, loc="center left", bbox_to_anchor=(1.0, 0.5), frameon=False)
+    else:
+        axes.text(1.02, 0.5, f"{len(present)} classes\n(too many to list)", transform=axes.transAxes, fontsize=7)
     axes.set_title(title)
     axes.set_xticks([])
     axes.set_yticks([])

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import random
+from collections import Counter
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -52,6 +53,51 @@ def shipped_option_file(name: str) -> Path:
     return Path(str(resources.files("hf_finedefics") / "data" / "mc_options" / spec.option_file))
 
 
+def read_option_file(path: str | os.PathLike) -> list[dict]:
+    """The entries of an option file, checked: every problem names the file, and the entry where it applies.
+
+    All items must have the same number of options: accuracies of 3- and 4-way questions are not comparable,
+    so a file mixing them is refused rather than silently averaged.
+    """
+    try:
+        classes = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise ValueError(f"Option file {path} is not valid JSON: {error}") from error
+    if not isinstance(classes, dict) or not classes:
+        raise ValueError(
+            f"Option file {path} must map each class name to a list of "
+            '{"image": path, "options": [class names], "groundtruth": class name} entries; '
+            f"got {type(classes).__name__} {str(classes)[:100]}."
+        )
+    entries = []
+    for class_name, class_entries in classes.items():
+        if not isinstance(class_entries, list):
+            raise ValueError(f"Option file {path}: the entries of class {class_name!r} must be a list.")
+        for index, entry in enumerate(class_entries):
+            where = f"Option file {path}: entry {index} of class {class_name!r}"
+            if not isinstance(entry, dict):
+                raise ValueError(f"{where} must be an object with image, options and groundtruth, got {entry!r}.")
+            for key in ("image", "options", "groundtruth"):
+                if key not in entry:
+                    raise ValueError(f"{where} has no {key!r}.")
+            if not isinstance(entry["options"], list) or not all(isinstance(o, str) for o in entry["options"]):
+                raise ValueError(f"{where}: 'options' must be a list of class names, got {entry['options']!r}.")
+            if entry["groundtruth"] not in entry["options"]:
+                raise ValueError(f"{where}: the options of {entry['image']} lack its class {entry['groundtruth']!r}.")
+            entries.append(entry)
+    sizes = Counter(len(entry["options"]) for entry in entries)
+    if len(sizes) > 1:
+        first = len(entries[0]["options"])
+        odd = next(entry for entry in entries if len(entry["options"]) != first)
+        counts = ", ".join(f"{size}-way: {count}" for size, count in sorted(sizes.items()))
+        raise ValueError(
+            f"Option file {path} mixes items of different sizes ({counts}), e.g. {odd['image']} has "
+            f"{len(odd['options'])} options where {entries[0]['image']} has {first} options: "
+            "n-way accuracies are only comparable for one n."
+        )
+    return entries
+
+
 def load_mc_items(
     name: str, data_dir: str | os.PathLike, options_file: str | os.PathLike | None = None
 ) -> list[MultipleChoiceItem]:
@@ -64,21 +110,15 @@ def load_mc_items(
     """
     spec = get_dataset(name)
     options_file = Path(options_file) if options_file is not None else shipped_option_file(name)
-    with open(options_file, encoding="utf-8") as file:
-        classes = json.load(file)
-    items = []
-    for class_name, entries in classes.items():
-        for entry in entries:
-            if entry["groundtruth"] not in entry["options"]:
-                raise ValueError(f"{options_file}: the options of {entry['image']} lack its class {class_name!r}.")
-            items.append(
-                MultipleChoiceItem(
-                    image=spec.resolve(data_dir, entry["image"]),
-                    options=tuple(entry["options"]),
-                    groundtruth=entry["groundtruth"],
-                    image_id=entry["image"],
-                )
-            )
+    items = [
+        MultipleChoiceItem(
+            image=spec.resolve(data_dir, entry["image"]),
+            options=tuple(entry["options"]),
+            groundtruth=entry["groundtruth"],
+            image_id=entry["image"],
+        )
+        for entry in read_option_file(options_file)
+    ]
     missing = [item.image for item in items if not item.image.is_file()]
     if missing:
         shown = ", ".join(str(path) for path in missing[:_MISSING_SHOWN])

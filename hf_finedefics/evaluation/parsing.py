@@ -75,3 +75,13 @@ def parse_choice(text: str, options: list[str]) -> int | None:
     if stated is not None and (index := _letter_index(stated.group(1), len(options))) is not None:
         return index
     return _named_option(text, options)
+
+
+def foci_choice(text: str, options: list[str]) -> int | None:
+    """FOCI's reading: the answer is the option whose letter it starts with (``answer.lower().startswith(
+    letter.lower())``), so "Chihuahua" reads as C. Leading whitespace is dropped first, since decoders differ on
+    whether the space after "Assistant:" belongs to the answer."""
+    text = text.lstrip().lower()
+    return next(
+        (index for index, letter in enumerate(OPTION_LETTERS[: len(options)]) if text.startswith(letter.lower())), None
+    )

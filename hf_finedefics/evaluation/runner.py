@@ -4,18 +4,36 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 from PIL import Image
 from tqdm.auto import tqdm
 
+from dataset_builders.prompts import open_set_prompt
+
 from .items import MultipleChoiceItem, get_dataset
-from .report import summarize_results, summary_path, write_report
-from .scoring import GenerationScorer, LikelihoodScorer, MultipleChoiceScorer, multiple_choice_chat
+from .open_set import (
+    DEFAULT_SIMILARITY_MODEL,
+    OPEN_SET,
+    load_similarity_model,
+    score_open_set_answers,
+    summarize_open_set,
+)
+from .report import result_key, summarize_results, summary_path, write_report
+from .scoring import (
+    GenerationScorer,
+    LikelihoodScorer,
+    MultipleChoiceScorer,
+    Protocol,
+    multiple_choice_chat,
+    open_set_chat,
+)
 
 SCORER_NAMES = ("generation", "likelihood")
+MULTIPLE_CHOICE = "multiple_choice"
+TASKS = (MULTIPLE_CHOICE, OPEN_SET)  # what `finedefics evaluate --task` and a run recipe's evaluation.tasks name
 
 
 def _batches(items: list[MultipleChoiceItem], batch_size: int) -> Iterator[list[MultipleChoiceItem]]:
@@ -36,6 +54,45 @@ def read_cached_results(path: Path) -> dict[str, dict[str, Any]]:
     return {record["image"]: record for record in records}
 
 
+def _cached_results(
+    items: list[MultipleChoiceItem],
+    results_path: str | os.PathLike,
+    score_batch: Callable[[list[MultipleChoiceItem]], list[dict[str, Any]]],
+    asked: Callable[[MultipleChoiceItem], dict[str, Any]],
+    *,
+    batch_size: int,
+    description: str | None,
+) -> list[dict[str, Any]]:
+    """`score_batch` over the `items` not yet in `results_path`, appending one JSON line per item; returns the
+    results of `items` in their order. `asked(item)` is what the model is shown (fields of each record): a
+    cache written under another protocol would mix two protocols in one number, so it is refused."""
+    results_path = Path(results_path)
+    results_path.parent.mkdir(parents=True, exist_ok=True)
+    done = read_cached_results(results_path)
+    for item in items:
+        if item.image_id in done and any(done[item.image_id].get(key) != value for key, value in asked(item).items()):
+            raise ValueError(
+                f"{results_path} holds {item.image_id} asked otherwise than this run asks it "
+                "(another seed, option file or question?); use a fresh output directory."
+            )
+    pending = [item for item in items if item.image_id not in done]
+    with (
+        open(results_path, "a", encoding="utf-8") as results_file,
+        tqdm(total=len(items), initial=len(items) - len(pending), desc=description, unit="item") as progress,
+    ):
+        for batch in _batches(pending, batch_size):
+            for item, record in zip(batch, score_batch(batch)):
+                results_file.write(json.dumps(record) + "\n")
+                done[item.image_id] = record
+            results_file.flush()
+            progress.update(len(batch))
+    return [done[item.image_id] for item in items]
+
+
+def _images(batch: list[MultipleChoiceItem]) -> list[Image.Image]:
+    return [Image.open(item.image).convert("RGB") for item in batch]
+
+
 def score_items(
     scorer: MultipleChoiceScorer,
     items: list[MultipleChoiceItem],
@@ -45,46 +102,68 @@ def score_items(
     seed: int = 0,
     batch_size: int = 8,
     description: str | None = None,
+    protocol: Protocol = "ours",
 ) -> list[dict[str, Any]]:
     """Score `items` with `scorer`, appending one JSON line per item to `results_path`; items already there
-    are not scored again. Returns the results of `items`, in their order.
+    are not scored again. Returns the results of `items`, in their order. `protocol` words the question ("ours"
+    or "foci"); a generation scorer reads answers by its own protocol.
 
     Each result: image id, true class, the options as shown, the index of the true one (``answer``), the
     chosen index (``prediction``, None for an unreadable answer) and the scorer's own fields.
     """
-    results_path = Path(results_path)
-    results_path.parent.mkdir(parents=True, exist_ok=True)
-    done = read_cached_results(results_path)
-    shown_options = {item.image_id: item.shuffled_options(seed) for item in items}
-    for item in items:
-        # A cache written under another seed or option file would mix two protocols in one number.
-        if item.image_id in done and done[item.image_id]["options"] != shown_options[item.image_id]:
-            raise ValueError(
-                f"{results_path} holds {item.image_id} with other options than this run shows "
-                "(another seed or option file?); use a fresh output directory."
-            )
-    pending = [item for item in items if item.image_id not in done]
-    with (
-        open(results_path, "a", encoding="utf-8") as results_file,
-        tqdm(total=len(items), initial=len(items) - len(pending), desc=description, unit="item") as progress,
-    ):
-        for batch in _batches(pending, batch_size):
-            options = [shown_options[item.image_id] for item in batch]
-            chats = [multiple_choice_chat(scorer.processor, shown, superclass) for shown in options]
-            images = [Image.open(item.image).convert("RGB") for item in batch]
-            for item, shown, scored in zip(batch, options, scorer.score(images, chats, options)):
-                record = {
-                    "image": item.image_id,
-                    "groundtruth": item.groundtruth,
-                    "options": shown,
-                    "answer": shown.index(item.groundtruth),
-                    **scored,
-                }
-                results_file.write(json.dumps(record) + "\n")
-                done[item.image_id] = record
-            results_file.flush()
-            progress.update(len(batch))
-    return [done[item.image_id] for item in items]
+
+    def score_batch(batch: list[MultipleChoiceItem]) -> list[dict[str, Any]]:
+        options = [item.shuffled_options(seed) for item in batch]
+        chats = [multiple_choice_chat(scorer.processor, shown, superclass, protocol) for shown in options]
+        return [
+            {
+                "image": item.image_id,
+                "groundtruth": item.groundtruth,
+                "options": shown,
+                "answer": shown.index(item.groundtruth),
+                **scored,
+            }
+            for item, shown, scored in zip(batch, options, scorer.score(_images(batch), chats, options))
+        ]
+
+    return _cached_results(
+        items,
+        results_path,
+        score_batch,
+        lambda item: {"options": item.shuffled_options(seed)},
+        batch_size=batch_size,
+        description=description,
+    )
+
+
+def answer_open_set(
+    generator: GenerationScorer,
+    items: list[MultipleChoiceItem],
+    results_path: str | os.PathLike,
+    *,
+    superclass: str | None,
+    batch_size: int = 8,
+    description: str | None = None,
+) -> list[dict[str, Any]]:
+    """Ask each item the open-set question (no options) with greedy decoding, caching like `score_items`.
+    Each result: image id, true class, the question and the ``response``."""
+    question = open_set_prompt(superclass)
+
+    def answer_batch(batch: list[MultipleChoiceItem]) -> list[dict[str, Any]]:
+        chats = [open_set_chat(generator.processor, superclass)] * len(batch)
+        return [
+            {"image": item.image_id, "groundtruth": item.groundtruth, "question": question, "response": response}
+            for item, response in zip(batch, generator.generate(_images(batch), chats))
+        ]
+
+    return _cached_results(
+        items,
+        results_path,
+        answer_batch,
+        lambda item: {"question": question},
+        batch_size=batch_size,
+        description=description,
+    )
 
 
 def predictions_path(output_dir: str | os.PathLike, model: str, dataset: str, scorer: str) -> Path:
@@ -101,41 +180,102 @@ def evaluate_model(
     scorers: tuple[str, ...] = SCORER_NAMES,
     seed: int = 0,
     batch_size: int = 8,
-    max_new_tokens: int = 32,
+    max_new_tokens: int | None = None,
     superclasses: dict[str, str] | None = None,
+    protocol: Protocol = "ours",
 ) -> dict[str, dict[str, dict[str, Any]]]:
     """Score every dataset (name -> items) with every scorer, write per-item predictions, per-dataset
     summaries and the report of `output_dir`; return ``{scorer: {dataset: summary}}``.
 
     `model_name` keys the files, so several models evaluated into one `output_dir` share one report.
-    `superclasses` names the noun of the question for datasets that have none (``imagefolder``).
+    `superclasses` names the noun of the question for datasets that have none (``imagefolder``). `protocol`
+    "foci" asks, decodes (`max_new_tokens` default 10, else 32) and reads answers as FOCI does; its results are
+    kept beside ours (keys ``<scorer>@foci``), so one report shows both protocols.
     """
     unknown = set(scorers) - set(SCORER_NAMES)
     if unknown:
         raise ValueError(f"Unknown scorers {sorted(unknown)}; choose from {', '.join(SCORER_NAMES)}.")
-    if not model_name or "/" in model_name or "\\" in model_name:
-        raise ValueError(f"`model_name` names a folder of results and cannot contain a path separator: {model_name!r}")
+    _check_model_name(model_name)
     make_scorer = {
-        "generation": lambda: GenerationScorer(model, processor, max_new_tokens=max_new_tokens),
+        "generation": lambda: GenerationScorer(model, processor, max_new_tokens=max_new_tokens, protocol=protocol),
         "likelihood": lambda: LikelihoodScorer(model, processor),
     }
     summaries: dict[str, dict[str, dict[str, Any]]] = {}
     for scorer_name in scorers:
         scorer = make_scorer[scorer_name]()
+        key = result_key(scorer_name, protocol)
         for dataset, items in datasets.items():
             results = score_items(
                 scorer,
                 items,
-                predictions_path(output_dir, model_name, dataset, scorer_name),
+                predictions_path(output_dir, model_name, dataset, key),
                 superclass=(superclasses or {}).get(dataset) or get_dataset(dataset).superclass,
                 seed=seed,
                 batch_size=batch_size,
-                description=f"{dataset} ({scorer_name})",
+                description=f"{dataset} ({key})",
+                protocol=protocol,
             )
             summary = summarize_results(results)
-            path = summary_path(output_dir, model_name, dataset, scorer_name)
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
+            _write_json(summary_path(output_dir, model_name, dataset, key), summary)
             summaries.setdefault(scorer_name, {})[dataset] = summary
+    write_report(output_dir)
+    return summaries
+
+
+def _check_model_name(model_name: str) -> None:
+    if not model_name or "/" in model_name or "\\" in model_name:
+        raise ValueError(f"`model_name` names a folder of results and cannot contain a path separator: {model_name!r}")
+
+
+def _write_json(path: Path, value: Any) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(value, indent=2) + "\n", encoding="utf-8")
+
+
+def dataset_class_names(items: list[MultipleChoiceItem]) -> list[str]:
+    """Every class an item of the dataset names (as truth or option), sorted: the candidates of open-set
+    matching. The shipped option files show every class of their dataset."""
+    return sorted({name for item in items for name in (item.groundtruth, *item.options)})
+
+
+def evaluate_open_set(
+    model: Any,
+    processor: Any,
+    datasets: dict[str, list[MultipleChoiceItem]],
+    output_dir: str | os.PathLike,
+    *,
+    model_name: str,
+    batch_size: int = 8,
+    max_new_tokens: int = 32,
+    superclasses: dict[str, str] | None = None,
+    similarity_model: str = DEFAULT_SIMILARITY_MODEL,
+) -> dict[str, dict[str, Any]]:
+    """Ask every dataset (name -> items) the open-set question, score the answers (see `open_set`), write the
+    per-item answers (the resume cache), their scores, per-dataset summaries and the report of `output_dir`;
+    return ``{dataset: summary}``. Arguments as `evaluate_model`; `similarity_model` embeds answers and names."""
+    _check_model_name(model_name)
+    generator = GenerationScorer(model, processor, max_new_tokens=max_new_tokens)
+    embedder = None
+    summaries = {}
+    for dataset, items in datasets.items():
+        answers_path = predictions_path(output_dir, model_name, dataset, OPEN_SET)
+        answers = answer_open_set(
+            generator,
+            items,
+            answers_path,
+            superclass=(superclasses or {}).get(dataset) or get_dataset(dataset).superclass,
+            batch_size=batch_size,
+            description=f"{dataset} ({OPEN_SET})",
+        )
+        # Loaded once the VLM has answered, so a failing similarity model never costs a generation pass.
+        embedder = embedder or load_similarity_model(similarity_model)
+        class_names = dataset_class_names(items)
+        scored = score_open_set_answers(answers, class_names, embedder)
+        answers_path.with_suffix(".scores.jsonl").write_text(
+            "".join(json.dumps(record) + "\n" for record in scored), encoding="utf-8"
+        )
+        summary = summarize_open_set(scored, class_names, similarity_model)
+        _write_json(summary_path(output_dir, model_name, dataset, OPEN_SET), summary)
+        summaries[dataset] = summary
     write_report(output_dir)
     return summaries

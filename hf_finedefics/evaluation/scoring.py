@@ -1,4 +1,8 @@
-"""The two ways of scoring a multiple-choice question, reported side by side.
+"""The two ways of scoring a multiple-choice question, reported side by side, under either protocol.
+
+Protocol "ours" shows readable option names and reads answers with `parse_choice`; protocol "foci" is FOCI's
+exactly (the paper's Table 2): its question nouns, option names as in the option file, 10 new tokens and
+`foci_choice` (an answer is the option whose letter it starts with).
 
 - `GenerationScorer`: greedy decoding, then `parse_choice` on the text. This is what the paper reports;
   it also measures instruction following (a model that answers "Chihuahua" or rambles fails).
@@ -16,9 +20,13 @@ from typing import Any
 import torch
 from PIL import Image
 
-from dataset_builders.prompts import OPTION_LETTERS, multiple_choice_prompt
+from dataset_builders.prompts import OPTION_LETTERS, PROTOCOLS, Protocol, multiple_choice_prompt, open_set_prompt
+from dataset_builders.registry import get_spec
 
-from .parsing import parse_choice
+from .parsing import foci_choice, parse_choice
+
+# Generation budget per protocol (FOCI generates 10 new tokens).
+DEFAULT_MAX_NEW_TOKENS: dict[str, int] = {"ours": 32, "foci": 10}
 
 
 def display_class_name(name: str) -> str:
@@ -27,11 +35,38 @@ def display_class_name(name: str) -> str:
     return " ".join(name.replace("_", " ").split())
 
 
-def multiple_choice_chat(processor: Any, options: list[str], superclass: str | None) -> str:
-    """The rendered chat (image, then the question with lettered options) ending in the generation prompt."""
-    question = multiple_choice_prompt([display_class_name(option) for option in options], superclass)
+def question_text(options: list[str], superclass: str | None, protocol: Protocol = "ours") -> str:
+    """The question of `protocol` (before the chat template) for the options in the given order."""
+    if protocol not in PROTOCOLS:
+        raise ValueError(f"Unknown protocol {protocol!r}; choose from {', '.join(PROTOCOLS)}.")
+    shown = options if protocol == "foci" else [display_class_name(option) for option in options]
+    return multiple_choice_prompt(shown, superclass, protocol)
+
+
+def format_question(dataset_name: str, options: list[str], protocol: Protocol = "foci") -> str:
+    """The multiple-choice question of `dataset_name` (a registry name) for `options` in the given order, before
+    the chat template. Protocol "foci" is FOCI's text exactly:
+    ``Which of these {aircrafts|cars|...} is shown in the image?\nChoices:\nA. ...\nAnswer with the letter from
+    the given choices directly.``, option names as in the option file."""
+    return question_text(options, get_spec(dataset_name).superclass, protocol)
+
+
+def image_question_chat(processor: Any, question: str) -> str:
+    """The rendered chat (image, then `question`) ending in the generation prompt."""
     messages = [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": question}]}]
     return processor.apply_chat_template(messages, add_generation_prompt=True)
+
+
+def multiple_choice_chat(
+    processor: Any, options: list[str], superclass: str | None, protocol: Protocol = "ours"
+) -> str:
+    """The multiple-choice question of `protocol` with lettered options, rendered as a chat."""
+    return image_question_chat(processor, question_text(options, superclass, protocol))
+
+
+def open_set_chat(processor: Any, superclass: str | None) -> str:
+    """The stage II open-set question ("What is the name of the bird in this image?"), rendered as a chat."""
+    return image_question_chat(processor, open_set_prompt(superclass))
 
 
 class MultipleChoiceScorer(ABC):
@@ -58,18 +93,23 @@ class MultipleChoiceScorer(ABC):
 class GenerationScorer(MultipleChoiceScorer):
     name = "generation"
 
-    def __init__(self, model: Any, processor: Any, max_new_tokens: int = 32):
+    def __init__(self, model: Any, processor: Any, max_new_tokens: int | None = None, protocol: Protocol = "ours"):
         super().__init__(model, processor)
-        self.max_new_tokens = max_new_tokens
+        self.max_new_tokens = max_new_tokens or DEFAULT_MAX_NEW_TOKENS[protocol]
+        self.read_choice = foci_choice if protocol == "foci" else parse_choice
 
     @torch.inference_mode()
-    def score(self, images, chats, options):
+    def generate(self, images: list[Image.Image], chats: list[str]) -> list[str]:
+        """The greedy answers to the rendered chats, stripped."""
         inputs = self._encode(images, chats)
         generated = self.model.generate(**inputs, do_sample=False, max_new_tokens=self.max_new_tokens)
         responses = self.processor.batch_decode(generated[:, inputs["input_ids"].shape[1] :], skip_special_tokens=True)
+        return [response.strip() for response in responses]
+
+    def score(self, images, chats, options):
         return [
-            {"prediction": parse_choice(response, shown), "response": response.strip()}
-            for response, shown in zip(responses, options)
+            {"prediction": self.read_choice(response, shown), "response": response}
+            for response, shown in zip(self.generate(images, chats), options)
         ]
 
 

@@ -21,6 +21,8 @@ RENAMED_FLAGS = {
     "--out": "--output_dir",
     "--quantization": "--load_in_4bit / --load_in_8bit",
     "--split": "--dataset_split",
+    "--source": "--sources (one or several; folders by --data_dir ROOT holding <name>/ or --source_dirs name=PATH)",
+    "--mask_same_class_negatives": "--same_class_masking (duplicate_text: the paper; all_terms: the old True)",
 }
 
 

@@ -35,8 +35,18 @@ class AnalysisArguments:
         metadata={"help": "Split to train the object probe on; without it, a stratified half of `split`."},
     )
     analyses: list[str] = field(
-        default_factory=lambda: [name for name in ANALYSES if name != "confusion"],
-        metadata={"help": f"Which analyses to run, among {ANALYSES}; 'confusion' is added with --predictions."},
+        default_factory=lambda: [name for name in ANALYSES if name not in ("confusion", "attribute_probe")],
+        metadata={
+            "help": f"Which analyses to run, among {ANALYSES}; 'confusion' is added with --predictions; "
+            "'attribute_probe' needs an `attribute` column (a build's `triples`)."
+        },
+    )
+    object_eos: bool = field(
+        default=False,
+        metadata={
+            "help": "Object probe's last-token feature after an appended EOS (stage I's representation); default: "
+            "the last visual token, as section 2 defines it."
+        },
     )
     predictions: str | None = field(
         default=None,
@@ -89,6 +99,7 @@ def main(args: AnalysisArguments, model_args: FinedeficsModelConfig) -> None:
         batch_size=args.batch_size,
         seed=args.seed,
         title=args.title,
+        object_eos=args.object_eos,
     )
     print(f"Analyses written to {args.output_dir}: {', '.join(k for k in report if k not in ('figures',))}")
 

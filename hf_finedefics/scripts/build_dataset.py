@@ -1,10 +1,11 @@
-"""`finedefics build-dataset`: attribute triples, hard negatives and instructions from a source dataset.
+"""`finedefics build-dataset`: attribute triples, hard negatives and instructions from one or several sources.
 
-Example (local models):
+The paper's training set (the six FGVR training splits, 38,525 images, one label space), with each dataset in its
+native layout under /data/fgvr/<name>/ (or `--source_dirs bird-200=/data/CUB_200_2011,...`):
 
-    finedefics build-dataset --source bird-200 --data_dir CUB_200_2011 \\
-        --llm meta-llama/Llama-3.1-8B-Instruct --vqa llava-hf/llava-1.5-7b-hf \\
-        --clip openai/clip-vit-large-patch14 --output_dir finedefics-bird-200
+    finedefics build-dataset --sources dog-120 bird-200 aircraft-102 flower-102 pet-37 car-196 \\
+        --data_dir /data/fgvr --llm meta-llama/Llama-3.1-8B-Instruct --vqa llava-hf/llava-1.5-7b-hf \\
+        --clip openai/clip-vit-large-patch14 --output_dir data/finedefics-fgvr
 """
 
 from __future__ import annotations

@@ -3,17 +3,20 @@
 finedefics demo                                   # the embedded default model, built on first use
 finedefics demo --model_name_or_path outputs/finedefics-merged
 finedefics demo --model_name_or_path HuggingFaceM4/idefics2-8b --adapter user/finedefics-bird --host 0.0.0.0 --port 7860
+finedefics demo --model_name_or_path HuggingFaceM4/idefics2-8b --processor_kwargs '{"do_image_splitting": false}'
 """
 
 from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
+from typing import Any
 
 from trl import TrlParser
 
 from hf_finedefics.demo import launch_demo
 from hf_finedefics.scripts import run
+from hf_finedefics.trainer.model_config import parse_processor_kwargs
 
 
 @dataclass
@@ -34,6 +37,17 @@ class DemoArguments:
     )
     port: int | None = field(default=None, metadata={"help": "Port; unset: $GRADIO_SERVER_PORT, else 7860."})
     share: bool = field(default=False, metadata={"help": "Also serve through a temporary public gradio.live link."})
+    processor_kwargs: dict[str, Any] | str | None = field(
+        default_factory=dict,
+        metadata={
+            "help": "Keyword arguments for `AutoProcessor.from_pretrained`, e.g. {do_image_splitting: false} for an "
+            "Idefics2 base (YAML mapping, or JSON on the command line); an adapter folder's own processor is used "
+            "when it has one."
+        },
+    )
+
+    def __post_init__(self):
+        self.processor_kwargs = parse_processor_kwargs(self.processor_kwargs)
 
 
 def make_parser() -> TrlParser:
@@ -48,6 +62,7 @@ def main(args: DemoArguments) -> None:
         server_name=args.host,
         server_port=args.port,
         share=args.share,
+        processor_kwargs=args.processor_kwargs,
     )
 
 

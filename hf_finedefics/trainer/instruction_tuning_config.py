@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from trl import SFTConfig
 
 from ..losses import AttributeAugmentedLossConfig
+from ..recipe_sections import require_at_least_one
 
 INSTRUCTION_TYPES = ("open_set", "multiple_choice")
 PARADIGMS = ("two_stage", "one_stage")
@@ -36,7 +37,7 @@ class InstructionTuningConfig(AttributeAugmentedLossConfig, SFTConfig):
         default=None,
         metadata={
             "help": "Where to save the base with the stage I adapter merged (default: `<output_dir>-stage1-merged`). "
-            "The stage II adapter records this folder as its base model. Reused if it already holds a checkpoint."
+            "The stage II adapter records this folder as its base model. Reused if it holds a finished merge."
         },
     )
     instruction_types: list[str] = field(
@@ -71,6 +72,9 @@ class InstructionTuningConfig(AttributeAugmentedLossConfig, SFTConfig):
     def __post_init__(self):
         AttributeAugmentedLossConfig.__post_init__(self)
         SFTConfig.__post_init__(self)
+        require_at_least_one(
+            self, "per_device_train_batch_size", "per_device_eval_batch_size", "gradient_accumulation_steps"
+        )
         unknown = set(self.instruction_types) - set(INSTRUCTION_TYPES)
         if unknown or not self.instruction_types:
             raise ValueError(f"instruction_types must be a non-empty subset of {INSTRUCTION_TYPES}, got {unknown}.")

@@ -14,6 +14,7 @@ own training, so the model learns to stop.
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -31,10 +32,13 @@ from ..backbones import get_backbone
 from ..collators import ContrastiveAlignmentCollator
 from ..hub import FinedeficsModelCardMixin
 from ..losses import AttributeAugmentedContrastiveLoss
-from ..modeling import adapter_base_model, merge_adapter
+from ..modeling import adapter_base_model, is_complete_merge, merge_adapter
 from ..objectives import AuxiliaryLoss, stage1_objective_loss
+from .checkpoints import resume_checkpoint
 from .instruction_tuning_config import InstructionTuningConfig
 from .model_config import FinedeficsModelConfig
+
+logger = logging.getLogger(__name__)
 
 
 def _message_text(message: dict[str, Any]) -> str:
@@ -113,7 +117,9 @@ def prepare_stage2_base(model_args: FinedeficsModelConfig, training_args: Instru
     default_dir = Path(f"{Path(training_args.output_dir)}-stage1-merged")
     merged_dir = Path(training_args.merged_base_dir or default_dir).resolve()
     with training_args.main_process_first(desc="merging the stage I adapter"):
-        if not (merged_dir / "config.json").is_file():
+        if not is_complete_merge(merged_dir):
+            if merged_dir.exists():
+                logger.warning("%s is an incomplete merge (interrupted): merging again.", merged_dir)
             merge_adapter(training_args.stage1_adapter, merged_dir, base_model=base, dtype=model_args.dtype)
     return str(merged_dir)
 
@@ -195,7 +201,9 @@ def build_stage2_trainer(
         auxiliary = {
             "auxiliary_loss": stage1_objective_loss(AttributeAugmentedContrastiveLoss(training_args.loss_config())),
             "auxiliary_dataset": auxiliary_dataset,
-            "auxiliary_collator": ContrastiveAlignmentCollator(processor, get_backbone(model).eos_token_id),
+            "auxiliary_collator": ContrastiveAlignmentCollator(
+                processor, get_backbone(model).eos_token_id, objective=training_args.objective
+            ),
             "auxiliary_loss_weight": training_args.auxiliary_loss_weight,
         }
     train_dataset = to_prompt_completion(
@@ -220,7 +228,7 @@ def train_stage2(
 ) -> Path:
     """Run stage II and save the adapter with the processor to `output_dir`, which is returned."""
     trainer = build_stage2_trainer(model_args, training_args, train_dataset, auxiliary_dataset)
-    trainer.train(resume_from_checkpoint=training_args.resume_from_checkpoint)
+    trainer.train(resume_from_checkpoint=resume_checkpoint(training_args))
     if training_args.push_to_hub:
         trainer.push_to_hub(dataset_name=dataset_name)  # saves, writes the model card and uploads once
     else:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -13,6 +14,21 @@ from trl import ModelConfig
 
 from ..backbones import get_backbone
 from ..modeling import load_finedefics_model, quantization_config
+
+
+def parse_processor_kwargs(value: dict[str, Any] | str | None) -> dict[str, Any]:
+    """`processor_kwargs` from YAML (a mapping) or the command line (a JSON object, e.g.
+    '{"do_image_splitting": false}')."""
+    if value is None or value == "":
+        return {}
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except json.JSONDecodeError as error:
+            raise ValueError(f"processor_kwargs must be a JSON object, got {value!r} ({error}).") from None
+    if not isinstance(value, dict):
+        raise ValueError(f"processor_kwargs must be a mapping, got {value!r}.")
+    return value
 
 
 @dataclass
@@ -33,11 +49,11 @@ class FinedeficsModelConfig(ModelConfig):
         default="auto",
         metadata={"help": "Weight dtype: 'auto' (the checkpoint's), 'float32', 'bfloat16' or 'float16'."},
     )
-    processor_kwargs: dict[str, Any] = field(
+    processor_kwargs: dict[str, Any] | str | None = field(
         default_factory=dict,
         metadata={
             "help": "Keyword arguments for `AutoProcessor.from_pretrained`, e.g. {do_image_splitting: false} for the "
-            "paper's 64 visual tokens per Idefics2 image."
+            "paper's 64 visual tokens per Idefics2 image (YAML mapping, or JSON on the command line)."
         },
     )
     use_peft: bool = field(
@@ -60,6 +76,7 @@ class FinedeficsModelConfig(ModelConfig):
 
     def __post_init__(self):
         super().__post_init__()
+        self.processor_kwargs = parse_processor_kwargs(self.processor_kwargs)
         if self.load_in_4bit and self.load_in_8bit:
             raise ValueError("Choose one of load_in_4bit and load_in_8bit.")
 

@@ -1,3 +1,5 @@
+from collections.abc import Iterator
+
 import pytest
 
 from dataset_builders.attributes import GenerationBackend, GenerationRequest, LocalBackend
@@ -19,11 +21,11 @@ class RecordingBackend(GenerationBackend):
         self.stop_after = stop_after
         self.requests: list[GenerationRequest] = []
 
-    def generate(self, requests: list[GenerationRequest]) -> list[str]:
+    def iter_answers(self, requests: list[GenerationRequest]) -> Iterator[tuple[int, str]]:
         if self.stop_after is not None and len(self.requests) + len(requests) > self.stop_after:
             raise Interrupted
         self.requests += requests
-        return self.inner.generate(requests)
+        return self.inner.iter_answers(requests)
 
 
 @pytest.fixture(scope="session")

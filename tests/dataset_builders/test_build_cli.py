@@ -26,8 +26,8 @@ def pets(tmp_path_factory):
 def build_args(pets, out, idefics2_path, cache, *extra):
     return [
         "build-dataset",
-        "--source", "pet-37",
-        "--data-dir", str(pets),
+        "--sources", "pet-37",
+        "--source_dirs", f"pet-37={pets}",
         "--llm", idefics2_path,
         "--vqa", idefics2_path,
         "--clip", str(create_tiny_checkpoint("clip")),
@@ -45,7 +45,10 @@ def test_build_then_shard_and_merge(pets, idefics2_path, tmp_path):
     finedefics(build_args(pets, whole, idefics2_path, tmp_path / "a.sqlite", "--license", "cc-by-sa-4.0"))
     triples = datasets.load_dataset(str(whole), "triples", split="train")
     assert triples.num_rows == 8
-    assert triples.features["label"].names == ["Abyssinian", "American Pit Bull Terrier", "Great Pyrenees", "Bengal"]
+    assert triples.features["label"].names == [
+        f"pet-37/{name}" for name in ("Abyssinian", "American Pit Bull Terrier", "Great Pyrenees", "Bengal")
+    ]
+    assert set(triples["source"]) == {"pet-37"}
     for row in triples:
         assert len(row["neg_categories"]) == 3 and row["category"] not in row["neg_categories"]
         assert row["neg_attributes"] == [triples[j]["attribute"] for j in row["neg_indices"]]
@@ -81,8 +84,8 @@ def test_build_then_shard_and_merge(pets, idefics2_path, tmp_path):
 def test_ground_truth_variant_with_random_negatives(tmp_path):
     data_dir = layouts.make_cub(tmp_path, images_per_class=3)
     out = tmp_path / "out"
-    finedefics(["build-dataset", "--source", "bird-200", "--data-dir", str(data_dir), "--descriptions", "ground-truth",
-                "--negatives", "random", "--num-negatives", "2", "--output_dir", str(out)])  # fmt: skip
+    finedefics(["build-dataset", "--sources", "bird-200", "--source_dirs", f"bird-200={data_dir}", "--descriptions",
+                "ground-truth", "--negatives", "random", "--num-negatives", "2", "--output_dir", str(out)])  # fmt: skip
     triples = datasets.load_dataset(str(out), "triples", split="train")
     assert triples["attribute"][:2] == ["Bill shape: curved (up or down)."] * 2
     index = datasets.load_dataset(str(out), "hard_negatives", split="train")
@@ -93,16 +96,19 @@ def test_ground_truth_variant_with_random_negatives(tmp_path):
 def test_build_dataset_rejects_incomplete_options(tmp_path, capsys):
     with pytest.raises(SystemExit):
         finedefics(
-            ["build-dataset", "--source", "pet-37", "--data-dir", str(tmp_path), "--output_dir", str(tmp_path / "o")]
+            ["build-dataset", "--sources", "pet-37", "--data-dir", str(tmp_path), "--output_dir", str(tmp_path / "o")]
         )
     assert "--negatives clip needs --clip" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        finedefics(["build-dataset", "--source", "pet-37", "--output_dir", str(tmp_path / "o")])
+    assert "--source was renamed: use --sources" in capsys.readouterr().err
 
 
 def test_push_dataset_uploads_the_folder_in_one_call(tmp_path, monkeypatch):
     data_dir = layouts.make_cub(tmp_path, images_per_class=3)
     out = tmp_path / "out"
-    finedefics(["build-dataset", "--source", "bird-200", "--data-dir", str(data_dir), "--descriptions", "ground-truth",
-                "--negatives", "random", "--num-negatives", "2", "--output_dir", str(out)])  # fmt: skip
+    finedefics(["build-dataset", "--sources", "bird-200", "--source_dirs", f"bird-200={data_dir}", "--descriptions",
+                "ground-truth", "--negatives", "random", "--num-negatives", "2", "--output_dir", str(out)])  # fmt: skip
     calls = []
     monkeypatch.setattr(HfApi, "upload_folder", lambda self, **kwargs: calls.append(kwargs) or "https://hub/commit/1")
     finedefics(
@@ -113,3 +119,25 @@ def test_push_dataset_uploads_the_folder_in_one_call(tmp_path, monkeypatch):
     assert calls[0]["repo_type"] == "dataset"
     with pytest.raises(FileNotFoundError, match="README.md"):
         finedefics(["push-dataset", "--dataset_name", str(tmp_path), "--repo_id", "user/x", "--create_repo", "false"])
+
+
+@pytest.mark.parametrize(
+    "flag, value",
+    [
+        ("--concurrency", "0"),
+        ("--num_negatives", "0"),
+        ("--limit", "-5"),
+        ("--batch_size", "-1"),
+        ("--max_new_tokens", "0"),
+        ("--num_shards", "0"),
+        ("--timeout", "0"),
+        ("--max_retries", "-1"),
+        ("--max_image_pixels", "0"),
+    ],  # fmt: skip
+)
+def test_sizes_below_one_are_refused_naming_the_option(tmp_path, capsys, flag, value):
+    with pytest.raises(SystemExit):
+        finedefics(["build-dataset", "--source", "imagefolder", "--data_dir", str(tmp_path), "--negatives", "random",
+                    "--output_dir", str(tmp_path / "out"), flag, value])  # fmt: skip
+    assert flag in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()

@@ -1,53 +1,123 @@
-"""The HTTP backend against a real OpenAI-compatible server process on 127.0.0.1 serving a tiny local model."""
+"""The HTTP backend against a real `transformers serve` process on 127.0.0.1 serving a tiny local Idefics2.
+
+Faults a healthy server does not make on demand (dropped connections, 200 replies without choices, hangs, a
+request that keeps failing) come from `FaultyProxy`, which sits in front of the real server and passes every
+other request through to it."""
+
+from __future__ import annotations
 
 import json
 import os
-import re
-import subprocess
-import sys
+import threading
+import time
 import urllib.request
+from collections.abc import Callable, Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
 from dataset_builders import load_source
 from dataset_builders.attributes import AttributeDescriber, GenerationRequest, OpenAICompatibleBackend
-from dataset_builders.cache import AnswerCache
+from dataset_builders.build import make_backend
+from dataset_builders.cache import AnswerCache, answer_key
+from hf_finedefics.scripts import parse_command_line
+from hf_finedefics.scripts.build_dataset import make_parser
 
+from ..spaces_app.conftest import free_port, start_server, stop, wait_until_serving
 from . import layouts
 
 
 @pytest.fixture(scope="module")
-def server_url(idefics2_path):
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "dataset_builders.attributes.server",
-            "--model",
-            idefics2_path,
-            "--port",
-            "0",
-            "--max-new-tokens",
-            "8",
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-        env={**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"},
-    )
+def server_url(idefics2_path, tmp_path_factory) -> Iterator[str]:
+    port = free_port()
+    log = tmp_path_factory.mktemp("transformers-serve") / "serve.log"
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
+    command = ["transformers", "serve", idefics2_path, "--host", "127.0.0.1", "--port", str(port), "--device", "cpu"]
+    process = start_server(command, env, log)
     try:
-        line = process.stdout.readline()  # printed once the model is loaded and the socket listens
-        match = re.search(r"http://[\d.]+:\d+/v1", line)
-        assert match, f"server did not start: {line!r}"
-        yield match.group(0)
+        wait_until_serving(process, f"http://127.0.0.1:{port}/health", log)
+        yield f"http://127.0.0.1:{port}/v1"
     finally:
-        process.terminate()
-        process.wait(timeout=30)
+        stop(process)
 
 
-def test_server_lists_its_model(server_url, idefics2_path):
-    with urllib.request.urlopen(server_url + "/models", timeout=30) as response:
-        assert json.loads(response.read())["data"][0]["id"] == idefics2_path
+# What the proxy does with a chat request: pass it on, or one of the faults.
+Fault = str  # "forward" | "drop" | "no-choices" | "hang" | "fail"
+
+
+class FaultyProxy:
+    """An HTTP proxy to `upstream` whose `fault(body)` decides, per chat request, to forward it or to misbehave."""
+
+    def __init__(self, upstream: str, fault: Callable[[dict], Fault]):
+        self.upstream = upstream.removesuffix("/v1")
+        self.fault = fault
+        self.chat_requests = 0
+        proxy = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args):
+                pass
+
+            def do_POST(self):
+                body = self.rfile.read(int(self.headers["Content-Length"]))
+                proxy.chat_requests += 1
+                fault = proxy.fault(json.loads(body))
+                if fault == "drop":  # close the connection without a reply
+                    self.close_connection = True
+                    return
+                if fault == "hang":
+                    time.sleep(3)
+                    self.close_connection = True
+                    return
+                if fault == "no-choices":
+                    self._reply(200, b'{"object": "chat.completion", "error": "model overloaded"}')
+                    return
+                if fault == "fail":
+                    self._reply(500, b'{"error": "poisoned request"}')
+                    return
+                forwarded = urllib.request.Request(
+                    proxy.upstream + self.path, data=body, headers={"Content-Type": "application/json"}
+                )
+                with urllib.request.urlopen(forwarded, timeout=60) as response:
+                    self._reply(response.status, response.read())
+
+            def _reply(self, status: int, payload: bytes):
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(payload)))
+                self.end_headers()
+                self.wfile.write(payload)
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/v1"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def proxy(server_url) -> Iterator[Callable[[Callable[[dict], Fault]], FaultyProxy]]:
+    proxies = []
+
+    def make(fault: Callable[[dict], Fault]) -> FaultyProxy:
+        proxies.append(FaultyProxy(server_url, fault))
+        return proxies[-1]
+
+    yield make
+    for started in proxies:
+        started.close()
+
+
+def faults_then_forward(*faults: Fault) -> Callable[[dict], Fault]:
+    remaining = list(faults)
+    return lambda body: remaining.pop(0) if remaining else "forward"
+
+
+def _prompt(body: dict) -> str:
+    return next(part["text"] for part in body["messages"][0]["content"] if part["type"] == "text")
 
 
 def test_http_backend_answers_like_the_local_model(server_url, idefics2_path, idefics2_backend, tmp_path):
@@ -76,5 +146,63 @@ def test_pipeline_over_http_with_concurrent_requests(server_url, idefics2_path, 
 
 def test_http_backend_reports_rejected_requests(server_url):
     remote = OpenAICompatibleBackend(server_url, "some-other-model", max_new_tokens=4)
-    with pytest.raises(RuntimeError, match=r"rejected the request \(400\).*some-other-model"):
+    with pytest.raises(RuntimeError, match=r"answered 400 for model 'some-other-model'.*pinned"):
         remote.generate([GenerationRequest("hello")])
+
+
+def test_dropped_connections_and_replies_without_choices_are_retried(proxy, server_url, idefics2_path):
+    request = GenerationRequest("Summarize the information you get about the bird.")
+    expected = OpenAICompatibleBackend(server_url, idefics2_path, max_new_tokens=8).generate([request])
+    faulty = proxy(faults_then_forward("drop", "no-choices", "drop"))
+    remote = OpenAICompatibleBackend(faulty.url, idefics2_path, max_new_tokens=8, max_retries=3)
+    assert remote.generate([request]) == expected
+    assert faulty.chat_requests == 4
+
+
+def test_final_error_shows_status_and_body(proxy, idefics2_path):
+    faulty = proxy(lambda body: "no-choices")
+    remote = OpenAICompatibleBackend(faulty.url, idefics2_path, max_new_tokens=8, max_retries=1)
+    with pytest.raises(RuntimeError, match=r"answered 200 without choices 2 times.*model overloaded"):
+        remote.generate([GenerationRequest("hello")])
+    assert faulty.chat_requests == 2
+
+    failing = proxy(lambda body: "fail")
+    remote = OpenAICompatibleBackend(failing.url, idefics2_path, max_new_tokens=8, max_retries=0)
+    with pytest.raises(RuntimeError, match=r"answered 500 .*poisoned request"):
+        remote.generate([GenerationRequest("hello")])
+
+
+def test_hung_server_fails_after_the_timeout(proxy, idefics2_path):
+    faulty = proxy(lambda body: "hang")
+    remote = OpenAICompatibleBackend(faulty.url, idefics2_path, max_new_tokens=8, timeout=0.5, max_retries=1)
+    start = time.monotonic()
+    with pytest.raises(RuntimeError, match="failed after 2 attempts: APITimeoutError"):
+        remote.generate([GenerationRequest("hello")])
+    assert time.monotonic() - start < 2.5  # two 0.5 s attempts and one back-off, not the server's 3 s
+    assert faulty.chat_requests == 2
+
+
+def test_each_answer_is_cached_as_it_completes(proxy, idefics2_path, tmp_path):
+    """One request that keeps failing loses no other answer of its batch: a rerun asks only for that one."""
+    faulty = proxy(lambda body: "fail" if "POISON" in _prompt(body) else "forward")
+    remote = OpenAICompatibleBackend(faulty.url, idefics2_path, max_new_tokens=4, concurrency=2, max_retries=0)
+    cache = AnswerCache(tmp_path / "cache.sqlite")
+    describer = AttributeDescriber(remote, remote, cache)
+    prompts = ["Name a bird.", "Name a colour.", "POISON", "Name a shape.", "Name a size."]
+    with pytest.raises(RuntimeError, match="poisoned request"):
+        describer.answer(remote, [(None, GenerationRequest(prompt)) for prompt in prompts])
+    keys = {prompt: answer_key(None, prompt, remote.cache_id) for prompt in prompts}
+    cached = cache.get_many(keys.values())
+    # Requests already sent when the poisoned one failed finish and are kept; only unsent ones are dropped.
+    assert keys["POISON"] not in cached and keys["Name a bird."] in cached and keys["Name a colour."] in cached
+    assert len(cached) == faulty.chat_requests - 1
+
+
+def test_timeout_and_retries_are_build_options(tmp_path):
+    (config,) = parse_command_line(make_parser(), [
+        "--source", "imagefolder", "--data_dir", str(tmp_path), "--output_dir", str(tmp_path / "out"), "--negatives",
+        "random", "--llm", "some-model", "--llm_base_url", "http://127.0.0.1:9/v1", "--timeout", "7.5",
+        "--max_retries", "1",
+    ])  # fmt: skip
+    backend = make_backend(config.llm, config.llm_base_url, config)
+    assert (backend.client.timeout, backend.client.max_retries) == (7.5, 1)

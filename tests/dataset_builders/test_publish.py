@@ -1,4 +1,6 @@
 import io
+import os
+from pathlib import Path
 
 import datasets
 import numpy as np
@@ -18,6 +20,7 @@ from dataset_builders.publish import (
     write_dataset_folder,
 )
 
+from ..kills import Killed, kill_at
 from . import layouts
 
 
@@ -123,3 +126,57 @@ def test_rebuilt_folders_never_load_stale_rows(tmp_path):
         )
         loaded.append(datasets.load_dataset(str(folder), "hard_negatives", split="train")["index"][0])
     assert loaded == [0, 1]
+
+
+def _hard_negative_table(first_index: int, num_rows: int = 12) -> datasets.Dataset:
+    indices = list(range(first_index, first_index + num_rows))
+    return datasets.Dataset.from_dict(
+        {
+            "index": indices,
+            "label": [0] * num_rows,
+            "neg_labels": [[1]] * num_rows,
+            "neg_indices": [[0]] * num_rows,
+            "neg_scores": [[0.5]] * num_rows,
+        }  # fmt: skip
+    )
+
+
+PUBLISH_WRITES = [(datasets.Dataset, "to_parquet"), (Path, "rename"), (Path, "unlink"), (Path, "write_text"),
+                  (Path, "replace"), (os, "replace")]  # fmt: skip
+
+
+@pytest.mark.parametrize("previous", [True, False], ids=["rebuild", "first-build"])
+def test_killed_build_leaves_the_old_or_the_new_dataset(tmp_path, monkeypatch, previous):
+    """A kill at any file-system step of a (re)build leaves the folder either complete and loadable (old or new
+    rows) or, for a first build, without a card, so `check_dataset_folder` and `finedefics run` rebuild it."""
+    info = DatasetCardInfo("x", "y", "train")
+    old, new = _hard_negative_table(0), _hard_negative_table(100)
+    step = 0
+    while True:
+        step += 1
+        folder = tmp_path / str(step) / "out"
+        if previous:
+            write_dataset_folder(folder, {"hard_negatives": old}, info, max_shard_bytes=200)
+        with monkeypatch.context() as patch:
+            reached = kill_at(patch, step, PUBLISH_WRITES)
+            try:
+                write_dataset_folder(folder, {"hard_negatives": new}, info, max_shard_bytes=200)
+                finished = True
+            except Killed:
+                finished = False
+        if not previous and not (folder / "README.md").exists():
+            with pytest.raises(FileNotFoundError):
+                check_dataset_folder(folder)
+        else:
+            check_dataset_folder(folder)
+            loaded = datasets.load_dataset(str(folder), "hard_negatives", split="train", cache_dir=str(tmp_path / "c"))
+            assert loaded["index"] in (old["index"], new["index"]), f"killed at step {step}"
+            if finished:
+                assert loaded["index"] == new["index"]
+        if finished:
+            break
+    assert reached[0] > 3  # several shards: the kill was tried at every step
+    # the next complete build leaves no file of killed or earlier builds behind
+    write_dataset_folder(folder, {"hard_negatives": new}, info, max_shard_bytes=200)
+    pattern = yaml.safe_load((folder / "README.md").read_text().split("---")[1])["configs"][0]["data_files"][0]["path"]
+    assert sorted((folder / "hard_negatives").iterdir()) == sorted(folder.glob(pattern))

@@ -4,6 +4,7 @@ import re
 
 import numpy as np
 import pytest
+from PIL import Image, ImageFile
 
 from dataset_builders import load_cub_attributes, load_source
 from dataset_builders.sources import FLOWER_NAMES, SourceFormatError
@@ -75,6 +76,7 @@ def test_flowers_standard_names(tmp_path):
     data_dir = layouts.make_flowers(tmp_path)
     for split in ("train", "val", "test"):
         check_rows(load_source("flower-102", data_dir, split), 3, "flower")
+    check_rows(load_source("flower-102", data_dir, "trainval"), 6, "flower")  # the paper trains on train + val
     assert load_source("flower-102", data_dir, "train").features["label"].names == FLOWER_NAMES
     assert len(FLOWER_NAMES) == 102
     assert {normalise(n) for n in FLOWER_NAMES} == mc_option_names("flower-102")
@@ -82,8 +84,10 @@ def test_flowers_standard_names(tmp_path):
 
 def test_pets_breed_names(tmp_path):
     data_dir = layouts.make_pets(tmp_path)
-    train = load_source("pet-37", data_dir, "train")  # the paper's training set is trainval
+    train = load_source("pet-37", data_dir, "trainval")  # the dataset's own split names
     check_rows(train, 6, "pet")
+    with pytest.raises(ValueError, match="no split 'train'"):
+        load_source("pet-37", data_dir, "train")
     check_rows(load_source("pet-37", data_dir, "test"), 3, "pet")
     assert train.features["label"].names == ["Abyssinian", "American Pit Bull Terrier", "Great Pyrenees"]
     assert {normalise(n) for n in train.features["label"].names} <= mc_option_names("pet-37")
@@ -142,6 +146,36 @@ def test_corrupt_images_are_skipped_and_counted(tmp_path, caplog):
         dataset = load_source("pet-37", data_dir, "trainval")
     assert dataset.num_rows == 4
     assert "skipped 2 of 6 images" in caplog.text
+
+
+def test_images_over_the_pixel_budget_are_skipped_before_decoding(tmp_path, caplog, monkeypatch):
+    """A 40 MP+ image (here 8000x5001, 14 KB as a 1-bit PNG) is refused from its header, never decoded, and
+    counted like corrupt ones; the default budget is the demo's 40 MP."""
+    data_dir = layouts.make_image_folder(tmp_path / "data", ["wren", "jay"], 2)
+    Image.new("1", (8000, 5001), 1).save(data_dir / "wren" / "huge.png")
+    (data_dir / "wren" / "broken.png").write_bytes(b"not a png")
+    decoded = []
+    load = ImageFile.ImageFile.load
+    monkeypatch.setattr(ImageFile.ImageFile, "load", lambda image: decoded.append(image.size) or load(image))
+    with caplog.at_level(logging.WARNING):
+        dataset = load_source("imagefolder", data_dir, "train", "bird")
+    assert dataset.num_rows == 4
+    assert (8000, 5001) not in decoded
+    assert "skipped 2 of 6 images: 1 unreadable (first: " in caplog.text
+    assert f"1 over the 40 MP pixel budget (first: {data_dir / 'wren' / 'huge.png'}, 8000x5001)" in caplog.text
+
+    small_budget = load_source("imagefolder", data_dir, "train", "bird", max_image_pixels=16 * 17)
+    assert small_budget.num_rows == 2  # 16x16 images stay, 17x17 ones go
+
+
+def test_class_left_without_images_is_named(tmp_path, caplog):
+    data_dir = layouts.make_image_folder(tmp_path / "data", ["wren", "jay", "robin"], 2)
+    for image in (data_dir / "jay").iterdir():
+        image.write_bytes(b"broken")
+    with caplog.at_level(logging.WARNING):
+        dataset = load_source("imagefolder", data_dir, "train", "bird")
+    assert dataset.num_rows == 4
+    assert "1 class(es) have no readable image left: jay" in caplog.text
 
 
 def test_unknown_source_and_split(tmp_path):

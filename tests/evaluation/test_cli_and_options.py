@@ -72,6 +72,14 @@ def test_missing_images_fail_before_the_model_loads(tmp_path):
         )
 
 
+@pytest.mark.parametrize("flag", ["--batch_size", "--max_new_tokens"])
+def test_sizes_below_one_are_refused_naming_the_option(tmp_path, capsys, flag):
+    with pytest.raises(SystemExit):
+        finedefics(["evaluate", "--model_name_or_path", str(tmp_path / "no-such-model"), "--sources", "car-196",
+                    "--data_dir", str(tmp_path), flag, "0"])  # fmt: skip
+    assert f"{flag.removeprefix('--')} must be at least 1, got 0" in capsys.readouterr().err
+
+
 def _lora_adapter(model_path: Path, output_dir: Path) -> Path:
     from peft import LoraConfig, get_peft_model
 
@@ -139,3 +147,25 @@ def test_clip_options_are_the_most_similar_classes_with_the_truth_swapped_in(tmp
     assert swapped > 0  # the swap rule was exercised
     # The built file is a valid option file for the generic layout.
     assert len(load_mc_items("imagefolder", tmp_path, tmp_path / "options.json")) == len(images)
+
+
+def test_evaluate_both_tasks_into_one_report(tmp_path):
+    data_dir = tmp_path / "data"
+    options_file = make_native_dataset("pet-37", data_dir / "pet-37")
+    finedefics(
+        ["evaluate", "--model_name_or_path", str(create_tiny_checkpoint("llava")), "--model_name", "tiny"]
+        + ["--sources", "pet-37", "--data_dir", str(data_dir), "--options_files", f"pet-37={options_file}"]
+        + ["--output_dir", str(tmp_path), "--task", "multiple_choice", "open_set", "--scorers", "likelihood"]
+        + ["--batch_size", "10", "--max_new_tokens", "4"]
+    )
+    report = json.loads((tmp_path / "report.json").read_text())
+    assert [(row["model"], row["scorer"]) for row in report["rows"]] == [("tiny", "likelihood")]
+    (open_set,) = report["open_set_rows"]
+    assert open_set["datasets"]["pet-37"]["similarity_model"] == "sentence-transformers/all-MiniLM-L6-v2"
+    answers = _read_jsonl(tmp_path / "predictions" / "tiny" / "pet-37.open_set.jsonl")
+    assert {record["question"] for record in answers} == {"What is the name of the pet in this image?"}
+    markdown = (tmp_path / "report.md").read_text()
+    assert "| tiny | likelihood |" in markdown and "| tiny | open-set nearest top-5 |" in markdown
+    assert (tmp_path / "open_set_per_class.md").is_file()
+    with pytest.raises(ValueError, match=r"Unknown --task \['open'\]"):
+        finedefics(["evaluate", "--model_name_or_path", "unused", "--sources", "pet-37", "--task", "open"])

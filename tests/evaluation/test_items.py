@@ -96,3 +96,39 @@ def test_unknown_dataset_and_imagefolder_without_options_file(tmp_path):
         load_mc_items("bird-2000", tmp_path)
     with pytest.raises(ValueError, match="no shipped option file"):
         load_mc_items("imagefolder", tmp_path)
+
+
+def _write_options(native_dataset, edit) -> tuple:
+    root, options_file = native_dataset("pet-37")
+    classes = json.loads(options_file.read_text())
+    edit(classes)
+    options_file.write_text(json.dumps(classes))
+    return root, options_file
+
+
+@pytest.mark.parametrize(
+    "edit, message",
+    [
+        (lambda c: c[CLASS_NAMES[1]][0].pop("groundtruth"), r"has no 'groundtruth'"),
+        (lambda c: c[CLASS_NAMES[1]][0].pop("image"), r"has no 'image'"),
+        (lambda c: c[CLASS_NAMES[1]][0].__setitem__("options", "Siamese"), r"'options' must be a list"),
+        (lambda c: c[CLASS_NAMES[2]][1]["options"].pop(1), r"3 options .*4 options"),  # one 3-way item among 4-way
+        (lambda c: c[CLASS_NAMES[0]].append("images/x.jpg"), r"must be an object"),
+        (lambda c: c.__setitem__(CLASS_NAMES[0], {"image": "images/x.jpg"}), r"must be a list"),
+    ],
+    ids=["no-groundtruth", "no-image", "options-not-a-list", "mixed-3-and-4-way", "entry-not-object", "not-a-list"],
+)
+def test_malformed_option_files_name_the_file_and_the_problem(native_dataset, edit, message):
+    root, options_file = _write_options(native_dataset, edit)
+    with pytest.raises(ValueError, match=message) as error:
+        load_mc_items("pet-37", root, options_file)
+    assert str(options_file) in str(error.value)
+
+
+@pytest.mark.parametrize("text", ["{not json", "[]", "{}"], ids=["bad-json", "not-a-mapping", "empty"])
+def test_option_file_that_is_not_a_class_mapping(tmp_path, text):
+    options_file = tmp_path / "options.json"
+    options_file.write_text(text)
+    with pytest.raises(ValueError, match="options.json") as error:
+        load_mc_items("imagefolder", tmp_path, options_file)
+    assert str(options_file) in str(error.value)

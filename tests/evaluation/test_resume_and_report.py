@@ -110,6 +110,7 @@ def test_report_table_and_average():
     assert "| Model | Scorer | Dog-120 | Car-196 | Avg. |" in markdown
     assert "| finedefics | generation | 70.00 | 80.00 | 75.00 |" in markdown
     assert "| idefics2 | generation | – | 40.00 | – |" in markdown
+    assert "side by side" not in markdown  # one protocol only
     assert json.loads(json.dumps(report)) == report
 
 

@@ -17,7 +17,7 @@ from transformers import AutoModelForImageTextToText, AutoProcessor
 from hf_finedefics.backbones import get_backbone
 from hf_finedefics.cli import main as cli
 from hf_finedefics.evaluation.report import build_report, summarize_results
-from hf_finedefics.hub import FINEDEFICS_CITATION
+from hf_finedefics.hub import FINEDEFICS_CITATION, TRAINING_SUMMARY_NAME, training_summary
 from hf_finedefics.modeling import load_finedefics_model
 from hf_finedefics.testing import create_tiny_checkpoint
 from hf_finedefics.trainer.contrastive_alignment_config import ContrastiveAlignmentConfig
@@ -44,7 +44,9 @@ def adapter_dir(tiny_base, tmp_path):
     args = ContrastiveAlignmentConfig(
         output_dir=str(folder), per_device_train_batch_size=2, gradient_accumulation_steps=4, use_cpu=True
     )
+    # as the trainers save: the Trainer's pickle and the JSON summary the card is built from
     torch.save(args, folder / "training_args.bin")
+    (folder / TRAINING_SUMMARY_NAME).write_text(json.dumps(training_summary(args)))
     (folder / "checkpoint-1").mkdir()
     (folder / "checkpoint-1" / "optimizer.pt").write_bytes(b"not for the Hub")
     return folder
@@ -83,7 +85,7 @@ def test_push_adapter_writes_the_card_and_uploads_once(adapter_dir, eval_report,
     assert card.data.datasets == ["your-hf-user/finedefics-fgvr"]
     assert {"finedefics", "fgvr", "contrastive-alignment"} <= set(card.data.tags)
     text = card.text
-    # hyper-parameters from adapter_config.json and training_args.bin
+    # hyper-parameters from adapter_config.json and finedefics_training.json
     for row in ("| LoRA rank | 8 |", "| LoRA alpha | 8 |", "| LoRA dropout | 0.2 |", "| LoRA init | gaussian |",
                 "| learning rate | 0.0002 |", "| warm-up steps | 60 |", "| gradient accumulation steps | 4 |",
                 "| temperature | 0.07 |", "| loss weights (gen, OAC, ACC, CCC) | 1.0, 0.5, 0.5, 0.5 |"):  # fmt: skip
@@ -129,4 +131,41 @@ def test_local_base_model_needs_a_hub_id(adapter_dir, fake_hub):
 def test_folder_without_adapter_is_refused(tmp_path, fake_hub):
     with pytest.raises(FileNotFoundError, match="adapter_config.json"):
         cli(["push-adapter", "--adapter", str(tmp_path), "--repo-id", REPO_ID, "--model_name_or_path", BASE_REPO_ID])
+    assert fake_hub.uploads == []
+
+
+class _RunsCode:
+    """Unpickling this writes `marker`: what a malicious training_args.bin in a shared adapter folder could do."""
+
+    def __init__(self, marker):
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        return exec, (f"open({self.marker!r}, 'w').write('ran')",)
+
+
+def test_training_args_pickle_is_never_unpickled(adapter_dir, fake_hub, tmp_path):
+    marker = tmp_path / "code-ran"
+    torch.save(_RunsCode(marker), adapter_dir / "training_args.bin")
+
+    cli(["push-adapter", "--adapter", str(adapter_dir), "--repo-id", REPO_ID, "--model_name_or_path", BASE_REPO_ID])
+
+    assert not marker.exists()
+    text = ModelCard.load(adapter_dir / "README.md").text
+    assert "| gradient accumulation steps | 4 |" in text and "| global batch size | 8 |" in text  # from the JSON
+
+
+def test_card_without_training_summary_lists_only_lora(adapter_dir, fake_hub):
+    (adapter_dir / TRAINING_SUMMARY_NAME).unlink()
+    cli(["push-adapter", "--adapter", str(adapter_dir), "--repo-id", REPO_ID, "--model_name_or_path", BASE_REPO_ID])
+    text = ModelCard.load(adapter_dir / "README.md").text
+    assert "| LoRA rank | 8 |" in text and "learning rate" not in text
+
+
+def test_malformed_training_summary_names_the_file(adapter_dir, fake_hub):
+    (adapter_dir / TRAINING_SUMMARY_NAME).write_text("{not json")
+    with pytest.raises(ValueError, match=TRAINING_SUMMARY_NAME):
+        cli(
+            ["push-adapter", "--adapter", str(adapter_dir), "--repo-id", REPO_ID, "--model_name_or_path", BASE_REPO_ID]
+        )
     assert fake_hub.uploads == []

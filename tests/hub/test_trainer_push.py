@@ -9,7 +9,7 @@ import pytest
 from huggingface_hub import ModelCard
 
 from hf_finedefics.cli import main as cli
-from hf_finedefics.hub import FINEDEFICS_CITATION
+from hf_finedefics.hub import FINEDEFICS_CITATION, TRAINING_SUMMARY_NAME
 from hf_finedefics.testing import create_tiny_checkpoint
 
 from ..conftest import synthetic_triples
@@ -58,6 +58,9 @@ def test_stage1_recipe_with_push_to_hub(tiny_base, fake_hub, tmp_path):
                 "| global batch size | 2 |"):  # fmt: skip
         assert row in card.text
     assert FINEDEFICS_CITATION in card.text
+    # what `finedefics push-adapter` reads later instead of the pickled training_args.bin
+    summary = json.loads((output_dir / TRAINING_SUMMARY_NAME).read_text())
+    assert summary["stage"] == "stage1" and summary["hyperparameters"]["temperature"] == 0.07
 
 
 def test_stage2_recipe_with_push_to_hub(tiny_base, fake_hub, tmp_path):

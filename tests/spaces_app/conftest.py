@@ -16,9 +16,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from transformers import AutoProcessor
 
 from dataset_builders.sources.synthetic import generate_synthetic_fgvr
-from hf_finedefics.testing import create_tiny_checkpoint
+from hf_finedefics.testing import create_tiny_checkpoint, paper_processor_kwargs
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 STARTUP_TIMEOUT_S = 120
@@ -66,7 +67,11 @@ def stop(process: subprocess.Popen) -> None:
 
 @pytest.fixture(scope="session")
 def demo_checkpoint(tmp_path_factory) -> Path:
-    return create_tiny_checkpoint("idefics2", tmp_path_factory.mktemp("demo-idefics2"))
+    """A tiny Idefics2 folder that carries the paper's processor (no image splitting), as a merged Finedefics
+    checkpoint or adapter folder does."""
+    folder = create_tiny_checkpoint("idefics2", tmp_path_factory.mktemp("demo-idefics2"))
+    AutoProcessor.from_pretrained(folder, **paper_processor_kwargs(folder)).save_pretrained(folder)
+    return folder
 
 
 @pytest.fixture(scope="session")

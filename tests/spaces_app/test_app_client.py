@@ -145,7 +145,7 @@ def test_without_a_configured_model_the_embedded_default_is_resolved(monkeypatch
     reports = []
     demo_model = demo_app.DemoModel()
     assert "embedded default" in demo_model.source
-    model, _ = demo_model.load(progress=lambda fraction, message: reports.append((fraction, message)))
+    model = demo_model.load(progress=lambda fraction, message: reports.append((fraction, message))).model
     assert reports == [(0.5, "Building the default model: stage I"), (1.0, "Loading the model")]
     assert model.config.name_or_path == str(demo_checkpoint)
 

@@ -5,9 +5,10 @@ argument); writes the loss and the LoRA weights after the step."""
 import sys
 
 import torch
-from transformers import AutoModelForImageTextToText
+from transformers import AutoModelForImageTextToText, AutoProcessor
 
 from hf_finedefics.backbones import get_backbone
+from hf_finedefics.testing import paper_processor_kwargs
 from hf_finedefics.trainer.contrastive_alignment_config import ContrastiveAlignmentConfig
 from hf_finedefics.trainer.contrastive_alignment_trainer import ContrastiveAlignmentTrainer
 
@@ -37,8 +38,13 @@ def main(checkpoint: str, output_file: str, per_device_batch_size: int, mini_bat
         seed=0,
         contrastive_mini_batch_size=mini_batch_size,
     )
+    path = model.config._name_or_path
     trainer = ContrastiveAlignmentTrainer(
-        model, args, train_dataset=triples, peft_config=get_backbone(model).lora_config(dropout=0.0)
+        model,
+        args,
+        train_dataset=triples,
+        peft_config=get_backbone(model).lora_config(dropout=0.0),
+        processing_class=AutoProcessor.from_pretrained(path, **paper_processor_kwargs(path)),
     )
     trainer.train()
     if trainer.is_world_process_zero():

@@ -15,11 +15,11 @@ from transformers import AutoModelForImageTextToText, AutoProcessor, BitsAndByte
 
 from hf_finedefics.backbones import get_backbone
 from hf_finedefics.collators import ContrastiveAlignmentCollator
-from hf_finedefics.testing import create_tiny_checkpoint
+from hf_finedefics.testing import create_tiny_checkpoint, paper_processor_kwargs
 from hf_finedefics.trainer.contrastive_alignment_config import ContrastiveAlignmentConfig
 from hf_finedefics.trainer.contrastive_alignment_trainer import ContrastiveAlignmentTrainer
 
-from ..conftest import synthetic_triples
+from ..conftest import TINY_TRAINING_ARGS, synthetic_triples
 
 TESTS = Path(__file__).parent
 
@@ -30,21 +30,18 @@ def triples():
 
 
 def _config(tmp_path, **overrides):
-    defaults = dict(
-        output_dir=str(tmp_path / "out"),
-        per_device_train_batch_size=8,
-        max_steps=2,
-        warmup_steps=0,
-        logging_steps=1,
-        save_strategy="no",
-        report_to="none",
-        use_cpu=True,
-        seed=0,
-    )
+    defaults = dict(TINY_TRAINING_ARGS, output_dir=str(tmp_path / "out"), per_device_train_batch_size=8, seed=0)
     return ContrastiveAlignmentConfig(**{**defaults, **overrides})
 
 
+def paper_processor(model):
+    """The model's processor with the paper's settings (the tiny Idefics2 splits images by default)."""
+    path = model.config._name_or_path
+    return AutoProcessor.from_pretrained(path, **paper_processor_kwargs(path))
+
+
 def _trainer(model, config, triples, **kwargs):
+    kwargs.setdefault("processing_class", paper_processor(model))
     return ContrastiveAlignmentTrainer(
         model, config, train_dataset=triples, peft_config=get_backbone(model).lora_config(), **kwargs
     )
@@ -93,6 +90,34 @@ def test_training_step_updates_only_lora(tiny_model_and_processor, triples, tmp_
     assert not any(part in name for name in trainable for part in ("vision_model", "vision_tower"))
 
 
+def test_activation_checkpointing_trains_the_wrapped_model(tiny_checkpoint, triples, tmp_path):
+    """The paper's recipes turn activation checkpointing on: the Trainer enables it through the stage I wrapper,
+    and a checkpointed step gives the same loss and LoRA gradients as a plain one."""
+    model = AutoModelForImageTextToText.from_pretrained(tiny_checkpoint)
+    trainer = _trainer(model, _config(tmp_path), triples)
+    batch = trainer._prepare_inputs(trainer.data_collator([triples[i] for i in range(8)]))
+    trainer.model.eval()  # no dropout: both passes see the same network
+
+    def loss_and_grads():
+        trainer.model.zero_grad()
+        loss = trainer.compute_loss(trainer.model, batch)
+        loss.backward()
+        return loss.item(), {n: p.grad.clone() for n, p in trainer.model.named_parameters() if p.grad is not None}
+
+    plain_loss, plain_grads = loss_and_grads()
+    trainer.model.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": False})
+    checkpointed_loss, checkpointed_grads = loss_and_grads()
+    assert checkpointed_loss == pytest.approx(plain_loss, rel=1e-5)
+    assert plain_grads.keys() == checkpointed_grads.keys()
+    for name, grad in plain_grads.items():
+        torch.testing.assert_close(checkpointed_grads[name], grad, rtol=1e-4, atol=1e-6, msg=name)
+
+    config = _config(tmp_path, activation_checkpointing=True, max_steps=1)
+    checkpointed = _trainer(AutoModelForImageTextToText.from_pretrained(tiny_checkpoint), config, triples)
+    checkpointed.train()
+    assert checkpointed.model.model.is_activation_checkpointing
+
+
 def test_logs_every_term(tiny_checkpoint, triples, tmp_path):
     model = AutoModelForImageTextToText.from_pretrained(tiny_checkpoint)
     config = _config(tmp_path, eval_strategy="steps", eval_steps=2, per_device_eval_batch_size=8)
@@ -105,6 +130,29 @@ def test_logs_every_term(tiny_checkpoint, triples, tmp_path):
     assert all(f"eval_{name}" in eval_log for name in names)
     weighted = train_log["loss_gen"] + 0.5 * (train_log["loss_oac"] + train_log["loss_acc"] + train_log["loss_ccc"])
     assert train_log["loss"] == pytest.approx(weighted, rel=1e-4)
+
+
+def test_object_category_ablation_trains_without_attribute_text(tiny_checkpoint, triples, tmp_path):
+    """Table 3b: object<->category contrastive + generation of the category name; no attribute column exists."""
+    without = triples.remove_columns(["attribute", "neg_attributes"])
+    model = AutoModelForImageTextToText.from_pretrained(tiny_checkpoint)
+    trainer = _trainer(model, _config(tmp_path, objective="object_category"), without)
+    rows = [without[i] for i in range(4)]
+    batch = trainer.data_collator(rows)
+    tokenizer = trainer.processing_class.tokenizer
+    for i, row in enumerate(rows):
+        answer = batch["input_ids"][i][batch["generation_labels"][i] != -100]
+        assert tokenizer.decode(answer, skip_special_tokens=True).strip() == row["category"]
+        prompt = tokenizer.decode(batch["input_ids"][i][batch["attention_mask"][i].bool()])
+        assert f"What is the name of the {row['superclass']} in this image?" in prompt
+    texts = set(tokenizer.batch_decode(batch["text_input_ids"], skip_special_tokens=True))
+    assert texts == {row["category"] for row in rows} | {name for row in rows for name in row["neg_categories"]}
+    trainer.train()
+    log = trainer.state.log_history[0]
+    assert "loss_oc" in log and not {"loss_oac", "loss_acc", "loss_ccc"} & set(log)
+    assert log["loss"] == pytest.approx(log["loss_gen"] + 0.5 * log["loss_oc"], rel=1e-4)
+    with pytest.raises(ValueError, match="lacks the column"):
+        _trainer(AutoModelForImageTextToText.from_pretrained(tiny_checkpoint), _config(tmp_path), without)
 
 
 def test_training_lowers_contrastive_terms(tiny_checkpoint, tmp_path):
@@ -246,7 +294,7 @@ def test_two_process_ddp_matches_single_process(tmp_path):
     for name, extra in (("ddp", []), ("ddp_cached", ["3"])):
         output = str(tmp_path / f"{name}.pt")
         subprocess.run(
-            ["torchrun", "--nproc_per_node", "2", "--master_port", "29533", worker, checkpoint, output, "4", *extra],
+            ["torchrun", "--standalone", "--nproc_per_node", "2", worker, checkpoint, output, "4", *extra],
             check=True,
             env=env,
             timeout=300,
@@ -264,7 +312,10 @@ def test_full_fine_tuning_keeps_the_vision_encoder_frozen(tiny_checkpoint, tripl
     vision = get_backbone(model).vision_encoder
     before = {name: p.detach().clone() for name, p in vision.named_parameters()}
     trainer = ContrastiveAlignmentTrainer(
-        model, _config(tmp_path, max_steps=1, learning_rate=1e-2), train_dataset=triples
+        model,
+        _config(tmp_path, max_steps=1, learning_rate=1e-2),
+        train_dataset=triples,
+        processing_class=paper_processor(model),
     )
     trainer.train()
     assert all(torch.equal(p, before[name]) for name, p in vision.named_parameters())

@@ -9,7 +9,8 @@ from hf_finedefics.testing import create_tiny_checkpoint
 from hf_finedefics.trainer.contrastive_alignment_config import ContrastiveAlignmentConfig
 from hf_finedefics.trainer.contrastive_alignment_trainer import ContrastiveAlignmentTrainer
 
-from ..conftest import synthetic_triples
+from ..conftest import TINY_TRAINING_ARGS, synthetic_triples
+from .test_contrastive_alignment_trainer import paper_processor
 
 BATCH = 8
 
@@ -23,14 +24,10 @@ def _trainer(checkpoint, triples, tmp_path, mini_batch_size, dropout=0.0, eval_d
     model = AutoModelForImageTextToText.from_pretrained(checkpoint, dtype=torch.float64)
     config = ContrastiveAlignmentConfig(
         **{
+            **TINY_TRAINING_ARGS,
             "output_dir": str(tmp_path / f"out-{mini_batch_size}"),
             "per_device_train_batch_size": BATCH,
             "max_steps": 1,
-            "warmup_steps": 0,
-            "logging_steps": 1,
-            "save_strategy": "no",
-            "report_to": "none",
-            "use_cpu": True,
             "seed": 0,
             "train_sampling_strategy": "sequential",
             "contrastive_mini_batch_size": mini_batch_size,
@@ -42,6 +39,7 @@ def _trainer(checkpoint, triples, tmp_path, mini_batch_size, dropout=0.0, eval_d
         config,
         train_dataset=triples,
         eval_dataset=eval_dataset,
+        processing_class=paper_processor(model),
         peft_config=get_backbone(model).lora_config(dropout=dropout),
     )
     # LoRA starts with B = 0, where A gets no gradient: start both variants from the same random adapter instead.

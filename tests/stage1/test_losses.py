@@ -10,6 +10,7 @@ from hf_finedefics.losses import (
     AttributeAugmentedContrastiveLoss,
     attribute_augmented_losses,
     in_batch_retrieval_accuracy,
+    object_category_losses,
 )
 
 
@@ -17,23 +18,25 @@ def _sim(x, y, temperature):
     return (F.normalize(x, dim=-1) @ F.normalize(y, dim=-1)).item() / temperature
 
 
-def _reference(o, a, c, na, nc, temperature, labels=None):
-    """Eq. 5-7 with explicit sums; same-label rows j != i dropped from in-batch sums when labels are given."""
+def _reference(o, a, c, na, nc, temperature, labels=None, masked_terms=("ac",)):
+    """Eq. 5-7 with explicit sums; in the terms named by `masked_terms` (default: attribute -> category, whose
+    same-class keys are the positive's own category name), same-label rows j != i are dropped from the in-batch
+    sum when labels are given."""
     batch, num_negatives = na.shape[:2]
 
-    def keep(i, j):
-        return j == i or labels is None or labels[i] != labels[j]
+    def term(name, query, keys, negatives):
+        def keep(i, j):
+            return j == i or labels is None or name not in masked_terms or labels[i] != labels[j]
 
-    def term(query, keys, negatives):
         positive = math.exp(_sim(query[0], keys[query[1]], temperature))
         total = sum(math.exp(_sim(query[0], keys[j], temperature)) for j in range(batch) if keep(query[1], j))
         total += sum(math.exp(_sim(query[0], n, temperature)) for n in negatives)
         return -math.log(positive / total)
 
-    oa = sum(term((o[i], i), a, na[i]) for i in range(batch)) / batch
-    ao = sum(term((a[i], i), o, []) for i in range(batch)) / batch
-    ac = sum(term((a[i], i), c, nc[i]) for i in range(batch)) / batch
-    ca = sum(term((c[i], i), a, na[i]) for i in range(batch)) / batch
+    oa = sum(term("oa", (o[i], i), a, na[i]) for i in range(batch)) / batch
+    ao = sum(term("ao", (a[i], i), o, []) for i in range(batch)) / batch
+    ac = sum(term("ac", (a[i], i), c, nc[i]) for i in range(batch)) / batch
+    ca = sum(term("ca", (c[i], i), a, na[i]) for i in range(batch)) / batch
     ccc = (
         sum(
             -math.log(1 / sum(math.exp(_sim(c[i], nc[i, k], temperature)) for k in range(num_negatives)))
@@ -62,16 +65,36 @@ def test_losses_match_equations(embeddings, temperature):
         assert losses[name].item() == pytest.approx(expected[name], rel=1e-9), name
 
 
-def test_same_label_rows_are_not_negatives(embeddings):
+def test_default_masks_only_the_positives_own_text(embeddings):
+    """The paper's eq. 5-7: every other row is a negative, except a same-class row's category name in the
+    attribute -> category term (the positive's own text)."""
     labels = torch.tensor([0, 1, 0, 2, 1])
     losses = attribute_augmented_losses(*embeddings, labels=labels)
     expected = _reference(*embeddings, 0.07, labels=labels.tolist())
     unmasked = attribute_augmented_losses(*embeddings)
-    for name in ("oac", "acc"):
-        assert losses[name].item() == pytest.approx(expected[name], rel=1e-9)
-        assert losses[name].item() != pytest.approx(unmasked[name].item(), rel=1e-6)
+    for name in expected:
+        assert losses[name].item() == pytest.approx(expected[name], rel=1e-9), name
+    # OAC keeps same-class instances as negatives; ACC differs through its attribute -> category half only.
+    assert losses["oac"].item() == pytest.approx(unmasked["oac"].item(), rel=1e-12)
+    assert losses["acc"].item() != pytest.approx(unmasked["acc"].item(), rel=1e-6)
+    # The module with default settings does the same.
+    _, terms = AttributeAugmentedContrastiveLoss()(*embeddings, labels=labels)
+    assert terms["oac"].item() == pytest.approx(expected["oac"], rel=1e-9)
+    assert terms["acc"].item() == pytest.approx(expected["acc"], rel=1e-9)
+
+
+def test_same_class_masking_in_every_term_is_an_option(embeddings):
+    labels = torch.tensor([0, 1, 0, 2, 1])
+    losses = attribute_augmented_losses(*embeddings, labels=labels, same_class_masking="all_terms")
+    expected = _reference(*embeddings, 0.07, labels=labels.tolist(), masked_terms=("oa", "ao", "ac", "ca"))
+    default = attribute_augmented_losses(*embeddings, labels=labels)
+    for name in expected:
+        assert losses[name].item() == pytest.approx(expected[name], rel=1e-9), name
+    assert losses["oac"].item() != pytest.approx(default["oac"].item(), rel=1e-6)
     # CCC only looks at a row's own hard negatives.
-    assert losses["ccc"].item() == pytest.approx(unmasked["ccc"].item())
+    assert losses["ccc"].item() == pytest.approx(default["ccc"].item())
+    with pytest.raises(ValueError, match="same_class_masking"):
+        AttributeAugmentedContrastiveLoss(same_class_masking="everything")
 
 
 def test_hard_negatives_are_per_row(embeddings):
@@ -129,3 +152,28 @@ def test_retrieval_accuracy():
     queries = torch.eye(4)[[0, 2, 2, 3]]
     assert in_batch_retrieval_accuracy(queries, keys).item() == pytest.approx(0.75)
     assert in_batch_retrieval_accuracy(queries, keys, labels=torch.tensor([0, 1, 1, 2])).item() == 1.0
+
+
+def test_object_category_ablation_matches_its_equation(embeddings):
+    """Table 3b: eq. 5 with category names for attribute descriptions; same-class names masked object -> category."""
+    o, _, c, _, nc = embeddings
+    labels = [0, 1, 0, 2, 1]
+    batch = len(labels)
+
+    def term(query, keys, positive, negatives, masked):
+        total = sum(
+            math.exp(_sim(query, keys[j], 0.07))
+            for j in range(batch)
+            if j == positive or not masked or labels[j] != labels[positive]
+        )
+        total += sum(math.exp(_sim(query, n, 0.07)) for n in negatives)
+        return -math.log(math.exp(_sim(query, keys[positive], 0.07)) / total)
+
+    oc = sum(term(o[i], c, i, nc[i], masked=True) for i in range(batch)) / batch
+    co = sum(term(c[i], o, i, [], masked=False) for i in range(batch)) / batch
+    losses = object_category_losses(o, c, nc, labels=torch.tensor(labels))
+    assert losses["oc"].item() == pytest.approx((oc + co) / 2, rel=1e-9)
+    total, terms = AttributeAugmentedContrastiveLoss(objective="object_category")(
+        *embeddings, labels=torch.tensor(labels)
+    )
+    assert set(terms) == {"oc"} and total.item() == pytest.approx(0.5 * (oc + co) / 2, rel=1e-9)

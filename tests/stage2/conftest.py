@@ -10,7 +10,7 @@ from transformers import AutoModelForImageTextToText, AutoProcessor
 
 from dataset_builders.prompts import multiple_choice_answer, multiple_choice_prompt, open_set_prompt
 from hf_finedefics.backbones import get_backbone
-from hf_finedefics.testing import TINY_ARCHITECTURES, create_tiny_checkpoint
+from hf_finedefics.testing import TINY_ARCHITECTURES, create_tiny_checkpoint, paper_processor_kwargs
 
 CATEGORIES = ["Chihuahua", "Japanese spaniel", "Maltese dog", "Papillon"]
 
@@ -60,5 +60,8 @@ def stage1_adapter(tiny_model_path, tmp_path):
                 parameter.normal_(std=0.05)
     adapter_dir = tmp_path / "stage1"
     model.save_pretrained(adapter_dir)
-    AutoProcessor.from_pretrained(tiny_model_path).save_pretrained(adapter_dir)
+    # A stage I adapter folder carries the processor it was trained with (the paper's: no image splitting).
+    AutoProcessor.from_pretrained(tiny_model_path, **paper_processor_kwargs(tiny_model_path)).save_pretrained(
+        adapter_dir
+    )
     return adapter_dir

@@ -13,7 +13,7 @@ from tokenizers import processors
 from transformers import AutoModelForImageTextToText, AutoProcessor
 
 from hf_finedefics.modeling import load_finedefics_model
-from hf_finedefics.testing import create_tiny_checkpoint
+from hf_finedefics.testing import create_tiny_checkpoint, paper_processor_kwargs
 from hf_finedefics.trainer.instruction_tuning_config import InstructionTuningConfig
 from hf_finedefics.trainer.instruction_tuning_trainer import (
     build_stage2_trainer,
@@ -23,19 +23,16 @@ from hf_finedefics.trainer.instruction_tuning_trainer import (
 )
 from hf_finedefics.trainer.model_config import FinedeficsModelConfig
 
+from ..conftest import TINY_TRAINING_ARGS
+
 
 def stage2_config(output_dir, **overrides) -> InstructionTuningConfig:
     settings = dict(
+        TINY_TRAINING_ARGS,
         output_dir=str(output_dir),
-        max_steps=2,
         per_device_train_batch_size=2,
-        warmup_steps=0,
-        logging_steps=1,
-        save_strategy="no",
-        report_to="none",
-        use_cpu=True,
         bf16=False,
-        gradient_checkpointing=False,
+        activation_checkpointing=False,
         dataloader_num_workers=0,
     )
     return InstructionTuningConfig(**{**settings, **overrides})
@@ -162,7 +159,9 @@ def test_one_stage_adds_the_stage1_objective(tiny_model_path, instructions, tmp_
         }
     )
     config = stage2_config(tmp_path, paradigm="one_stage")
-    model_args = FinedeficsModelConfig(model_name_or_path=str(tiny_model_path))
+    model_args = FinedeficsModelConfig(
+        model_name_or_path=str(tiny_model_path), processor_kwargs=paper_processor_kwargs(tiny_model_path)
+    )
     trainer = build_stage2_trainer(model_args, config, instructions, triples)
     trainer.train()
     logged = [entry for entry in trainer.state.log_history if "loss" in entry]

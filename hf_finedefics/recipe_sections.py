@@ -1,0 +1,126 @@
+"""Recipe sections (YAML mappings) as the dataclasses they configure, checked key by key and value by value.
+
+`HfArgumentParser.parse_dict` passes values through as YAML typed them, so `seed: abc` or `variants: finedefics`
+would only fail (or silently misbehave) deep inside a run. Here every value is checked against its field's type
+hint, converted the way the command line converts flags (`"1e-3"` for a float, `"true"` for a bool), and every
+problem names the section and the field.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+import types
+import typing
+from typing import Any, Literal, Union
+
+_TRUE, _FALSE = {"true", "yes", "1"}, {"false", "no", "0"}
+
+
+class _Mismatch(Exception):
+    pass
+
+
+def _convert(value: Any, hint: Any) -> Any:
+    """`value` as the type `hint` describes, or `_Mismatch`."""
+    if hint is Any or hint is typing.Any:
+        return value
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin in (Union, types.UnionType):
+        # Exact matches first, so that `str | SchedulerType` keeps a string and `int | None` keeps None.
+        for arm in sorted(args, key=lambda arm: arm is not type(value)):
+            try:
+                return _convert(value, arm)
+            except _Mismatch:
+                continue
+        raise _Mismatch
+    if origin is Literal:
+        if value in args:
+            return value
+        raise _Mismatch
+    if origin in (list, tuple, set):
+        if not isinstance(value, list | tuple):
+            raise _Mismatch
+        item = args[0] if args else Any
+        return origin(_convert(element, item) for element in value)
+    if origin is dict or hint is dict:
+        if isinstance(value, dict):
+            return value
+        raise _Mismatch
+    if hint is type(None):
+        if value is None:
+            return None
+        raise _Mismatch
+    if hint is bool:
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.lower() in _TRUE | _FALSE:
+            return value.lower() in _TRUE
+        raise _Mismatch
+    if hint in (int, float):
+        if isinstance(value, bool):
+            raise _Mismatch
+        if isinstance(value, int) or (hint is float and isinstance(value, float)):
+            return hint(value)
+        if isinstance(value, str):
+            try:
+                return hint(value)
+            except ValueError:
+                raise _Mismatch from None
+        raise _Mismatch
+    if hint is str:
+        if isinstance(value, str):
+            return value
+        raise _Mismatch
+    if isinstance(hint, type) and issubclass(hint, enum.Enum):
+        try:
+            return hint(value)
+        except ValueError:
+            raise _Mismatch from None
+    return value  # a type this check does not know: the dataclass validates it
+
+
+def _describe(hint: Any) -> str:
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin in (Union, types.UnionType):
+        return " or ".join(_describe(arm) for arm in args)
+    if origin is Literal:
+        return "one of " + ", ".join(repr(arg) for arg in args)
+    if origin in (list, tuple, set):
+        return f"a list of {_describe(args[0])}" if args else "a list"
+    if hint is type(None):
+        return "null"
+    if isinstance(hint, type) and issubclass(hint, enum.Enum):
+        return "one of " + ", ".join(repr(member.value) for member in hint)
+    return getattr(hint, "__name__", str(hint))
+
+
+def require_at_least_one(config: object, *names: str) -> None:
+    """Refuse zero or negative sizes (batch sizes, token budgets, ...), naming the field."""
+    for name in names:
+        if getattr(config, name) < 1:
+            raise ValueError(f"{name} must be at least 1, got {getattr(config, name)}.")
+
+
+def parse_section(cls: type, values: dict[str, Any], section: str) -> Any:
+    """A `cls` dataclass from the recipe mapping `values`; unknown keys, values of the wrong type and values the
+    dataclass refuses fail with a `ValueError` naming the section and the field."""
+    where = "top level" if not section else f"`{section}` section"
+    if not isinstance(values, dict):
+        raise ValueError(f"The recipe's {where} must be a mapping of {cls.__name__} fields, got {values!r}.")
+    fields = {field.name: field for field in dataclasses.fields(cls) if field.init}
+    unknown = sorted(set(values) - set(fields))
+    if unknown:
+        raise ValueError(f"Unknown key(s) {unknown} in the recipe's {where} ({cls.__name__}).")
+    hints = typing.get_type_hints(cls)
+    converted = {}
+    for name, value in values.items():
+        key = f"{section}.{name}" if section else name
+        try:
+            converted[name] = _convert(value, hints[name])
+        except _Mismatch:
+            raise ValueError(f"Recipe field `{key}` must be {_describe(hints[name])}, got {value!r}.") from None
+    try:
+        return cls(**converted)
+    except (ValueError, TypeError) as error:
+        raise ValueError(f"The recipe's {where} ({cls.__name__}): {error}") from error
