@@ -31,11 +31,14 @@ def multiple_choice_question(superclass: str | None, protocol: Protocol = "ours"
     return f"Which of these {plural or 'choices'} is shown in the image?"
 
 
-def multiple_choice_prompt(options: list[str], superclass: str | None = None, protocol: Protocol = "ours") -> str:
-    """The user turn of a multiple-choice query; `options` are shown in the given order as A., B., ..."""
+def multiple_choice_prompt(
+    options: list[str], superclass: str | None = None, protocol: Protocol = "ours", question: str | None = None
+) -> str:
+    """The user turn of a multiple-choice query; `options` are shown in the given order as A., B., ...
+    `question` replaces the FGVR question (world pretraining asks about attributes in the same format)."""
     if not 2 <= len(options) <= len(OPTION_LETTERS):
         raise ValueError(f"A multiple-choice prompt needs 2 to {len(OPTION_LETTERS)} options, got {len(options)}.")
-    lines = [multiple_choice_question(superclass, protocol), "Choices:"]
+    lines = [question or multiple_choice_question(superclass, protocol), "Choices:"]
     lines += [f"{letter}. {option}" for letter, option in zip(OPTION_LETTERS, options)]
     lines.append(MULTIPLE_CHOICE_INSTRUCTION)
     return "\n".join(lines)

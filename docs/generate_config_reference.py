@@ -72,6 +72,7 @@ def render() -> str:
     from hf_finedefics.trainer.contrastive_alignment_config import ContrastiveAlignmentConfig
     from hf_finedefics.trainer.instruction_tuning_config import InstructionTuningConfig
     from hf_finedefics.trainer.model_config import FinedeficsModelConfig
+    from hf_finedefics.world import WorldPretrainingConfig
 
     training_arguments = "https://huggingface.co/docs/transformers/main_classes/trainer#transformers.TrainingArguments"
     sft_config = "https://huggingface.co/docs/trl/sft_trainer#trl.SFTConfig"
@@ -83,11 +84,13 @@ def render() -> str:
         "`--output_dir`); flags override the recipe, and an unknown key fails naming it. Defaults are the paper's settings where the paper gives one; the shipped recipes are in "
         "`recipes/`.",
         "## `finedefics run`: the whole pipeline",
-        "`finedefics run [--config RECIPE] [--output_dir DIR] [--seed N] [--variants ...]`; without a recipe, the embedded "
+        "`finedefics run [--config RECIPE] [--output_dir DIR] [--seed N] [--variants ...] [--rebuild_world]`; without "
+        "a recipe, the embedded "
         "default (`recipes/tiny/config_run.yaml`). A run recipe's top-level keys are below; its sections take the "
         "keys of the commands' configs: `model` (`FinedeficsModelConfig`), `stage1` (`ContrastiveAlignmentConfig`), "
         "`stage2` (`InstructionTuningConfig`), `evaluation` and `analysis` (tables below), and `data` with either "
-        "`synthetic` (`SyntheticFGVRConfig`, below) or `build` (the `build-dataset` options, with underscores).",
+        "`synthetic` (`SyntheticFGVRConfig`, below) or `build` (the `build-dataset` options, with underscores), and "
+        "`world` (`WorldPretrainingConfig`, below) for `base_model: world`.",
         dataclass_table(RunConfig),
         "### `evaluation` section (`EvaluationSettings`)",
         dataclass_table(EvaluationSettings),
@@ -95,6 +98,8 @@ def render() -> str:
         dataclass_table(AnalysisSettings),
         "### `data.synthetic` section (`SyntheticFGVRConfig`): the embedded default dataset",
         dataclass_table(SyntheticFGVRConfig),
+        "### `world` section (`WorldPretrainingConfig`): the embedded default's pretrained base",
+        dataclass_table(WorldPretrainingConfig),
         "## `finedefics stage1`: attribute augmented contrastive learning",
         "`finedefics stage1 --config recipes/idefics2-8b/stage1/config_qlora.yaml`, or with accelerate "
         "`accelerate launch ... -m hf_finedefics.scripts.stage1 --config ...`.",

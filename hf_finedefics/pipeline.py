@@ -3,7 +3,7 @@
 A run recipe is one YAML file whose sections are the configs of the individual commands:
 
     output_dir: finedefics-default
-    base_model: HuggingFaceM4/idefics2-8b
+    base_model: HuggingFaceM4/idefics2-8b   # or `world`: the small pretrained MLLM of the synthetic world
     variants: [zero_shot, instruction_tuning, contrastive_object_category, finedefics]
     data: {synthetic: {...}}  or  {dataset: folder built by `finedefics build-dataset`, build: {...}}
     model: {...}        # FinedeficsModelConfig
@@ -11,6 +11,7 @@ A run recipe is one YAML file whose sections are the configs of the individual c
     stage2: {...}       # InstructionTuningConfig
     evaluation: {...}   # EvaluationSettings
     analysis: {...}     # AnalysisSettings
+    world: {...}        # WorldPretrainingConfig, for base_model: world
 
 Every step writes into `output_dir` and is skipped when its output is complete, so an interrupted run picks
 up where it stopped (training resumes from its last checkpoint).
@@ -23,6 +24,7 @@ import logging
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import cached_property
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -46,14 +48,34 @@ from .trainer.contrastive_alignment_trainer import train_stage1
 from .trainer.instruction_tuning_config import InstructionTuningConfig
 from .trainer.instruction_tuning_trainer import train_stage2
 from .trainer.model_config import FinedeficsModelConfig
+from .world import WorldPretrainingConfig, ensure_world_base
 
-VARIANTS = ("zero_shot", "instruction_tuning", "contrastive_object_category", "finedefics")
+# Table 3 and 6b: (a) open-set-only fine-tuning, (b) the contrastive ablation, (c) one stage; 6b: each stage alone.
+VARIANTS = (
+    "zero_shot",
+    "open_set_only",
+    "instruction_tuning",
+    "contrastive_object_category",
+    "finedefics",
+    "one_stage",
+    "stage1_only",
+)
 VARIANT_TITLES = {
     "zero_shot": "Zero-shot (base model)",
+    "open_set_only": "Fine-tune on open-set data only (3a)",
     "instruction_tuning": "Instruction tuning only",
     "contrastive_object_category": "+ contrastive object-category (no attributes)",
     "finedefics": "+ attribute augmented alignment (Finedefics)",
+    "one_stage": "One stage: alignment and instruction losses together (3c)",
+    "stage1_only": "Stage I only, no instruction tuning (6b)",
 }
+# Variants trained with stage I, and the stage I run they use: stage I only is Finedefics' own stage I.
+STAGE1_OF = {
+    "contrastive_object_category": "contrastive_object_category",
+    "finedefics": "finedefics",
+    "stage1_only": "finedefics",
+}
+WORLD_BASE = "world"
 EMBEDDED_RECIPE = "default.yaml"
 TESTING_PREFIX = "testing:"
 
@@ -70,7 +92,7 @@ class EvaluationSettings:
     )
     scorers: list[str] = field(
         default_factory=lambda: ["likelihood", "generation"],
-        metadata={"help": "Multiple-choice scorers: likelihood, generation."},
+        metadata={"help": "Multiple-choice scorers: likelihood, generation, name_likelihood."},
     )
     similarity_model: str = field(
         default=DEFAULT_SIMILARITY_MODEL,
@@ -119,8 +141,9 @@ class RunConfig:
     base_model: str = field(
         default="HuggingFaceM4/idefics2-8b",
         metadata={
-            "help": "Hub id or folder of the base VLM; `testing:<architecture>` builds a small randomly initialised "
-            "checkpoint in-process (the embedded default, nothing to download)."
+            "help": "Hub id or folder of the base VLM; `world` pretrains (once, then cached) a small MLLM of the "
+            "synthetic world (the embedded default, nothing to download); `testing:<architecture>` builds a small "
+            "randomly initialised checkpoint in-process."
         },
     )
     seed: int = field(default=0, metadata={"help": "Seed of data generation, training and option shuffling."})
@@ -139,6 +162,12 @@ class RunConfig:
     stage2: dict[str, Any] = field(default_factory=dict, metadata={"help": "InstructionTuningConfig."})
     evaluation: dict[str, Any] = field(default_factory=dict, metadata={"help": "EvaluationSettings."})
     analysis: dict[str, Any] = field(default_factory=dict, metadata={"help": "AnalysisSettings."})
+    world: dict[str, Any] = field(
+        default_factory=dict, metadata={"help": "WorldPretrainingConfig, for `base_model: world`."}
+    )
+    rebuild_world: bool = field(
+        default=False, metadata={"help": "Pretrain the world base again even if it is cached."}
+    )
 
     def __post_init__(self):
         unknown = set(self.variants) - set(VARIANTS)
@@ -151,6 +180,10 @@ class RunConfig:
         }:
             raise ValueError(
                 f"The recipe's data section needs exactly one of synthetic, build, dataset; got {sorted(self.data)}."
+            )
+        if self.base_model == WORLD_BASE and "synthetic" not in self.data:
+            raise ValueError(
+                "base_model: world is pretrained on the synthetic world: it needs data: {synthetic: ...}."
             )
 
 
@@ -180,13 +213,20 @@ class FinedeficsRun:
         # stage I, nor hide behind a stage a finished earlier run lets this one skip.
         self.evaluation = parse_section(EvaluationSettings, config.evaluation, "evaluation")
         self.analysis = parse_section(AnalysisSettings, config.analysis, "analysis")
+        self.world = parse_section(WorldPretrainingConfig, config.world, "world")
         self._data_config()
         self._model_args(config.base_model)
         for variant in config.variants:
             for stage in ("stage1", "stage2"):
                 if self.trains(variant, stage):
                     self.stage_args(variant, stage)
-        self.base_model = resolve_base_model(config.base_model)
+
+    @cached_property
+    def base_model(self) -> str:
+        """The model every variant starts from, built (world pretraining) or fetched on first use."""
+        if self.config.base_model == WORLD_BASE:
+            return str(ensure_world_base(self.synthetic, self.world, rebuild=self.config.rebuild_world))
+        return resolve_base_model(self.config.base_model)
 
     # Paths
     @property
@@ -197,8 +237,13 @@ class FinedeficsRun:
         return self.output_dir / variant / stage
 
     def model_dir(self, variant: str) -> str:
-        """What `load_finedefics_model` loads for a variant (the base for zero-shot, else the stage II adapter)."""
-        return self.base_model if variant == "zero_shot" else str(self.stage_dir(variant, "stage2"))
+        """What `load_finedefics_model` loads for a variant: the base for zero-shot, the stage I adapter for stage I
+        only, else the stage II adapter."""
+        if variant == "zero_shot":
+            return self.base_model
+        if variant == "stage1_only":
+            return str(self.stage_dir(STAGE1_OF[variant], "stage1"))
+        return str(self.stage_dir(variant, "stage2"))
 
     # Data
     def _data_config(self) -> SyntheticFGVRConfig | BuildConfig | None:
@@ -242,7 +287,10 @@ class FinedeficsRun:
 
     @staticmethod
     def trains(variant: str, stage: str) -> bool:
-        return variant != "zero_shot" and not (stage == "stage1" and variant == "instruction_tuning")
+        """Whether `variant` needs `stage` trained (stage I only needs Finedefics' own stage I, trained once)."""
+        if stage == "stage1":
+            return variant in STAGE1_OF
+        return variant not in ("zero_shot", "stage1_only")
 
     def stage_args(self, variant: str, stage: str) -> ContrastiveAlignmentConfig | InstructionTuningConfig:
         """The training config of one stage of a variant: the recipe's section, the run's seed and folders. A rerun
@@ -253,7 +301,12 @@ class FinedeficsRun:
             if variant == "contrastive_object_category":  # Table 3b: object<->category, no attribute text
                 values["objective"] = "object_category"
             return parse_section(ContrastiveAlignmentConfig, values, "stage1")
-        stage1 = None if variant == "instruction_tuning" else str(self.stage_dir(variant, "stage1"))
+        stage1 = str(self.stage_dir(variant, "stage1")) if variant in STAGE1_OF else None
+        # What the variant itself changes; everything else is the recipe's stage2 section, shared by all.
+        values |= {
+            "open_set_only": {"instruction_types": ["open_set"]},
+            "one_stage": {"paradigm": "one_stage"},
+        }.get(variant, {})
         return parse_section(InstructionTuningConfig, {**values, "stage1_adapter": stage1}, "stage2")
 
     def _finished(self, variant: str, stage: str) -> bool:
@@ -265,6 +318,7 @@ class FinedeficsRun:
         return False
 
     def step_stage1(self, variant: str) -> None:
+        variant = STAGE1_OF[variant]
         if self._finished(variant, "stage1"):
             return
         triples = self.triples(without_attributes=variant == "contrastive_object_category")
@@ -274,7 +328,8 @@ class FinedeficsRun:
         if self._finished(variant, "stage2"):
             return
         instructions = load_dataset(str(self.data_dir), "instructions", split="train")
-        train_stage2(self._model_args(), self.stage_args(variant, "stage2"), instructions)
+        auxiliary = self.triples(without_attributes=False) if variant == "one_stage" else None
+        train_stage2(self._model_args(), self.stage_args(variant, "stage2"), instructions, auxiliary)
 
     # Evaluation and analysis
     def evaluation_items(self) -> tuple[dict[str, list], dict[str, str]]:
@@ -357,6 +412,8 @@ class FinedeficsRun:
     def run(self) -> dict[str, Any]:
         variants = self.config.variants
         steps: list[tuple[str, Callable[[], Any]]] = [("build the training data", self.step_build)]
+        if self.config.base_model == WORLD_BASE:
+            steps.append(("world pretraining of the base model (cached)", lambda: self.base_model))
         for variant in variants:
             if self.trains(variant, "stage1"):
                 steps.append((f"{variant}: stage I", lambda v=variant: self.step_stage1(v)))
@@ -372,7 +429,7 @@ class FinedeficsRun:
             self.progress(index / len(steps), message)
             step()
         self.progress(1.0, "done")
-        table = comparison_table(results, VARIANT_TITLES)
+        table = comparison_table(results, VARIANT_TITLES) + "\n\n" + resolution_note(results)
         (self.output_dir / "table3.md").write_text(table + "\n")
         (self.output_dir / "table3.json").write_text(json.dumps(mean_accuracies(results), indent=2) + "\n")
         return results
@@ -381,6 +438,25 @@ class FinedeficsRun:
 def embedded_recipe_path() -> Path:
     """The embedded default recipe shipped in the package (`recipes/tiny/config_run.yaml` links to it)."""
     return Path(str(resources.files("hf_finedefics.data.recipes").joinpath(EMBEDDED_RECIPE)))
+
+
+def resolution_note(results: dict[str, dict[str, dict[str, Any]]]) -> str:
+    """How large a gap between two rows the test split can resolve: the standard error of a difference of two
+    accuracies on n items, at most sqrt(2 * 0.25 / n) (unpaired, accuracy 50 %); pairing on the same items only
+    shrinks it. Gaps under about twice this are noise."""
+    sizes = {
+        summary["num_items"]
+        for by_scorer in results.values()
+        for by_dataset in by_scorer.values()
+        for summary in by_dataset.values()
+    }
+    n = min(sizes) if sizes else 0
+    if not n:
+        return ""
+    return (
+        f"Test split: {n} items per dataset; standard error of a difference between two rows <= "
+        f"{100 * (0.5 / n) ** 0.5:.1f} points (gaps under ~{200 * (0.5 / n) ** 0.5:.0f} points are noise)."
+    )
 
 
 def run_pipeline(

@@ -18,20 +18,18 @@ from pathlib import Path
 from typing import Literal
 
 import torch
-from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 from transformers import (
     AutoModelForImageTextToText,
     CLIPConfig,
     CLIPModel,
     CLIPProcessor,
     Idefics2Config,
-    Idefics2Processor,
     LlavaConfig,
     LlavaProcessor,
-    PreTrainedTokenizerFast,
 )
 from transformers.models.clip.image_processing_pil_clip import CLIPImageProcessorPil
-from transformers.models.idefics2.image_processing_pil_idefics2 import Idefics2ImageProcessorPil
+
+from .world.tokenization import LLAVA_CHAT_TEMPLATE, byte_level_tokenizer, idefics2_processor
 
 TinyArchitecture = Literal["idefics2", "llava"]
 TINY_ARCHITECTURES: tuple[TinyArchitecture, ...] = ("idefics2", "llava")
@@ -43,51 +41,6 @@ _TINY_VERSION = 3
 _IMAGE_SIZE = 32
 _PATCH_SIZE = 8
 _MARKER = "tiny_checkpoint.json"
-
-# The chat templates of HuggingFaceM4/idefics2-8b and llava-hf/llava-1.5-7b-hf.
-IDEFICS2_CHAT_TEMPLATE = (
-    "{% for message in messages %}{{message['role'].capitalize()}}"
-    "{% if message['content'][0]['type'] == 'image' %}{{':'}}{% else %}{{': '}}{% endif %}"
-    "{% for line in message['content'] %}{% if line['type'] == 'text' %}{{line['text']}}"
-    "{% elif line['type'] == 'image' %}{{ '<image>' }}{% endif %}{% endfor %}<end_of_utterance>\n{% endfor %}"
-    "{% if add_generation_prompt %}{{ 'Assistant:' }}{% endif %}"
-)
-LLAVA_CHAT_TEMPLATE = (
-    "{% for message in messages %}{% if message['role'] != 'system' %}{{ message['role'].upper() + ': '}}{% endif %}"
-    "{% for content in message['content'] | selectattr('type', 'equalto', 'image') %}{{ '<image>\n' }}{% endfor %}"
-    "{% for content in message['content'] | selectattr('type', 'equalto', 'text') %}{{ content['text'] + ' '}}"
-    "{% endfor %}{% endfor %}{% if add_generation_prompt %}{{ 'ASSISTANT:' }}{% endif %}"
-)
-
-# A small English corpus so the byte-level BPE learns whole words for the vocabulary FGVR prompts use.
-_CORPUS = """
-Which of these birds is shown in the image? Which of these dogs, aircraft, flowers, pets or cars is this?
-Choices: A. B. C. D. Answer with the letter from the given choices directly. The answer is
-Describe this image in details. Describe the color, shape, texture and size of the object in this photo.
-Summarize the information you get about the bird from the general description and attribute description
-with five sentences. Your task is to tell me what are the useful attributes for distinguishing species.
-The bird has a red crest, black wings, a white belly, a short curved bill, long legs and a striped tail.
-The dog is small with a round head, large ears, a fluffy coat, a pointed snout and a curled tail.
-The aircraft has two engines under swept wings, a narrow body, a tall tail fin and winglets.
-The flower has five pink petals with yellow spots, a green stem and a dark center.
-The creature is tiny, medium or large; smooth, spotted, striped or scaly; round, square, triangle, star.
-Its body is blue, green, orange, purple, brown, grey, gold. It looks like a Chihuahua or a Japanese spaniel.
-"""
-
-
-def _byte_level_tokenizer(special_tokens: list[str], **special_token_kwargs: str) -> PreTrainedTokenizerFast:
-    """Train a byte-level BPE (so any text encodes) on the corpus above and wrap it for transformers."""
-    tokenizer = Tokenizer(models.BPE())
-    tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    tokenizer.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(
-        vocab_size=768,
-        special_tokens=special_tokens,
-        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
-        show_progress=False,
-    )
-    tokenizer.train_from_iterator(_CORPUS.split("\n") * 4, trainer)
-    return PreTrainedTokenizerFast(tokenizer_object=tokenizer, **special_token_kwargs)
 
 
 def _vision_config(**extra) -> dict:
@@ -123,16 +76,9 @@ def _text_config(model_type: str, vocab_size: int, pad_token_id: int, eos_token_
 
 
 def _idefics2(output_dir: Path) -> None:
-    tokenizer = _byte_level_tokenizer(
-        ["<unk>", "<s>", "</s>"], bos_token="<s>", eos_token="</s>", unk_token="<unk>", pad_token="<unk>"
-    )
     # Splits images into 4 crops + the whole image by default, like HuggingFaceM4/idefics2-8b's processor: every
     # path that follows the paper must turn it off (`processor_kwargs={"do_image_splitting": False}`).
-    image_processor = Idefics2ImageProcessorPil(
-        do_image_splitting=True, size={"shortest_edge": _IMAGE_SIZE, "longest_edge": _IMAGE_SIZE}
-    )
-    # The processor adds <fake_token_around_image>, <image> and <end_of_utterance> like the real one.
-    processor = Idefics2Processor(image_processor, tokenizer, image_seq_len=8, chat_template=IDEFICS2_CHAT_TEMPLATE)
+    processor = idefics2_processor(_IMAGE_SIZE, image_seq_len=8, do_image_splitting=True)
     tokenizer = processor.tokenizer
     config = Idefics2Config(
         text_config=_text_config("mistral", len(tokenizer), tokenizer.pad_token_id, tokenizer.eos_token_id),
@@ -159,7 +105,7 @@ def _idefics2(output_dir: Path) -> None:
 
 
 def _llava(output_dir: Path) -> None:
-    tokenizer = _byte_level_tokenizer(
+    tokenizer = byte_level_tokenizer(
         ["<unk>", "<s>", "</s>", "<image>", "<pad>"],
         bos_token="<s>",
         eos_token="</s>",
@@ -194,7 +140,7 @@ def _llava(output_dir: Path) -> None:
 
 
 def _clip(output_dir: Path) -> None:
-    tokenizer = _byte_level_tokenizer(
+    tokenizer = byte_level_tokenizer(
         ["<|endoftext|>", "<|startoftext|>"],
         bos_token="<|startoftext|>",
         eos_token="<|endoftext|>",

@@ -33,7 +33,7 @@ randomly initialised VLM can learn on CPU in minutes:
 
 Public API: :class:`SyntheticFGVRConfig`, :func:`generate_synthetic_fgvr` (a ``DatasetDict``),
 :func:`write_synthetic_fgvr` (imagefolder + metadata + option file on disk), :func:`synthetic_categories`,
-:func:`category_neighbours`, :func:`build_option_file`, :func:`describe_attributes` and
+:func:`category_neighbours`, :func:`build_option_file`, :func:`describe_attributes`, :func:`draw_critter` and
 :func:`save_contact_sheet` (a PNG to look at the data).
 """
 
@@ -403,6 +403,17 @@ def _render(
     return np.round(np.clip(image, 0.0, 1.0) * 255).astype(np.uint8), float(tones.mean())
 
 
+def draw_critter(
+    config: SyntheticFGVRConfig, attributes: dict[str, str], rng: np.random.Generator
+) -> tuple[Image.Image, dict[str, float], float]:
+    """One critter with `attributes` under nuisance drawn from `rng`: the image, the nuisance and the
+    background's mean brightness. Any attribute combination can be drawn, not only a category's (the
+    world pretraining of `hf_finedefics.world` shows attributes without categories)."""
+    nuisance = _draw_nuisance(config, attributes["size"], rng)
+    pixels, tone = _render(config, attributes, nuisance, rng)
+    return Image.fromarray(pixels, mode="RGB"), nuisance, tone
+
+
 def _position_phrase(center_x: float, center_y: float) -> str:
     column = "left" if center_x < 0.42 else "right" if center_x > 0.58 else ""
     row = "upper" if center_y < 0.42 else "lower" if center_y > 0.58 else ""
@@ -464,10 +475,9 @@ def _split_rows(config: SyntheticFGVRConfig, categories: list[SyntheticCategory]
     for label, category in enumerate(categories):
         for index in range(config.split_sizes[split]):
             rng = _rng(config.seed, _SPLIT_CODES[split], label, index)
-            nuisance = _draw_nuisance(config, category.attributes["size"], rng)
-            pixels, tone = _render(config, category.attributes, nuisance, rng)
+            image, nuisance, tone = draw_critter(config, category.attributes, rng)
             buffer = io.BytesIO()
-            Image.fromarray(pixels, mode="RGB").save(buffer, format="PNG")
+            image.save(buffer, format="PNG")
             background = "dark gradient" if tone < 0.3 else "muted gradient" if tone < 0.45 else "bright gradient"
             position = _position_phrase(nuisance["center_x"], nuisance["center_y"])
             rows["image"].append({"bytes": buffer.getvalue(), "path": None})

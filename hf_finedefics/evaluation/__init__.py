@@ -2,11 +2,11 @@
 data/mc_options/README.md), and open set.
 
 `load_mc_items` reads a test set in its native layout, `evaluate_model` scores it with greedy generation
-(answers read by `parse_choice`, or FOCI's way with `protocol="foci"`: see `format_question`, `foci_choice`) and
-with option-letter likelihood, and writes per-item predictions,
-per-dataset summaries and a Table-2-style report. `evaluate_open_set` asks the same images for the category
-without options and scores the free-text answers (`score_open_set`, nearest class names by a
-sentence-transformers model) into the same report. `build_option_file` makes option files for new data.
+(answers read by `parse_choice`, or FOCI's way with `protocol="foci"`: see `format_question`, `foci_choice`), with
+option-letter likelihood and with the likelihood of each option's name as the open-set answer (`name_likelihood`),
+and writes per-item predictions, per-dataset summaries and a Table-2-style report. `evaluate_open_set` asks the
+same images for the category without options and scores the free-text answers (`score_open_set`, nearest class
+names by a sentence-transformers model) into the same report. `build_option_file` makes option files for new data.
 """
 
 from .items import DATASETS, MultipleChoiceDataset, MultipleChoiceItem, load_mc_items, shipped_option_file
@@ -19,6 +19,8 @@ from .scoring import (
     GenerationScorer,
     LikelihoodScorer,
     MultipleChoiceScorer,
+    NameLikelihoodScorer,
+    answer_log_likelihoods,
     format_question,
     multiple_choice_chat,
 )
@@ -35,6 +37,8 @@ __all__ = [
     "MultipleChoiceDataset",
     "MultipleChoiceItem",
     "MultipleChoiceScorer",
+    "NameLikelihoodScorer",
+    "answer_log_likelihoods",
     "build_option_file",
     "build_report",
     "evaluate_model",

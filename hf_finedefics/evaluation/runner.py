@@ -26,12 +26,12 @@ from .scoring import (
     GenerationScorer,
     LikelihoodScorer,
     MultipleChoiceScorer,
+    NameLikelihoodScorer,
     Protocol,
-    multiple_choice_chat,
     open_set_chat,
 )
 
-SCORER_NAMES = ("generation", "likelihood")
+SCORER_NAMES = ("generation", "likelihood", "name_likelihood")
 MULTIPLE_CHOICE = "multiple_choice"
 TASKS = (MULTIPLE_CHOICE, OPEN_SET)  # what `finedefics evaluate --task` and a run recipe's evaluation.tasks name
 
@@ -114,7 +114,7 @@ def score_items(
 
     def score_batch(batch: list[MultipleChoiceItem]) -> list[dict[str, Any]]:
         options = [item.shuffled_options(seed) for item in batch]
-        chats = [multiple_choice_chat(scorer.processor, shown, superclass, protocol) for shown in options]
+        chats = [scorer.chat(shown, superclass, protocol) for shown in options]
         return [
             {
                 "image": item.image_id,
@@ -199,6 +199,7 @@ def evaluate_model(
     make_scorer = {
         "generation": lambda: GenerationScorer(model, processor, max_new_tokens=max_new_tokens, protocol=protocol),
         "likelihood": lambda: LikelihoodScorer(model, processor),
+        "name_likelihood": lambda: NameLikelihoodScorer(model, processor),
     }
     summaries: dict[str, dict[str, dict[str, Any]]] = {}
     for scorer_name in scorers:

@@ -9,6 +9,9 @@ exactly (the paper's Table 2): its question nouns, option names as in the option
 - `LikelihoodScorer`: one forward pass; the option whose letter is the most probable next token after the
   generation prompt wins. Never fails to answer and needs no decoding loop, so it isolates recognition from
   answer formatting (the paper's Table 3a shows fine-tuning can break the latter).
+- `NameLikelihoodScorer`: letter-free (the cloze scoring of lm-evaluation-harness): the open-set question is asked
+  and each option's *name* is scored by its log-likelihood as the answer. It measures recognition even where a
+  model never learned to point at a letter.
 """
 
 from __future__ import annotations
@@ -20,7 +23,14 @@ from typing import Any
 import torch
 from PIL import Image
 
-from dataset_builders.prompts import OPTION_LETTERS, PROTOCOLS, Protocol, multiple_choice_prompt, open_set_prompt
+from dataset_builders.prompts import (
+    GENERIC_SUPERCLASS,
+    OPTION_LETTERS,
+    PROTOCOLS,
+    Protocol,
+    multiple_choice_prompt,
+    open_set_prompt,
+)
 from dataset_builders.registry import get_spec
 
 from .parsing import foci_choice, parse_choice
@@ -77,6 +87,10 @@ class MultipleChoiceScorer(ABC):
     def __init__(self, model: Any, processor: Any):
         self.model = model
         self.processor = processor
+
+    def chat(self, options: list[str], superclass: str | None, protocol: Protocol = "ours") -> str:
+        """What `score` gets for a question: the lettered multiple-choice chat of `protocol`."""
+        return multiple_choice_chat(self.processor, options, superclass, protocol)
 
     def _encode(self, images: list[Image.Image], chats: list[str]):
         # Left padding puts every prompt's last token at position -1 and lets generation continue from it.
@@ -167,4 +181,88 @@ class LikelihoodScorer(MultipleChoiceScorer):
                     ],
                 }
             )
+        return results
+
+
+def encode_answered_questions(
+    processor: Any, turns: list[tuple[Image.Image | None, str, str]]
+) -> tuple[Any, list[int]]:
+    """Right-padded model inputs of single-turn chats (image or None, question, answer), rendered exactly as stage II
+    trains them, and the number of answer tokens (the answer and the end of the turn) ending each sequence."""
+    from ..trainer.instruction_tuning_trainer import prompt_completion
+
+    texts, pictures, answer_lengths = [], [], []
+    for image, question, answer in turns:
+        content = [{"type": "image"}] if image is not None else []
+        messages = [
+            {"role": "user", "content": [*content, {"type": "text", "text": question}]},
+            {"role": "assistant", "content": [{"type": "text", "text": answer}]},
+        ]
+        rendered = prompt_completion(processor, messages)
+        texts.append(rendered["prompt"] + rendered["completion"])
+        answer_lengths.append(len(processor.tokenizer(rendered["completion"], add_special_tokens=False)["input_ids"]))
+        pictures.append([image] if image is not None else [])
+    inputs = processor(
+        text=texts,
+        images=pictures if any(pictures) else None,
+        padding=True,
+        padding_side="right",
+        add_special_tokens=False,
+        return_tensors="pt",
+    )
+    return inputs, answer_lengths
+
+
+@torch.inference_mode()
+def answer_log_likelihoods(
+    model: Any, processor: Any, images: list[Image.Image | None], questions: list[str], answers: list[list[str]]
+) -> list[list[float]]:
+    """Per question, the summed log-probability of each candidate answer (its tokens and the end of the turn) after
+    the question, with the image when there is one, exactly as stage II trains open-set answers."""
+    turns = [
+        (image, question, answer)
+        for image, question, candidates in zip(images, questions, answers)
+        for answer in candidates
+    ]
+    inputs, answer_lengths = encode_answered_questions(processor, turns)
+    inputs = inputs.to(model.device)
+    if "pixel_values" in inputs:
+        inputs["pixel_values"] = inputs["pixel_values"].to(model.dtype)
+    log_probs = torch.log_softmax(model(**inputs).logits[:, :-1].float(), dim=-1)
+    token_log_probs = log_probs.gather(-1, inputs["input_ids"][:, 1:, None])[..., 0]
+    lengths = inputs["attention_mask"].sum(1).tolist()
+    # Position t predicts token t + 1: the answer's tokens [length - n, length) are predicted at [length - n - 1, length - 1).
+    sums = [
+        token_log_probs[row, length - n - 1 : length - 1].sum().item()
+        for row, (length, n) in enumerate(zip(lengths, answer_lengths))
+    ]
+    scores, start = [], 0
+    for candidates in answers:
+        scores.append(sums[start : start + len(candidates)])
+        start += len(candidates)
+    return scores
+
+
+class NameLikelihoodScorer(MultipleChoiceScorer):
+    """The option whose name is the most likely answer to the open-set question wins.
+
+    Scores are summed, not length-normalised, log-probabilities: the sum is the log-probability of the whole answer
+    string, the quantity a model's own answer maximises. Once its first tokens are out, the rest of a name is
+    nearly certain, so a per-token mean would reward long names for their easy tail rather than for being right.
+    The end-of-turn token is part of the answer, so a name is not credited for being the prefix of another.
+    """
+
+    name = "name_likelihood"
+
+    def chat(self, options: list[str], superclass: str | None, protocol: Protocol = "ours") -> str:
+        """The open-set question (no options, so the same under both protocols); names are scored as its answer."""
+        return open_set_prompt(superclass or GENERIC_SUPERCLASS)
+
+    def score(self, images, chats, options):
+        names = [[display_class_name(option) for option in shown] for shown in options]
+        scores = answer_log_likelihoods(self.model, self.processor, images, chats, names)
+        results = []
+        for row in scores:
+            best = max(range(len(row)), key=row.__getitem__)
+            results.append({"prediction": best, "name_log_likelihoods": [round(value, 4) for value in row]})
         return results

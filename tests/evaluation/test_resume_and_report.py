@@ -19,7 +19,7 @@ class CountingScorer:
 
     def __init__(self, scorer, fail_after: int | None = None):
         self.scorer, self.fail_after = scorer, fail_after
-        self.processor = scorer.processor
+        self.processor, self.chat = scorer.processor, scorer.chat
         self.batches = self.questions = 0
 
     def score(self, images, chats, options):

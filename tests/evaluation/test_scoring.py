@@ -6,12 +6,15 @@ from transformers import AutoModelForImageTextToText, AutoProcessor
 from hf_finedefics.evaluation import (
     GenerationScorer,
     LikelihoodScorer,
+    NameLikelihoodScorer,
     load_mc_items,
     multiple_choice_chat,
     parse_choice,
     score_items,
 )
+from hf_finedefics.evaluation.scoring import display_class_name
 from hf_finedefics.testing import TINY_ARCHITECTURES, create_tiny_checkpoint
+from hf_finedefics.trainer.instruction_tuning_trainer import prompt_completion
 
 
 @pytest.fixture(scope="module", params=TINY_ARCHITECTURES)
@@ -90,3 +93,33 @@ def test_score_items_records(tiny_model, questions, tmp_path):
     assert [result["options"] for result in results] == options
     assert all(result["options"][result["answer"]] == result["groundtruth"] for result in results)
     assert len((tmp_path / "results.jsonl").read_text().splitlines()) == len(items)
+
+
+def test_name_likelihood_sums_the_answer_tokens_like_an_unbatched_forward(tiny_model, questions):
+    model, processor = tiny_model
+    items, images, options = questions
+    scorer = NameLikelihoodScorer(model, processor)
+    question = scorer.chat(options[0], "dog")
+    assert question == "What is the name of the dog in this image?"
+    results = scorer.score(images[:2], [question] * 2, options[:2])
+    for image, shown, result in zip(images[:2], options[:2], results):
+        reference = []
+        for name in shown:
+            messages = [
+                {"role": "user", "content": [{"type": "image"}, {"type": "text", "text": question}]},
+                {"role": "assistant", "content": [{"type": "text", "text": display_class_name(name)}]},
+            ]
+            rendered = prompt_completion(processor, messages)
+            inputs = processor(
+                text=[rendered["prompt"] + rendered["completion"]],
+                images=[[image]],
+                add_special_tokens=False,
+                return_tensors="pt",
+            )
+            answer = processor.tokenizer(rendered["completion"], add_special_tokens=False)["input_ids"]
+            log_probs = torch.log_softmax(model(**inputs).logits[0, :-1].float(), dim=-1)
+            targets = inputs["input_ids"][0, 1:]
+            assert targets[-len(answer) :].tolist() == answer  # the answer is the sequence's tail
+            reference.append(log_probs[-len(answer) :].gather(-1, targets[-len(answer) :, None]).sum().item())
+        assert result["name_log_likelihoods"] == pytest.approx(reference, abs=1e-3)
+        assert result["prediction"] == max(range(len(reference)), key=reference.__getitem__)

@@ -30,7 +30,10 @@ def _recipe(tmp_path, **changes) -> str:
     [
         ({"stage2": {"learning_rat": 1e-3}}, r"\['learning_rat'\] in the recipe's `stage2` section"),
         ({"model": {"lora_rank": 8}}, r"\['lora_rank'\] in the recipe's `model` section"),
-        ({"data": {"build": {"sourc": "bird-200"}}}, r"\['sourc'\] in the recipe's `data.build` section"),
+        (
+            {"data": {"build": {"sourc": "bird-200"}}, "base_model": "testing:idefics2"},
+            r"\['sourc'\] in the recipe's `data.build` section",
+        ),
         ({"data": {"synthetic": {"num_categorie": 3}}}, r"\['num_categorie'\] in the recipe's `data.synthetic`"),
         ({"evaluation": {"batch_sise": 2}}, r"\['batch_sise'\] in the recipe's `evaluation` section"),
         ({"analysis": {"analyses": ["tsne", "magic"]}}, r"magic"),

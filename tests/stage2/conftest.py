@@ -48,20 +48,21 @@ def instructions() -> Dataset:
     return instruction_rows()
 
 
-@pytest.fixture
-def stage1_adapter(tiny_model_path, tmp_path):
+def make_stage1_adapter(model_path, adapter_dir):
     """A stage I style adapter (LoRA on the LLM and the connector, saved with the processor) whose update is not
     zero, so merging it changes the model."""
-    model = AutoModelForImageTextToText.from_pretrained(tiny_model_path)
+    model = AutoModelForImageTextToText.from_pretrained(model_path)
     model = get_peft_model(model, get_backbone(model).lora_config())
     with torch.no_grad():
         for name, parameter in model.named_parameters():
             if "lora_B" in name:
                 parameter.normal_(std=0.05)
-    adapter_dir = tmp_path / "stage1"
     model.save_pretrained(adapter_dir)
     # A stage I adapter folder carries the processor it was trained with (the paper's: no image splitting).
-    AutoProcessor.from_pretrained(tiny_model_path, **paper_processor_kwargs(tiny_model_path)).save_pretrained(
-        adapter_dir
-    )
+    AutoProcessor.from_pretrained(model_path, **paper_processor_kwargs(model_path)).save_pretrained(adapter_dir)
     return adapter_dir
+
+
+@pytest.fixture
+def stage1_adapter(tiny_model_path, tmp_path):
+    return make_stage1_adapter(tiny_model_path, tmp_path / "stage1")

@@ -9,10 +9,8 @@ from pathlib import Path
 
 import pytest
 import torch
-from peft import get_peft_model
 from safetensors.torch import load_file
 from transformers import (
-    AutoModelForImageTextToText,
     AutoProcessor,
     GenerationConfig,
     PretrainedConfig,
@@ -20,12 +18,12 @@ from transformers import (
     modeling_utils,
 )
 
-from hf_finedefics.backbones import get_backbone
 from hf_finedefics.testing import create_tiny_checkpoint
 from hf_finedefics.trainer.instruction_tuning_config import InstructionTuningConfig
 from hf_finedefics.trainer.instruction_tuning_trainer import prepare_stage2_base
 from hf_finedefics.trainer.model_config import FinedeficsModelConfig
 from tests.kills import Killed, kill_at
+from tests.stage2.conftest import make_stage1_adapter
 
 # A merge writes the config, the generation config, the weights, the processor (then, with the fix, a marker and
 # a rename); a kill can fall between any two of them.
@@ -36,17 +34,7 @@ MERGE_WRITES = [(PretrainedConfig, "save_pretrained"), (GenerationConfig, "save_
 
 @pytest.fixture(scope="module")
 def stage1_adapter(tmp_path_factory) -> Path:
-    base = create_tiny_checkpoint("idefics2")
-    model = AutoModelForImageTextToText.from_pretrained(base)
-    model = get_peft_model(model, get_backbone(model).lora_config())
-    with torch.no_grad():
-        for name, parameter in model.named_parameters():
-            if "lora_B" in name:
-                parameter.normal_(std=0.05)
-    folder = tmp_path_factory.mktemp("stage1")
-    model.save_pretrained(folder)
-    AutoProcessor.from_pretrained(base).save_pretrained(folder)
-    return folder
+    return make_stage1_adapter(create_tiny_checkpoint("idefics2"), tmp_path_factory.mktemp("stage1"))
 
 
 def _merged_base(stage1_adapter: Path, output_dir: Path) -> Path:

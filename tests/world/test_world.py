@@ -1,0 +1,125 @@
+"""World pretraining: the data never names what an image shows, the cache key, and resume after interruption."""
+
+import dataclasses
+import json
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from dataset_builders.sources.synthetic import SyntheticFGVRConfig, synthetic_categories
+from hf_finedefics.world import (
+    WorldExamples,
+    WorldPretrainingConfig,
+    ensure_world_base,
+    pairs_image_with_name,
+    pretrain_world,
+    world_key,
+)
+from hf_finedefics.world.data import WorldExample, draw_world_images
+
+# Seconds to pretrain on 2 cores, yet every part of the real model and loop runs.
+TINY_WORLD = {
+    "text_hidden_size": 32,
+    "text_layers": 1,
+    "text_heads": 2,
+    "text_kv_heads": 1,
+    "text_intermediate_size": 64,
+    "vision_hidden_size": 16,
+    "vision_layers": 1,
+    "num_latents": 4,
+    "vocab_size": 400,
+    "num_images": 8,
+    "max_steps": 4,
+    "batch_size": 4,
+    "save_steps": 2,
+    "warmup_steps": 1,
+}
+SMALL_SYNTHETIC = SyntheticFGVRConfig(num_categories=5, train_per_category=2, test_per_category=1)
+
+
+def test_no_example_pairs_an_image_with_a_category_name():
+    synthetic = SyntheticFGVRConfig()
+    world = WorldPretrainingConfig(num_images=64)
+    categories = synthetic_categories(synthetic)
+    _, attributes = draw_world_images(synthetic, world)
+    examples = WorldExamples(categories, attributes, synthetic, world)
+    drawn = [example for step in range(60) for example in examples.batch(step)]
+    assert not [example for example in drawn if pairs_image_with_name(example, categories)]
+    # The check is not vacuous: text-only examples do name categories, images and lettered formats are there.
+    assert pairs_image_with_name(WorldExample("What colour is it?", categories[0].name, image=0), categories)
+    texts = [example for example in drawn if example.image is None]
+    assert any(any(c.name in f"{e.question} {e.answer}" for c in categories) for e in texts)
+    images = [example for example in drawn if example.image is not None]
+    assert len(images) > len(texts) > 0
+    assert any("Choices:" in example.question for example in images)
+    assert any("Choices:" in example.question and categories[0].name in example.question for example in texts)
+    # Image questions with options offer attribute values only.
+    for example in images:
+        if "Choices:" in example.question:
+            offered = {line[3:] for line in example.question.splitlines() if line[1:3] == ". "}
+            assert offered <= {v for vs in synthetic.attribute_values.values() for v in vs}
+    # Batches depend on (seed, step) only, which is what makes resuming exact.
+    assert examples.batch(7) == WorldExamples(categories, attributes, synthetic, world).batch(7)
+
+
+def test_cache_key_rebuilds_only_when_the_world_changes(tmp_path):
+    world = WorldPretrainingConfig(**TINY_WORLD)
+    base = ensure_world_base(SMALL_SYNTHETIC, world, cache_dir=tmp_path, progress=False)
+    marker = base / "world_base.json"
+    built = marker.stat().st_mtime_ns
+    record = json.loads(marker.read_text())
+    assert len(record["losses"]) == world.max_steps
+    assert record["visual_token_spread"] > 1e-3  # the image reaches the language model
+    assert not list(tmp_path.glob("*.partial"))  # the work folder is gone once the base is in place
+
+    # Unchanged world (split sizes only pick dataset images): the same folder, not pretrained again.
+    same = dataclasses.replace(SMALL_SYNTHETIC, test_per_category=3)
+    assert ensure_world_base(same, WorldPretrainingConfig(**TINY_WORLD), cache_dir=tmp_path) == base
+    assert marker.stat().st_mtime_ns == built
+
+    # A changed world config or world builds a new base beside it.
+    longer = WorldPretrainingConfig(**{**TINY_WORLD, "max_steps": 5})
+    other_world = dataclasses.replace(SMALL_SYNTHETIC, seed=1)
+    assert (
+        len({world_key(SMALL_SYNTHETIC, world), world_key(SMALL_SYNTHETIC, longer), world_key(other_world, world)})
+        == 3
+    )
+    assert ensure_world_base(SMALL_SYNTHETIC, longer, cache_dir=tmp_path, progress=False) != base
+
+    # The flag rebuilds in place.
+    assert ensure_world_base(SMALL_SYNTHETIC, world, cache_dir=tmp_path, rebuild=True, progress=False) == base
+    assert marker.stat().st_mtime_ns != built
+
+
+def test_interrupted_pretraining_resumes_to_the_same_weights(tmp_path, monkeypatch):
+    world = WorldPretrainingConfig(**TINY_WORLD)
+    straight = pretrain_world(SMALL_SYNTHETIC, world, tmp_path / "straight", progress=False)
+
+    original_batch = WorldExamples.batch
+
+    def interrupt_at_step_3(self, step):
+        if step == 3:
+            raise KeyboardInterrupt
+        return original_batch(self, step)
+
+    monkeypatch.setattr(WorldExamples, "batch", interrupt_at_step_3)
+    with pytest.raises(KeyboardInterrupt):
+        pretrain_world(SMALL_SYNTHETIC, world, tmp_path / "resumed", progress=False)
+    assert torch.load(tmp_path / "resumed" / "checkpoint.pt", weights_only=True)["step"] == 2
+    assert not (tmp_path / "resumed" / "model").exists()
+    monkeypatch.setattr(WorldExamples, "batch", original_batch)
+
+    resumed = pretrain_world(SMALL_SYNTHETIC, world, tmp_path / "resumed", progress=False)
+    expected, actual = load_file(straight / "model.safetensors"), load_file(resumed / "model.safetensors")
+    assert expected.keys() == actual.keys()
+    for name in expected:
+        torch.testing.assert_close(actual[name], expected[name], msg=name)
+    losses = [json.loads((path / "world_base.json").read_text())["losses"] for path in (straight, resumed)]
+    assert losses[0] == losses[1] and len(losses[0]) == world.max_steps
+
+
+def test_perceiver_latents_are_distinct(tmp_path):
+    base = ensure_world_base(SMALL_SYNTHETIC, WorldPretrainingConfig(**TINY_WORLD), cache_dir=tmp_path, progress=False)
+    latents = load_file(base / "model.safetensors")["model.connector.perceiver_resampler.latents"]
+    assert torch.cdist(latents, latents).fill_diagonal_(1.0).min() > 0
