@@ -9,6 +9,15 @@ embedding (visual tokens + EOS through the LLM) and the contrastive losses, reus
 
 Prints median step times, their ratio (target < 1.2) and the peak resident memory of each mode, each measured in
 a fresh process.
+
+`--sweep` compares the plain stage I step with gradient caching (`contrastive_mini_batch_size`) over contrastive
+batch sizes: time per row and the step's peak memory (peak resident memory minus the resident memory before the
+first step, i.e. what the step itself adds on top of the loaded model):
+
+    python benchmarks/stage1_step.py --sweep 16 64 256 --mini-batch-size 16 --steps 3
+
+Targets: with caching, peak step memory at batch 256 within 1.3x of batch 16, and time per row within 1.3x of the
+plain step at the same batch.
 """
 
 from __future__ import annotations
@@ -26,14 +35,23 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
 
-def _measure(mode: str, architecture: str, batch_size: int, steps: int, queue) -> None:
+def _resident_mib() -> float:
+    with open("/proc/self/status") as status:
+        return next(int(line.split()[1]) for line in status if line.startswith("VmRSS:")) / 1024
+
+
+def _measure(
+    mode: str, architecture: str, batch_size: int, steps: int, queue, mini_batch_size: int = 0, threads: int = 0
+) -> None:
+    if threads:
+        torch.set_num_threads(threads)
     from conftest import synthetic_triples
     from transformers import AutoModelForImageTextToText, AutoProcessor
 
     from hf_finedefics.backbones import get_backbone
     from hf_finedefics.collators import ContrastiveAlignmentCollator
     from hf_finedefics.losses import AttributeAugmentedContrastiveLoss
-    from hf_finedefics.objectives import ContrastiveAlignmentModel, stage1_objective
+    from hf_finedefics.objectives import ContrastiveAlignmentModel, cached_stage1_objective, stage1_objective
     from hf_finedefics.testing import create_tiny_checkpoint
 
     torch.manual_seed(0)
@@ -48,6 +66,9 @@ def _measure(mode: str, architecture: str, batch_size: int, steps: int, queue) -
     def stage1_step() -> None:
         loss, _, _ = stage1_objective(wrapped, batch, loss_fn)
         loss.backward()
+
+    def cached_step() -> None:
+        cached_stage1_objective(wrapped, batch, loss_fn, mini_batch_size, backward=torch.Tensor.backward)
 
     image_inputs = {k: v for k, v in batch.items() if k.startswith("pixel") or k == "image_sizes"}
     text_labels = batch["text_input_ids"].masked_fill(batch["text_attention_mask"] == 0, -100)
@@ -64,21 +85,30 @@ def _measure(mode: str, architecture: str, batch_size: int, steps: int, queue) -
         )
         (generation.loss + texts.loss).backward()
 
-    step = stage1_step if mode == "stage1" else plain_step
-    timings = []
+    step = {"stage1": stage1_step, "cached": cached_step, "plain": plain_step}[mode]
+    resident_before = _resident_mib()
+    timings, cpu_timings = [], []
     for index in range(steps + 3):
         model.zero_grad(set_to_none=True)
-        start = time.perf_counter()
+        start, cpu_start = time.perf_counter(), time.process_time()
         step()
         if index >= 3:  # warm-up
             timings.append(time.perf_counter() - start)
-    queue.put((statistics.median(timings), resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024))
+            cpu_timings.append(time.process_time() - cpu_start)
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    queue.put((statistics.median(timings), peak, peak - resident_before, statistics.median(cpu_timings)))
 
 
-def measure(mode: str, architecture: str, batch_size: int, steps: int) -> tuple[float, float]:
+def measure(
+    mode: str, architecture: str, batch_size: int, steps: int, mini_batch_size: int = 0, threads: int = 0
+) -> tuple[float, float, float, float]:
+    """(median wall seconds per step, peak resident MiB, peak MiB added by the steps, median CPU seconds per step),
+    in a fresh process."""
     context = multiprocessing.get_context("spawn")
     queue = context.Queue()
-    process = context.Process(target=_measure, args=(mode, architecture, batch_size, steps, queue))
+    process = context.Process(
+        target=_measure, args=(mode, architecture, batch_size, steps, queue, mini_batch_size, threads)
+    )
     process.start()
     result = queue.get()
     process.join()
@@ -90,15 +120,50 @@ def main() -> None:
     parser.add_argument("--architecture", choices=["idefics2", "llava"], default="idefics2")
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--steps", type=int, default=20)
+    parser.add_argument("--sweep", type=int, nargs="+", help="Contrastive batch sizes: plain vs gradient caching.")
+    parser.add_argument("--mini-batch-size", type=int, default=16, help="contrastive_mini_batch_size of --sweep.")
+    parser.add_argument("--threads", type=int, default=0, help="torch threads per process (0: torch's default).")
     args = parser.parse_args()
-    plain_time, plain_memory = measure("plain", args.architecture, args.batch_size, args.steps)
-    stage1_time, stage1_memory = measure("stage1", args.architecture, args.batch_size, args.steps)
+    if args.sweep:
+        sweep(args)
+        return
+    plain_time, plain_memory, *_ = measure("plain", args.architecture, args.batch_size, args.steps, 0, args.threads)
+    stage1_time, stage1_memory, *_ = measure("stage1", args.architecture, args.batch_size, args.steps, 0, args.threads)
     print(
         f"architecture={args.architecture} batch={args.batch_size} steps={args.steps} threads={torch.get_num_threads()}"
     )
     print(f"plain forward+backward : {plain_time * 1000:8.1f} ms/step   peak RSS {plain_memory:7.1f} MiB")
     print(f"stage I step           : {stage1_time * 1000:8.1f} ms/step   peak RSS {stage1_memory:7.1f} MiB")
     print(f"ratio stage I / plain  : {stage1_time / plain_time:8.2f}   (target < 1.2)")
+
+
+def sweep(args: argparse.Namespace) -> None:
+    print(
+        f"architecture={args.architecture} mini_batch={args.mini_batch_size} steps={args.steps} "
+        f"threads={args.threads or torch.get_num_threads()}"
+    )
+    # CPU time is what the comparison uses: on a shared machine wall time mostly measures the neighbours.
+    print(f"{'batch':>6} {'mode':>7} {'wall ms':>9} {'CPU ms':>9} {'CPU ms/row':>11} {'step MiB':>9} {'peak RSS':>9}")
+    results = {}
+    for batch_size in args.sweep:
+        for mode in ("stage1", "cached"):
+            wall, peak, added, cpu = measure(
+                mode, args.architecture, batch_size, args.steps, args.mini_batch_size, args.threads
+            )
+            results[batch_size, mode] = (cpu / batch_size, added)
+            name = "plain" if mode == "stage1" else "cached"
+            print(
+                f"{batch_size:>6} {name:>7} {wall * 1000:>9.1f} {cpu * 1000:>9.1f} {cpu * 1000 / batch_size:>11.2f} "
+                f"{added:>9.1f} {peak:>9.1f}"
+            )
+    smallest, largest = min(args.sweep), max(args.sweep)
+    print(
+        f"cached step memory, batch {largest} / batch {smallest}: "
+        f"{results[largest, 'cached'][1] / results[smallest, 'cached'][1]:.2f}   (target <= 1.3)"
+    )
+    for batch_size in args.sweep:
+        ratio = results[batch_size, "cached"][0] / results[batch_size, "stage1"][0]
+        print(f"cached / plain CPU time per row at batch {batch_size}: {ratio:.2f}   (target <= 1.3)")
 
 
 if __name__ == "__main__":

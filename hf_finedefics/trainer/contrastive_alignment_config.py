@@ -32,6 +32,15 @@ class ContrastiveAlignmentConfig(AttributeAugmentedLossConfig, TrainingArguments
             "released code does. By default only the attribute description is supervised."
         },
     )
+    contrastive_mini_batch_size: int | None = field(
+        default=None,
+        metadata={
+            "help": "Gradient caching (GradCache): embed and backpropagate the contrastive batch in mini-batches of "
+            "this many rows (and texts), so `per_device_train_batch_size`, the in-batch negatives, is no longer "
+            "bounded by memory. Loss and gradients equal the plain step's; a step costs about one more forward "
+            "of the embeddings. None: the plain step, all rows at once."
+        },
+    )
     # Data
     generation_instruction: str | None = field(
         default=None,
@@ -74,3 +83,5 @@ class ContrastiveAlignmentConfig(AttributeAugmentedLossConfig, TrainingArguments
             self, "per_device_train_batch_size", "per_device_eval_batch_size", "gradient_accumulation_steps"
         )
         self.label_names = []
+        if self.contrastive_mini_batch_size is not None and self.contrastive_mini_batch_size < 1:
+            raise ValueError(f"contrastive_mini_batch_size must be positive, got {self.contrastive_mini_batch_size}.")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 from collections import defaultdict
 
@@ -17,13 +18,14 @@ from transformers import (
     Trainer,
     set_seed,
 )
+from transformers.modeling_utils import is_fsdp_enabled
 from transformers.trainer import TRAINING_ARGS_NAME
 
 from ..backbones import get_backbone
 from ..collators import ContrastiveAlignmentCollator, validate_triples
 from ..hub import FinedeficsModelCardMixin
 from ..losses import AttributeAugmentedContrastiveLoss, in_batch_retrieval_accuracy
-from ..objectives import ContrastiveAlignmentModel, stage1_objective
+from ..objectives import ContrastiveAlignmentModel, cached_stage1_objective, stage1_objective
 from .checkpoints import resume_checkpoint
 from .contrastive_alignment_config import ContrastiveAlignmentConfig
 from .model_config import FinedeficsModelConfig
@@ -44,6 +46,9 @@ class ContrastiveAlignmentTrainer(FinedeficsModelCardMixin, Trainer):
 
     Logs `loss_gen`, `loss_oac`, `loss_acc`, `loss_ccc` and the in-batch retrieval accuracies
     `accuracy_object_to_attribute`, `accuracy_attribute_to_category` in training and evaluation.
+
+    With `args.contrastive_mini_batch_size` set, each step uses gradient caching (`cached_stage1_objective`): the
+    backward passes run inside `training_step`, one per mini-batch.
     """
 
     _tag_names = ["finedefics", "stage1", "contrastive-alignment"]
@@ -75,7 +80,12 @@ class ContrastiveAlignmentTrainer(FinedeficsModelCardMixin, Trainer):
         if peft_config is not None:
             if isinstance(model, PeftModel):
                 raise ValueError("The model is already a PeftModel; pass peft_config=None to keep its adapter.")
-            if getattr(model, "is_loaded_in_4bit", False) or getattr(model, "is_loaded_in_8bit", False):
+            if getattr(model, "is_loaded_in_4bit", False) and (is_fsdp_enabled() or args.fsdp):
+                # FSDP-QLoRA: FSDP flattens weights of one dtype, so the others must not be upcast to float32 (the
+                # 4-bit ones are stored in the compute dtype, see recipes/accelerate_configs/fsdp_qlora.yaml).
+                if args.activation_checkpointing:
+                    model.activation_checkpointing_enable(args.activation_checkpointing_kwargs)
+            elif getattr(model, "is_loaded_in_4bit", False) or getattr(model, "is_loaded_in_8bit", False):
                 model = prepare_model_for_kbit_training(
                     model,
                     use_gradient_checkpointing=args.activation_checkpointing,
@@ -114,10 +124,30 @@ class ContrastiveAlignmentTrainer(FinedeficsModelCardMixin, Trainer):
         self.model_accepts_loss_kwargs = False
         self.contrastive_loss = AttributeAugmentedContrastiveLoss(args.loss_config())
         self._metrics: dict[str, dict[str, list[float]]] = {"train": defaultdict(list), "eval": defaultdict(list)}
+        if args.contrastive_mini_batch_size is not None and self.is_deepspeed_enabled:
+            raise ValueError(
+                "contrastive_mini_batch_size (gradient caching) runs several backward passes per step, which "
+                "DeepSpeed's engine does not allow; use DDP or FSDP (recipes/accelerate_configs/)."
+            )
+
+    def _cached_backward(self, loss: torch.Tensor) -> None:
+        # What Trainer.training_step does with the loss it gets back from compute_loss.
+        self.accelerator.backward(loss / getattr(self, "current_gradient_accumulation_steps", 1))
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         mode = "train" if model.training else "eval"
-        loss, terms, outputs = stage1_objective(model, inputs, self.contrastive_loss)
+        if self.args.contrastive_mini_batch_size is None:
+            loss, terms, outputs = stage1_objective(model, inputs, self.contrastive_loss)
+        else:
+            training = model.training and torch.is_grad_enabled()
+            loss, terms, outputs = cached_stage1_objective(
+                model,
+                inputs,
+                self.contrastive_loss,
+                self.args.contrastive_mini_batch_size,
+                backward=self._cached_backward if training else None,
+                no_sync=functools.partial(self.accelerator.no_sync, model),
+            )
         with torch.no_grad():
             labels = inputs.get("class_labels")
             metrics = {f"loss_{name}": value.detach() for name, value in terms.items()}
@@ -131,6 +161,18 @@ class ContrastiveAlignmentTrainer(FinedeficsModelCardMixin, Trainer):
             for name, value in zip(metrics, values.float().mean(0).tolist()):
                 self._metrics[mode][name].append(value)
         return (loss, outputs) if return_outputs else loss
+
+    def training_step(self, model, inputs, num_items_in_batch=None):
+        if self.args.contrastive_mini_batch_size is None:
+            return super().training_step(model, inputs, num_items_in_batch)
+        model.train()
+        if hasattr(self.optimizer, "train") and callable(self.optimizer.train):
+            self.optimizer.train()
+        inputs = self._prepare_inputs(inputs)
+        with self.compute_loss_context_manager():
+            loss = self.compute_loss(model, inputs)  # runs the backward passes (gradient caching)
+        # Trainer adds up the returned losses of a step's accumulated batches.
+        return loss / getattr(self, "current_gradient_accumulation_steps", 1)
 
     def prediction_step(self, model, inputs, prediction_loss_only, ignore_keys=None):
         with torch.no_grad():

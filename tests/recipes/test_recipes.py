@@ -186,3 +186,25 @@ def test_qwen_recipe_bounds_the_visual_tokens(stage):
         create_tiny_checkpoint("qwen2_5_vl"), **model_args.processor_kwargs
     )
     assert (image_processor.size.shortest_edge, image_processor.size.longest_edge) == (64 * 28**2, 256 * 28**2)
+
+
+def test_fsdp_qlora_config_and_recipe_keys(tmp_path):
+    """The FSDP-QLoRA launcher loads, and the QLoRA recipes store the 4-bit weights in the compute dtype, which a
+    model built from them really does (a tiny one, on CPU)."""
+    config = load_config_from_file(str(RECIPES / "accelerate_configs" / "fsdp_qlora.yaml"))
+    assert config.distributed_type == DistributedType.FSDP
+    assert config.fsdp_config["fsdp_use_orig_params"] is False
+    assert config.fsdp_config["fsdp_cpu_ram_efficient_loading"] and config.fsdp_config["fsdp_sync_module_states"]
+    for model_dir in MODELS:
+        for stage in STAGES:
+            _, model_args, _ = parse_recipe(stage, recipe_path(model_dir, stage))
+            quantization = model_args.quantization_config()
+            assert quantization.load_in_4bit and model_args.dtype == "bfloat16"
+            assert quantization.bnb_4bit_quant_storage == quantization.bnb_4bit_compute_dtype == torch.bfloat16
+    _, model_args, _ = parse_recipe("stage1", recipe_path("idefics2-8b", "stage1"))
+    model_args.model_name_or_path = str(create_tiny_checkpoint("idefics2", tmp_path / "idefics2"))
+    model, _ = model_args.load(is_trainable=True)
+    packed = [p for p in model.parameters() if type(p).__name__ == "Params4bit"]
+    assert packed and all(p.dtype == p.quant_storage == torch.bfloat16 for p in packed)
+    # one uniform dtype, which FSDP's flat parameters need
+    assert {p.dtype for p in model.parameters()} == {torch.bfloat16}

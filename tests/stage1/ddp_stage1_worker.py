@@ -1,5 +1,6 @@
 """One stage I SGD step on a fixed global batch of 8, run either as 1 process (batch 8) or under
-`torchrun --nproc_per_node 2` (batch 4 each); writes the loss and the LoRA weights after the step."""
+`torchrun --nproc_per_node 2` (batch 4 each), optionally with gradient caching (a mini-batch size as 4th
+argument); writes the loss and the LoRA weights after the step."""
 
 import sys
 
@@ -15,7 +16,7 @@ sys.path.insert(0, __file__.rsplit("/", 2)[0])  # tests/, for conftest
 from conftest import synthetic_triples  # noqa: E402
 
 
-def main(checkpoint: str, output_file: str, per_device_batch_size: int) -> None:
+def main(checkpoint: str, output_file: str, per_device_batch_size: int, mini_batch_size: int | None = None) -> None:
     torch.manual_seed(0)
     model = AutoModelForImageTextToText.from_pretrained(checkpoint)
     triples = synthetic_triples(num_categories=8, train_per_category=1, test_per_category=1)
@@ -35,6 +36,7 @@ def main(checkpoint: str, output_file: str, per_device_batch_size: int) -> None:
         report_to="none",
         use_cpu=True,
         seed=0,
+        contrastive_mini_batch_size=mini_batch_size,
     )
     path = model.config._name_or_path
     trainer = ContrastiveAlignmentTrainer(
@@ -52,4 +54,4 @@ def main(checkpoint: str, output_file: str, per_device_batch_size: int) -> None:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1], sys.argv[2], int(sys.argv[3]))
+    main(sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4]) if len(sys.argv) > 4 else None)

@@ -250,7 +250,10 @@ class _StopAt(TrainerCallback):
             control.should_training_stop = True
 
 
-def test_resume_continues_identically(triples, tmp_path):
+@pytest.mark.parametrize("mini_batch_size", [None, 3])
+def test_resume_continues_identically(triples, tmp_path, mini_batch_size):
+    """Also with gradient caching (`contrastive_mini_batch_size`), whose per-mini-batch seeds come from the
+    restored random state."""
     checkpoint = create_tiny_checkpoint("idefics2")
 
     def run(output_dir, resume=None, callbacks=None):
@@ -264,6 +267,7 @@ def test_resume_continues_identically(triples, tmp_path):
             save_steps=2,
             per_device_train_batch_size=4,
             learning_rate=1e-3,
+            contrastive_mini_batch_size=mini_batch_size,
         )
         trainer = _trainer(model, config, triples, callbacks=callbacks)
         trainer.train(resume_from_checkpoint=resume)
@@ -289,27 +293,32 @@ def test_resume_continues_identically(triples, tmp_path):
 
 @pytest.mark.slow
 def test_two_process_ddp_matches_single_process(tmp_path):
+    """The plain step and the gradient-cached step (mini-batches of 3 of each process's 4 rows, 2 of its texts'
+    mini-batches) under 2-process DDP both equal the plain single-process step on the global batch."""
     if shutil.which("torchrun") is None:
         pytest.skip("torchrun is not on PATH")
     checkpoint = str(create_tiny_checkpoint("idefics2", tmp_path / "tiny"))
     worker = str(TESTS / "ddp_stage1_worker.py")
-    # Keep the caller's PYTHONPATH (a worktree's checkout must win over the editable install).
-    pythonpath = os.pathsep.join(filter(None, [str(TESTS.parent), os.environ.get("PYTHONPATH")]))
+    # The repository root first, so the workers import this checkout's package.
+    pythonpath = os.pathsep.join(filter(None, [str(TESTS.parents[1]), os.environ.get("PYTHONPATH")]))
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": pythonpath}
-    single, ddp = str(tmp_path / "single.pt"), str(tmp_path / "ddp.pt")
+    single = str(tmp_path / "single.pt")
     subprocess.run([sys.executable, worker, checkpoint, single, "8"], check=True, env=env, timeout=300)
-    subprocess.run(
-        ["torchrun", "--standalone", "--nproc_per_node", "2", worker, checkpoint, ddp, "4"],
-        check=True,
-        env=env,
-        timeout=300,
-    )
-    single_result, ddp_result = torch.load(single), torch.load(ddp)
-    for name, value in single_result["losses"].items():
-        assert ddp_result["losses"][name] == pytest.approx(value, rel=1e-4, abs=1e-5), name
-    assert single_result["lora"].keys() == ddp_result["lora"].keys()
-    for name, weight in single_result["lora"].items():
-        torch.testing.assert_close(ddp_result["lora"][name], weight, rtol=1e-4, atol=1e-6, msg=name)
+    single_result = torch.load(single)
+    for name, extra in (("ddp", []), ("ddp_cached", ["3"])):
+        output = str(tmp_path / f"{name}.pt")
+        subprocess.run(
+            ["torchrun", "--standalone", "--nproc_per_node", "2", worker, checkpoint, output, "4", *extra],
+            check=True,
+            env=env,
+            timeout=300,
+        )
+        ddp_result = torch.load(output)
+        for term, value in single_result["losses"].items():
+            assert ddp_result["losses"][term] == pytest.approx(value, rel=1e-4, abs=1e-5), (name, term)
+        assert single_result["lora"].keys() == ddp_result["lora"].keys()
+        for param, weight in single_result["lora"].items():
+            torch.testing.assert_close(ddp_result["lora"][param], weight, rtol=1e-4, atol=1e-6, msg=f"{name} {param}")
 
 
 def test_full_fine_tuning_keeps_the_vision_encoder_frozen(tiny_checkpoint, triples, tmp_path):
