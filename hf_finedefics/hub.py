@@ -32,8 +32,6 @@ from transformers.trainer import TRAINING_ARGS_NAME
 from .evaluation.items import DATASETS
 from .losses import FINEDEFICS_CITATION
 from .modeling import ADAPTER_CONFIG_NAME
-from .trainer.contrastive_alignment_config import ContrastiveAlignmentConfig
-from .trainer.instruction_tuning_config import InstructionTuningConfig
 
 logger = logging.getLogger(__name__)
 
@@ -64,12 +62,8 @@ def is_hub_id(name: str | None) -> bool:
 
 
 def training_stage(training_args: TrainingArguments | None) -> str | None:
-    """'stage1' or 'stage2' from the kind of training arguments, None when unknown."""
-    if isinstance(training_args, ContrastiveAlignmentConfig):
-        return "stage1"
-    if isinstance(training_args, InstructionTuningConfig):
-        return "stage2"
-    return None
+    """'stage1' or 'stage2' as the stage config says, None for other training arguments."""
+    return getattr(training_args, "finedefics_stage", None)
 
 
 def training_hyperparameters(training_args: TrainingArguments) -> dict[str, Any]:
@@ -88,26 +82,9 @@ def training_hyperparameters(training_args: TrainingArguments) -> dict[str, Any]
         "precision": "bf16" if training_args.bf16 else "fp16" if training_args.fp16 else "fp32",
         "seed": training_args.seed,
     }
-    if isinstance(training_args, ContrastiveAlignmentConfig):
-        table |= {
-            "temperature": training_args.temperature,
-            "loss weights (gen, OAC, ACC, CCC)": ", ".join(
-                str(weight)
-                for weight in (
-                    training_args.generation_loss_weight,
-                    training_args.oac_weight,
-                    training_args.acc_weight,
-                    training_args.ccc_weight,
-                )
-            ),
-        }
-    elif isinstance(training_args, InstructionTuningConfig):
-        table |= {
-            "stage I adapter": training_args.stage1_adapter or "none (instruction tuning only)",
-            "instruction types": ", ".join(training_args.instruction_types),
-            "paradigm": training_args.paradigm,
-        }
-    return table
+    # Each stage config lists what is its own (the objective, the instruction data); the card never branches on it.
+    card_rows = getattr(training_args, "card_rows", None)
+    return table | (card_rows() if card_rows is not None else {})
 
 
 def training_summary(training_args: TrainingArguments) -> dict[str, Any]:

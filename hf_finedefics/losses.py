@@ -121,6 +121,20 @@ class AttributeAugmentedLossConfig:
     def get_config_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self.loss_config())
 
+    def card_rows(self) -> dict[str, Any]:
+        """The objective as a model card lists it."""
+        config = self.loss_config()
+        if config.objective == "object_category":
+            weights = {"loss weights (gen, OC)": (config.generation_loss_weight, config.oc_weight)}
+        else:
+            terms = (config.generation_loss_weight, config.oac_weight, config.acc_weight, config.ccc_weight)
+            weights = {"loss weights (gen, OAC, ACC, CCC)": terms}
+        return {
+            "objective": config.objective,
+            "temperature": config.temperature,
+            **{name: ", ".join(str(weight) for weight in values) for name, values in weights.items()},
+        }
+
 
 def _gather_with_grad(tensor: torch.Tensor) -> torch.Tensor:
     """All-gather along dim 0 keeping the autograd graph, so every process's rows are in-batch negatives and

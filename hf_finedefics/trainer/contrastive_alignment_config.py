@@ -76,6 +76,13 @@ class ContrastiveAlignmentConfig(AttributeAugmentedLossConfig, TrainingArguments
         metadata={"help": "Non-reentrant checkpointing: the LLM runs several times per step."},
     )
 
+    # The stage a model card names (`hub.training_summary`).
+    finedefics_stage = "stage1"
+
+    def card_rows(self) -> dict[str, Any]:
+        """What a model card lists about this stage beyond the common training settings: the objective."""
+        return AttributeAugmentedLossConfig.card_rows(self)
+
     def __post_init__(self):
         AttributeAugmentedLossConfig.__post_init__(self)
         TrainingArguments.__post_init__(self)

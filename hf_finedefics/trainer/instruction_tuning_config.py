@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 from trl import SFTConfig
 
@@ -68,6 +69,19 @@ class InstructionTuningConfig(AttributeAugmentedLossConfig, SFTConfig):
     warmup_steps: float = field(default=60, metadata={"help": "Linear warm-up steps (or ratio if < 1)."})
     weight_decay: float = field(default=0.01, metadata={"help": "Weight decay."})
     num_train_epochs: float = field(default=1.0, metadata={"help": "Training epochs."})
+
+    # The stage a model card names (`hub.training_summary`).
+    finedefics_stage = "stage2"
+
+    def card_rows(self) -> dict[str, Any]:
+        """What a model card lists about this stage beyond the common training settings (and the stage I objective,
+        which the one-stage paradigm trains too)."""
+        rows = {
+            "stage I adapter": self.stage1_adapter or "none (instruction tuning only)",
+            "instruction types": ", ".join(self.instruction_types),
+            "paradigm": self.paradigm,
+        }
+        return rows | (AttributeAugmentedLossConfig.card_rows(self) if self.paradigm == "one_stage" else {})
 
     def __post_init__(self):
         AttributeAugmentedLossConfig.__post_init__(self)

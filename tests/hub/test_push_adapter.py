@@ -169,3 +169,20 @@ def test_malformed_training_summary_names_the_file(adapter_dir, fake_hub):
             ["push-adapter", "--adapter", str(adapter_dir), "--repo-id", REPO_ID, "--model_name_or_path", BASE_REPO_ID]
         )
     assert fake_hub.uploads == []
+
+
+def test_the_card_lists_what_each_stage_config_says_about_itself(tmp_path):
+    """The card reads each stage's own rows (the objective from the loss config), not a branch per config class."""
+    from hf_finedefics.hub import training_summary
+    from hf_finedefics.trainer.contrastive_alignment_config import ContrastiveAlignmentConfig
+    from hf_finedefics.trainer.instruction_tuning_config import InstructionTuningConfig
+
+    common = {"output_dir": str(tmp_path), "use_cpu": True}
+    ablation = training_summary(ContrastiveAlignmentConfig(**common, objective="object_category", oc_weight=0.25))
+    assert ablation["stage"] == "stage1"
+    assert ablation["hyperparameters"]["loss weights (gen, OC)"] == "1.0, 0.25"
+    assert "loss weights (gen, OAC, ACC, CCC)" not in ablation["hyperparameters"]
+    two_stage = training_summary(InstructionTuningConfig(**common, bf16=False))
+    assert two_stage["stage"] == "stage2" and "temperature" not in two_stage["hyperparameters"]
+    one_stage = training_summary(InstructionTuningConfig(**common, bf16=False, paradigm="one_stage", temperature=0.1))
+    assert one_stage["hyperparameters"]["temperature"] == 0.1
