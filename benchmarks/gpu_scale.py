@@ -38,7 +38,8 @@ from hf_finedefics.evaluation import LikelihoodScorer, load_mc_items, score_item
 from hf_finedefics.losses import AttributeAugmentedContrastiveLoss
 from hf_finedefics.modeling import quantization_config
 from hf_finedefics.objectives import ContrastiveAlignmentModel, cached_stage1_objective, stage1_objective
-from hf_finedefics.testing import IDEFICS2_CHAT_TEMPLATE, create_tiny_checkpoint
+from hf_finedefics.testing import create_tiny_checkpoint
+from hf_finedefics.world.tokenization import IDEFICS2_CHAT_TEMPLATE
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
