@@ -170,14 +170,22 @@ def pretrain_world(
     with torch.random.fork_rng():
         torch.manual_seed(world.seed)
         model = build_world_model(processor, synthetic, world)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=world.learning_rate, weight_decay=world.weight_decay)
-    step, losses = 0, []
+    image_pathway = [
+        p for n, p in model.named_parameters() if n.startswith(("model.vision_model.", "model.connector."))
+    ]
+    in_image_pathway = {id(p) for p in image_pathway}
+    param_groups = [
+        {"params": [p for p in model.parameters() if id(p) not in in_image_pathway], "lr_ratio": 1.0},
+        {"params": image_pathway, "lr_ratio": world.vision_lr_ratio},
+    ]
+    optimizer = torch.optim.AdamW(param_groups, lr=world.learning_rate, weight_decay=world.weight_decay)
+    step, losses, spreads = 0, [], {}
     checkpoint_path = work_dir / CHECKPOINT
     if checkpoint_path.is_file():
         state = torch.load(checkpoint_path, weights_only=True)
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
-        step, losses = state["step"], state["losses"]
+        step, losses, spreads = state["step"], state["losses"], state.get("spreads", {})
     model.train()
     with tqdm(total=world.max_steps, initial=step, desc="World pretraining", unit="step", disable=not progress) as bar:
         while step < world.max_steps:
@@ -186,7 +194,7 @@ def pretrain_world(
             if leaked:
                 raise AssertionError(f"A world-pretraining example pairs an image with a category name: {leaked[0]}")
             for group in optimizer.param_groups:
-                group["lr"] = _learning_rate(world, step)
+                group["lr"] = _learning_rate(world, step) * group["lr_ratio"]
             loss = per_example_loss(model, encode_examples(processor, batch, images))
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -197,9 +205,20 @@ def pretrain_world(
             bar.update(1)
             bar.set_postfix(loss=f"{sum(losses[-20:]) / len(losses[-20:]):.3f}")
             if step % world.save_steps == 0 and step < world.max_steps:
+                # Logged as it trains, so a collapsing connector shows in the first few hundred steps.
+                model.eval()
+                spreads[str(step)] = round(visual_token_spread(model, processor, images[:32]), 6)
+                model.train()
+                bar.write(f"World pretraining step {step}: visual token spread {spreads[str(step)]:.3g}")
                 temporary = checkpoint_path.with_suffix(".tmp")
                 torch.save(
-                    {"model": model.state_dict(), "optimizer": optimizer.state_dict(), "step": step, "losses": losses},
+                    {
+                        "model": model.state_dict(),
+                        "optimizer": optimizer.state_dict(),
+                        "step": step,
+                        "losses": losses,
+                        "spreads": spreads,
+                    },
                     temporary,
                 )
                 os.replace(temporary, checkpoint_path)
@@ -221,6 +240,7 @@ def pretrain_world(
         "parameters": sum(p.numel() for p in model.parameters()),
         "final_loss": sum(losses[-20:]) / max(1, len(losses[-20:])),
         "visual_token_spread": spread,
+        "visual_token_spread_by_step": {**spreads, str(world.max_steps): spread},
         "losses": losses,
         "seconds_this_session": round(time.perf_counter() - started, 1),
     }

@@ -6,6 +6,7 @@ import json
 import pytest
 import torch
 from safetensors.torch import load_file
+from transformers import AutoModelForImageTextToText
 
 from dataset_builders.sources.synthetic import SyntheticFGVRConfig, synthetic_categories
 from hf_finedefics.world import (
@@ -71,6 +72,8 @@ def test_cache_key_rebuilds_only_when_the_world_changes(tmp_path):
     record = json.loads(marker.read_text())
     assert len(record["losses"]) == world.max_steps
     assert record["visual_token_spread"] > 1e-3  # the image reaches the language model
+    # Logged at every checkpoint, so a collapsing connector shows early.
+    assert record["visual_token_spread_by_step"].keys() == {"2", "4"}
     assert not list(tmp_path.glob("*.partial"))  # the work folder is gone once the base is in place
 
     # Unchanged world (split sizes only pick dataset images): the same folder, not pretrained again.
@@ -123,3 +126,17 @@ def test_perceiver_latents_are_distinct(tmp_path):
     base = ensure_world_base(SMALL_SYNTHETIC, WorldPretrainingConfig(**TINY_WORLD), cache_dir=tmp_path, progress=False)
     latents = load_file(base / "model.safetensors")["model.connector.perceiver_resampler.latents"]
     assert torch.cdist(latents, latents).fill_diagonal_(1.0).min() > 0
+
+
+def test_image_pathway_trains_at_its_lower_rate(tmp_path):
+    """At the full rate the connector collapsed to image-independent visual tokens (issue 10)."""
+    world = WorldPretrainingConfig(**TINY_WORLD)
+    assert world.vision_lr_ratio < 1
+    pretrain_world(SMALL_SYNTHETIC, world, tmp_path, progress=False)
+    groups = torch.load(tmp_path / "checkpoint.pt", weights_only=True)["optimizer"]["param_groups"]
+    language, image = groups
+    assert image["lr"] == pytest.approx(world.vision_lr_ratio * language["lr"])
+    model = AutoModelForImageTextToText.from_pretrained(tmp_path / "model")
+    names = [name for name, _ in model.named_parameters()]
+    assert len(image["params"]) == sum(name.startswith(("model.vision_model.", "model.connector.")) for name in names)
+    assert len(language["params"]) + len(image["params"]) == len(names)
