@@ -218,6 +218,24 @@ QWEN2_5_VL_CHAT_TEMPLATE = (
 )
 
 
+def _qwen_vision_token_ids(tokenizer) -> dict[str, int]:
+    """The vision special tokens a Qwen-VL config names."""
+    tokens = {"image": "<|image_pad|>", "video": "<|video_pad|>", "vision_start": "<|vision_start|>"}
+    tokens["vision_end"] = "<|vision_end|>"
+    return {f"{name}_token_id": tokenizer.convert_tokens_to_ids(token) for name, token in tokens.items()}
+
+
+def _save_processorless(config, tokenizer, image_processor, output_dir: Path) -> None:
+    """A random model of `config` saved with its tokenizer and image processor (no full processor: see
+    PROCESSORLESS_ARCHITECTURES); generation stops at EOS or padding."""
+    model = AutoModelForImageTextToText.from_config(config)
+    model.generation_config.eos_token_id = [tokenizer.eos_token_id, tokenizer.pad_token_id]
+    model.generation_config.pad_token_id = tokenizer.pad_token_id
+    model.save_pretrained(output_dir)
+    tokenizer.save_pretrained(output_dir)
+    image_processor.save_pretrained(output_dir)
+
+
 def _qwen2_5_vl(output_dir: Path) -> None:
     """Qwen2.5-VL-Instruct's tokens and template; patch 8, merge 2, images resized to 256..1024 pixels (multiples of
     16 px a side): a 32x32 image is a 4x4 patch grid, 4 visual tokens; other aspect ratios give other grids."""
@@ -250,18 +268,10 @@ def _qwen2_5_vl(output_dir: Path) -> None:
             "fullatt_block_indexes": [1],
             "out_hidden_size": 64,
         },
-        image_token_id=tokenizer.convert_tokens_to_ids("<|image_pad|>"),
-        video_token_id=tokenizer.convert_tokens_to_ids("<|video_pad|>"),
-        vision_start_token_id=tokenizer.convert_tokens_to_ids("<|vision_start|>"),
-        vision_end_token_id=tokenizer.convert_tokens_to_ids("<|vision_end|>"),
+        **_qwen_vision_token_ids(tokenizer),
         tie_word_embeddings=False,
     )
-    model = AutoModelForImageTextToText.from_config(config)
-    model.generation_config.eos_token_id = [eos_token_id, tokenizer.pad_token_id]
-    model.generation_config.pad_token_id = tokenizer.pad_token_id
-    model.save_pretrained(output_dir)
-    tokenizer.save_pretrained(output_dir)
-    image_processor.save_pretrained(output_dir)
+    _save_processorless(config, tokenizer, image_processor, output_dir)
 
 
 def _qwen3_vl(output_dir: Path) -> None:
@@ -305,18 +315,10 @@ def _qwen3_vl(output_dir: Path) -> None:
             "num_position_embeddings": 16,
             "deepstack_visual_indexes": [0],
         },
-        image_token_id=tokenizer.convert_tokens_to_ids("<|image_pad|>"),
-        video_token_id=tokenizer.convert_tokens_to_ids("<|video_pad|>"),
-        vision_start_token_id=tokenizer.convert_tokens_to_ids("<|vision_start|>"),
-        vision_end_token_id=tokenizer.convert_tokens_to_ids("<|vision_end|>"),
+        **_qwen_vision_token_ids(tokenizer),
         tie_word_embeddings=False,
     )
-    model = AutoModelForImageTextToText.from_config(config)
-    model.generation_config.eos_token_id = [eos_token_id, tokenizer.pad_token_id]
-    model.generation_config.pad_token_id = tokenizer.pad_token_id
-    model.save_pretrained(output_dir)
-    tokenizer.save_pretrained(output_dir)
-    image_processor.save_pretrained(output_dir)
+    _save_processorless(config, tokenizer, image_processor, output_dir)
 
 
 def _clip(output_dir: Path) -> None:
