@@ -23,6 +23,8 @@ from transformers import (
     CLIPConfig,
     CLIPModel,
     CLIPProcessor,
+    Gemma3Config,
+    Gemma3Processor,
     Idefics2Config,
     Idefics3Config,
     Idefics3Processor,
@@ -32,13 +34,14 @@ from transformers import (
     Qwen3VLConfig,
 )
 from transformers.models.clip.image_processing_pil_clip import CLIPImageProcessorPil
+from transformers.models.gemma3.image_processing_pil_gemma3 import Gemma3ImageProcessorPil
 from transformers.models.idefics3.image_processing_pil_idefics3 import Idefics3ImageProcessorPil
 from transformers.models.qwen2_vl.image_processing_pil_qwen2_vl import Qwen2VLImageProcessorPil
 
 from .world.tokenization import LLAVA_CHAT_TEMPLATE, byte_level_tokenizer, idefics2_processor
 
-TinyArchitecture = Literal["idefics2", "llava", "idefics3"]
-TINY_ARCHITECTURES: tuple[TinyArchitecture, ...] = ("idefics2", "llava", "idefics3")
+TinyArchitecture = Literal["idefics2", "llava", "idefics3", "gemma3"]
+TINY_ARCHITECTURES: tuple[TinyArchitecture, ...] = ("idefics2", "llava", "idefics3", "gemma3")
 # Families whose processor cannot be built here: transformers loads Qwen's processor with its video processor,
 # which needs torchvision (not installable next to this CPU torch). Their folders hold the model, the tokenizer
 # (with the chat template) and the image processor; tests drive them below the processor.
@@ -49,6 +52,7 @@ PAPER_PROCESSOR_KWARGS: dict[str, dict] = {
     "idefics2": {"do_image_splitting": False},
     "idefics3": {},
     "llava": {},
+    "gemma3": {},
     "clip": {},
 }
 
@@ -198,6 +202,82 @@ def _idefics3(output_dir: Path) -> None:
     )
     model = AutoModelForImageTextToText.from_config(config)
     model.generation_config.eos_token_id = [eos_token_id, tokenizer.convert_tokens_to_ids("<end_of_utterance>")]
+    model.generation_config.pad_token_id = tokenizer.pad_token_id
+    model.save_pretrained(output_dir)
+    processor.save_pretrained(output_dir)
+
+
+# The chat template of google/gemma-3-4b-it: the system prompt joins the first user turn; the assistant is "model".
+GEMMA3_CHAT_TEMPLATE = (
+    "{{ bos_token }}{%- if messages[0]['role'] == 'system' -%}{%- if messages[0]['content'] is string -%}"
+    "{%- set first_user_prefix = messages[0]['content'] + '\\n\\n' -%}{%- else -%}"
+    "{%- set first_user_prefix = messages[0]['content'][0]['text'] + '\\n\\n' -%}{%- endif -%}"
+    '{%- set loop_messages = messages[1:] -%}{%- else -%}{%- set first_user_prefix = "" -%}'
+    "{%- set loop_messages = messages -%}{%- endif -%}{%- for message in loop_messages -%}"
+    "{%- if (message['role'] == 'user') != (loop.index0 % 2 == 0) -%}"
+    '{{ raise_exception("Conversation roles must alternate user/assistant/user/assistant/...") }}{%- endif -%}'
+    "{%- if (message['role'] == 'assistant') -%}{%- set role = \"model\" -%}{%- else -%}"
+    "{%- set role = message['role'] -%}{%- endif -%}"
+    "{{ '<start_of_turn>' + role + '\\n' + (first_user_prefix if loop.first else \"\") }}"
+    "{%- if message['content'] is string -%}{{ message['content'] | trim }}"
+    "{%- elif message['content'] is iterable -%}{%- for item in message['content'] -%}"
+    "{%- if item['type'] == 'image' -%}{{ '<start_of_image>' }}{%- elif item['type'] == 'text' -%}"
+    "{{ item['text'] | trim }}{%- endif -%}{%- endfor -%}{%- else -%}{{ raise_exception(\"Invalid content type\") }}"
+    "{%- endif -%}{{ '<end_of_turn>\\n' }}{%- endfor -%}{%- if add_generation_prompt -%}{{'<start_of_turn>model\\n'}}"
+    "{%- endif -%}"
+)
+
+
+def _gemma3(output_dir: Path) -> None:
+    """Gemma 3 (google/gemma-3-4b-it's tokens and template; the tokenizer adds <bos> and so does the template, as the
+    real ones do): a 32 px image is 4x4 SigLIP patches, average-pooled 2x2 into mm_tokens_per_image = 4 soft tokens,
+    which the processor writes as "\\n\\n<start_of_image>" + 4 x <image_soft_token> + "<end_of_image>\\n\\n". Pan and
+    scan stays off (the default). One sliding-window layer and one global layer, like the real 5:1 pattern."""
+    tokenizer = byte_level_tokenizer(
+        ["<pad>", "<eos>", "<bos>", "<unk>", "<start_of_turn>", "<end_of_turn>"]
+        + ["<start_of_image>", "<end_of_image>", "<image_soft_token>"],
+        bos_token="<bos>",
+        eos_token="<eos>",
+        unk_token="<unk>",
+        pad_token="<pad>",
+        add_bos_token=True,
+        extra_special_tokens={
+            "boi_token": "<start_of_image>",
+            "eoi_token": "<end_of_image>",
+            "image_token": "<image_soft_token>",
+        },
+    )
+    mm_tokens_per_image = 4
+    processor = Gemma3Processor(
+        Gemma3ImageProcessorPil(size={"height": _IMAGE_SIZE, "width": _IMAGE_SIZE}),
+        tokenizer,
+        image_seq_length=mm_tokens_per_image,
+        chat_template=GEMMA3_CHAT_TEMPLATE,
+    )
+    text_config = _text_config("gemma3_text", len(tokenizer), tokenizer.pad_token_id, tokenizer.eos_token_id)
+    text_config.update(
+        bos_token_id=tokenizer.bos_token_id,
+        head_dim=16,
+        query_pre_attn_scalar=16,
+        sliding_window=8,
+        layer_types=["sliding_attention", "full_attention"],
+    )
+    config = Gemma3Config(
+        text_config=text_config,
+        vision_config=_vision_config(model_type="siglip_vision_model", vision_use_head=False),
+        mm_tokens_per_image=mm_tokens_per_image,
+        boi_token_index=tokenizer.boi_token_id,
+        eoi_token_index=tokenizer.eoi_token_id,
+        image_token_index=tokenizer.image_token_id,
+        tie_word_embeddings=False,
+    )
+    model = AutoModelForImageTextToText.from_config(config)
+    # transformers initialises the projection to zeros (every image would give the same tokens); a released
+    # checkpoint's is trained, so draw it like the other random weights.
+    torch.nn.init.normal_(
+        model.model.multi_modal_projector.mm_input_projection_weight, std=text_config["initializer_range"]
+    )
+    model.generation_config.eos_token_id = [tokenizer.eos_token_id, tokenizer.convert_tokens_to_ids("<end_of_turn>")]
     model.generation_config.pad_token_id = tokenizer.pad_token_id
     model.save_pretrained(output_dir)
     processor.save_pretrained(output_dir)
@@ -355,6 +435,7 @@ _BUILDERS = {
     "idefics2": _idefics2,
     "llava": _llava,
     "idefics3": _idefics3,
+    "gemma3": _gemma3,
     "qwen2_5_vl": _qwen2_5_vl,
     "qwen3_vl": _qwen3_vl,
     "clip": _clip,

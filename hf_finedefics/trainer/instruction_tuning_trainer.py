@@ -23,13 +23,14 @@ from typing import Any
 import torch
 from datasets import Dataset
 from torch.utils.data import DataLoader
-from transformers import PreTrainedTokenizerBase, ProcessorMixin
+from transformers import ProcessorMixin
 from trl import SFTTrainer
 
 from dataset_builders.prompts import MULTIPLE_CHOICE_INSTRUCTION
 
 from ..backbones import get_backbone
 from ..collators import ContrastiveAlignmentCollator
+from ..embeddings import special_prefix
 from ..hub import FinedeficsModelCardMixin
 from ..losses import AttributeAugmentedContrastiveLoss
 from ..modeling import adapter_base_model, is_complete_merge, merge_adapter
@@ -60,14 +61,6 @@ def select_instruction_types(dataset: Dataset, instruction_types: list[str]) -> 
     if not keep:
         raise ValueError(f"No instruction of type {instruction_types} in the dataset.")
     return dataset.select(keep)
-
-
-def special_prefix(tokenizer: PreTrainedTokenizerBase) -> str:
-    """The special tokens (e.g. BOS) the tokenizer puts before a text when it adds special tokens."""
-    with_special = tokenizer("a")["input_ids"]
-    without = tokenizer("a", add_special_tokens=False)["input_ids"]
-    start = next(i for i in range(len(with_special)) if with_special[i : i + len(without)] == without)
-    return tokenizer.decode(with_special[:start])
 
 
 def prompt_completion(processor: ProcessorMixin, messages: list[dict[str, Any]]) -> dict[str, str]:

@@ -79,6 +79,6 @@ def test_unsupported_family_is_named(tiny_model_and_processor):
     model.config.model_type = "qwen2_vl"
     with pytest.raises(
         ValueError,
-        match=r"'qwen2_vl' has no Finedefics backbone adapter; supported: \['idefics2', 'idefics3', 'llava', 'qwen2_5_vl', 'qwen3_vl', 'smolvlm'\]",
+        match=r"'qwen2_vl' has no Finedefics backbone adapter; supported: \['gemma3', 'idefics2', 'idefics3', 'llava', 'qwen2_5_vl', 'qwen3_vl', 'smolvlm'\]",
     ):
         get_backbone(model)
