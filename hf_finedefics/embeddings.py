@@ -128,6 +128,13 @@ def adds_special_tokens(tokenizer: PreTrainedTokenizerBase, chats: Sequence[str]
     return not (prefix and all(chat.startswith(prefix) for chat in chats))
 
 
+def special_token_ids(tokenizer: PreTrainedTokenizerBase) -> set[int]:
+    """Every special token id: the named ones and the added tokens the vocabulary marks special (Gemma's
+    <end_of_turn> is only the latter)."""
+    marked = {index for index, token in tokenizer.added_tokens_decoder.items() if token.special}
+    return set(tokenizer.all_special_ids) | marked
+
+
 def _tokenizer(processor: ProcessorMixin | PreTrainedTokenizerBase) -> PreTrainedTokenizerBase:
     return getattr(processor, "tokenizer", processor)
 

@@ -442,10 +442,14 @@ _BUILDERS = {
 }
 
 
+def tiny_architecture(checkpoint: str | os.PathLike) -> str:
+    """The architecture a tiny checkpoint folder was built as."""
+    return json.loads((Path(checkpoint) / _MARKER).read_text())["architecture"]
+
+
 def paper_processor_kwargs(checkpoint: str | os.PathLike) -> dict:
     """The `processor_kwargs` that give the paper's one whole image per sample for a tiny checkpoint folder."""
-    marker = json.loads((Path(checkpoint) / _MARKER).read_text())
-    return dict(PAPER_PROCESSOR_KWARGS.get(marker["architecture"], {}))
+    return dict(PAPER_PROCESSOR_KWARGS.get(tiny_architecture(checkpoint), {}))
 
 
 def create_tiny_checkpoint(

@@ -30,7 +30,7 @@ from dataset_builders.prompts import MULTIPLE_CHOICE_INSTRUCTION
 
 from ..backbones import get_backbone
 from ..collators import ContrastiveAlignmentCollator
-from ..embeddings import special_prefix
+from ..embeddings import special_prefix, special_token_ids
 from ..hub import FinedeficsModelCardMixin
 from ..losses import AttributeAugmentedContrastiveLoss
 from ..modeling import adapter_base_model, is_complete_merge, merge_adapter
@@ -79,7 +79,7 @@ def prompt_completion(processor: ProcessorMixin, messages: list[dict[str, Any]])
             f"told apart.\nprompt: {prompt!r}\nfull: {full!r}"
         )
     completion = full[len(prompt) :]
-    if not set(tokenizer.all_special_ids) & set(tokenizer(completion, add_special_tokens=False)["input_ids"]):
+    if not special_token_ids(tokenizer) & set(tokenizer(completion, add_special_tokens=False)["input_ids"]):
         completion = completion.rstrip() + tokenizer.eos_token
     prefix = special_prefix(tokenizer)
     if not prompt.startswith(prefix):
