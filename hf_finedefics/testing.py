@@ -29,6 +29,7 @@ from transformers import (
     Idefics3Config,
     Idefics3Processor,
     LlavaConfig,
+    LlavaOnevisionConfig,
     LlavaProcessor,
     Qwen2_5_VLConfig,
     Qwen3VLConfig,
@@ -36,6 +37,7 @@ from transformers import (
 from transformers.models.clip.image_processing_pil_clip import CLIPImageProcessorPil
 from transformers.models.gemma3.image_processing_pil_gemma3 import Gemma3ImageProcessorPil
 from transformers.models.idefics3.image_processing_pil_idefics3 import Idefics3ImageProcessorPil
+from transformers.models.llava_onevision.image_processing_pil_llava_onevision import LlavaOnevisionImageProcessorPil
 from transformers.models.qwen2_vl.image_processing_pil_qwen2_vl import Qwen2VLImageProcessorPil
 
 from .world.tokenization import LLAVA_CHAT_TEMPLATE, byte_level_tokenizer, idefics2_processor
@@ -45,7 +47,7 @@ TINY_ARCHITECTURES: tuple[TinyArchitecture, ...] = ("idefics2", "llava", "idefic
 # Families whose processor cannot be built here: transformers loads Qwen's processor with its video processor,
 # which needs torchvision (not installable next to this CPU torch). Their folders hold the model, the tokenizer
 # (with the chat template) and the image processor; tests drive them below the processor.
-PROCESSORLESS_ARCHITECTURES = ("qwen2_5_vl", "qwen3_vl")
+PROCESSORLESS_ARCHITECTURES = ("qwen2_5_vl", "qwen3_vl", "llava_onevision")
 # The processor settings tests run each tiny architecture with: the paper's one whole image per sample, except
 # Idefics3, whose tiles stay on so tests cover tiles and `pixel_attention_mask` (its recipes turn them off).
 PAPER_PROCESSOR_KWARGS: dict[str, dict] = {
@@ -401,6 +403,46 @@ def _qwen3_vl(output_dir: Path) -> None:
     _save_processorless(config, tokenizer, image_processor, output_dir)
 
 
+# The chat template of llava-hf/llava-onevision-qwen2-*-ov-hf (transformers' conversion script).
+LLAVA_ONEVISION_CHAT_TEMPLATE = (
+    "{% for message in messages %}{{'<|im_start|>' + message['role'] + '\\n'}}{# Render all images first #}"
+    "{% for content in message['content'] | selectattr('type', 'equalto', 'image') %}{{ '<image>\\n' }}{% endfor %}"
+    "{# Render all video then #}{% for content in message['content'] | selectattr('type', 'equalto', 'video') %}"
+    "{{ '<video>\\n' }}{% endfor %}{# Render all text next #}{% if message['role'] != 'assistant' %}"
+    "{% for content in message['content'] | selectattr('type', 'equalto', 'text') %}{{ content['text'] }}{% endfor %}"
+    "{% else %}{% for content in message['content'] | selectattr('type', 'equalto', 'text') %}{% generation %}"
+    "{{ content['text'] }}{% endgeneration %}{% endfor %}{% endif %}{{'<|im_end|>' + '\\n'}}{% endfor %}"
+    "{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}"
+)
+
+
+def _llava_onevision(output_dir: Path) -> None:
+    """LLaVA-OneVision (Qwen2 tokens, the converted checkpoints' template): a 32 px crop is 4x4 SigLIP patches, 16
+    tokens; anyres tiles an image on the best of the grid points (up to 4x4 crops of 32 px) and the model packs
+    the base image's 16 tokens, then the crops' unpadded token grid with `image_newline` closing each row; grids
+    over 9 crops' worth of tokens are interpolated down (`anyres_max_9`, the real setting)."""
+    tokenizer = byte_level_tokenizer(
+        ["<|endoftext|>", "<|im_start|>", "<|im_end|>", "<image>", "<video>"],
+        eos_token="<|im_end|>",
+        pad_token="<|endoftext|>",
+        extra_special_tokens={"image_token": "<image>", "video_token": "<video>"},
+        chat_template=LLAVA_ONEVISION_CHAT_TEMPLATE,
+    )
+    pinpoints = [[_IMAGE_SIZE * rows, _IMAGE_SIZE * cols] for rows in range(1, 5) for cols in range(1, 5)]
+    image_processor = LlavaOnevisionImageProcessorPil(
+        size={"height": _IMAGE_SIZE, "width": _IMAGE_SIZE}, image_grid_pinpoints=pinpoints
+    )
+    config = LlavaOnevisionConfig(
+        text_config=_text_config("qwen2", len(tokenizer), tokenizer.pad_token_id, tokenizer.eos_token_id),
+        vision_config=_vision_config(model_type="siglip_vision_model", vision_use_head=False),
+        image_token_index=tokenizer.convert_tokens_to_ids("<image>"),
+        video_token_index=tokenizer.convert_tokens_to_ids("<video>"),
+        image_grid_pinpoints=pinpoints,
+        tie_word_embeddings=False,
+    )
+    _save_processorless(config, tokenizer, image_processor, output_dir)
+
+
 def _clip(output_dir: Path) -> None:
     tokenizer = byte_level_tokenizer(
         ["<|endoftext|>", "<|startoftext|>"],
@@ -438,6 +480,7 @@ _BUILDERS = {
     "gemma3": _gemma3,
     "qwen2_5_vl": _qwen2_5_vl,
     "qwen3_vl": _qwen3_vl,
+    "llava_onevision": _llava_onevision,
     "clip": _clip,
 }
 

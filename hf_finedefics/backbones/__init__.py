@@ -5,6 +5,7 @@ from .gemma3 import Gemma3Backbone
 from .idefics2 import Idefics2Backbone
 from .idefics3 import Idefics3Backbone
 from .llava import LlavaBackbone
+from .llava_onevision import LlavaOnevisionBackbone
 from .qwen2_5_vl import Qwen2_5_VLBackbone
 from .qwen3_vl import Qwen3VLBackbone
 
@@ -13,6 +14,7 @@ __all__ = [
     "Idefics2Backbone",
     "Idefics3Backbone",
     "LlavaBackbone",
+    "LlavaOnevisionBackbone",
     "Qwen2_5_VLBackbone",
     "Qwen3VLBackbone",
     "VisionLanguageBackbone",

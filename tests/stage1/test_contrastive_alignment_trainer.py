@@ -369,21 +369,23 @@ def test_stage1_command_trains_and_saves_an_adapter(triples, tmp_path):
 
 
 def _stage1_batch_below_the_processor(tokenizer, image_processor, model, rows, padding_side):
-    """A `ContrastiveAlignmentCollator` batch for a family whose processor cannot be built here (Qwen2.5-VL's
-    needs torchvision): the chat template's single <|image_pad|> expanded to the image's token count, as the
-    processor does (grid t*h*w / merge**2), prompt tokens masked, texts by `tokenize_texts`."""
+    """A `ContrastiveAlignmentCollator` batch for a family whose processor cannot be built here (it needs
+    torchvision): the chat template's single image placeholder (<|image_pad|>, <image>) expanded to the image's
+    visual token count (Qwen's grid t*h*w / merge**2, LLaVA-OneVision's packed anyres tokens), as the processor
+    does, prompt tokens masked, texts by `tokenize_texts`."""
     backbone = get_backbone(model)
     images = image_inputs(image_processor, [row["image"] for row in rows], backbone)
-    merge = image_processor.merge_size**2
+    placeholder = tokenizer.convert_ids_to_tokens(backbone.model.config.image_token_id)
+    with torch.no_grad():
+        counts = [len(tokens) for tokens in backbone.image_features(images).pooler_output]
     sequences, labels = [], []
-    for row, grid in zip(rows, images["image_grid_thw"]):
+    for row, count in zip(rows, counts):
         prompt = [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": "Describe the bird."}]}]
         answer = {"role": "assistant", "content": [{"type": "text", "text": row["attribute"]}]}
         prompt_text = tokenizer.apply_chat_template(prompt, add_generation_prompt=True, tokenize=False)
         full_text = tokenizer.apply_chat_template([*prompt, answer], tokenize=False)
-        expand = "<|image_pad|>" * int(grid.prod() // merge)
-        prompt_ids = tokenizer(prompt_text.replace("<|image_pad|>", expand))["input_ids"]
-        ids = tokenizer(full_text.replace("<|image_pad|>", expand))["input_ids"]
+        prompt_ids = tokenizer(prompt_text.replace(placeholder, placeholder * count))["input_ids"]
+        ids = tokenizer(full_text.replace(placeholder, placeholder * count))["input_ids"]
         assert ids[: len(prompt_ids)] == prompt_ids
         sequences.append(ids)
         labels.append([-100] * len(prompt_ids) + ids[len(prompt_ids) :])
@@ -435,7 +437,8 @@ def test_stage1_step_below_the_processor(architecture, triples):
     total.backward()
     with_grad = {name for name, p in model.named_parameters() if p.grad is not None and p.grad.abs().sum() > 0}
     assert with_grad and all("lora_" in name for name in with_grad)
-    assert any("merger" in name for name in with_grad), "the connector gets no gradient"
+    connector = ("merger", "multi_modal_projector")
+    assert any(part in name for name in with_grad for part in connector), "the connector gets no gradient"
     assert any("language_model" in name for name in with_grad)
     with torch.no_grad():
         left = _stage1_batch_below_the_processor(tokenizer, image_processor, model, rows, "left")
