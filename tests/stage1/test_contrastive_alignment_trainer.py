@@ -419,15 +419,26 @@ def _stage1_batch_below_the_processor(tokenizer, image_processor, model, rows, p
     }
 
 
+@pytest.mark.parametrize("load_in_4bit", [False, True], ids=["lora", "qlora"])
 @pytest.mark.parametrize("architecture", PROCESSORLESS_ARCHITECTURES)
-def test_stage1_step_below_the_processor(architecture, triples):
-    """Stage I's forward and loss on a family tested without its processor: finite terms, gradients only in LoRA
-    (LLM and connector), the same loss for left- and right-padded generation sequences (positions from the mask)."""
+def test_stage1_step_below_the_processor(architecture, load_in_4bit, triples):
+    """Stage I's forward and loss on a family tested without its processor, with LoRA and with QLoRA (NF4 on CPU):
+    finite terms, gradients only in LoRA (LLM and connector), the same loss for left- and right-padded generation
+    sequences (positions from the mask)."""
     path = create_tiny_checkpoint(architecture)
-    model = AutoModelForImageTextToText.from_pretrained(path)
+    quantization = BitsAndBytesConfig(
+        load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_compute_dtype=torch.float32
+    )
+    model = AutoModelForImageTextToText.from_pretrained(
+        path, quantization_config=quantization if load_in_4bit else None
+    )
+    assert any(type(m).__name__ == "Linear4bit" for m in model.modules()) == load_in_4bit
     tokenizer, image_processor = AutoTokenizer.from_pretrained(path), AutoImageProcessor.from_pretrained(path)
     backbone = get_backbone(model)
     model = ContrastiveAlignmentModel(get_peft_model(model, backbone.lora_config(dropout=0.0)))
+    # Train mode, as a trainer step runs (in eval mode bitsandbytes repacks 4-bit weights for its CPU inference
+    # kernel, which needs in_features >= its block size 64: the tiny ViT's 32 fails there, real models do not).
+    model.train()
     # Rows of different aspect ratios: different grids and token counts in one batch.
     rows = [dict(triples[i], image=triples[i]["image"].resize(size)) for i, size in enumerate([(40, 30), (64, 16)])]
     loss = AttributeAugmentedContrastiveLoss(gather_across_processes=False)
