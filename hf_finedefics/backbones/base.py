@@ -1,7 +1,7 @@
 """What Finedefics needs from a vision-language model family, in one small adapter per family.
 
 The trainer, the losses and the analyses only talk to a `VisionLanguageBackbone`; supporting a new family
-(Qwen2-VL, Idefics3, ...) means one new subclass registered with `register_backbone`, nothing else.
+(Qwen2-VL, InternVL, ...) means one new subclass registered with `register_backbone`, nothing else.
 """
 
 from __future__ import annotations
