@@ -1,0 +1,45 @@
+"""Step records: a step interrupted with the same settings keeps its output (training resumes from its checkpoints),
+one of other settings is discarded; the time-left estimate is measured."""
+
+from hf_finedefics.run_steps import FINGERPRINT_NAME, PlannedStep, RunClock, StepRecord, run_steps
+
+
+def _record(folder, **settings):
+    return StepRecord("stage II", folder / FINGERPRINT_NAME, {"stage2": settings}, (folder,))
+
+
+def test_an_interrupted_step_keeps_its_output_unless_its_settings_changed(tmp_path):
+    folder = tmp_path / "stage2"
+    _record(folder, learning_rate=1e-3).begin()
+    (folder / "checkpoint-1").mkdir()  # what an interrupted training leaves
+    again = _record(folder, learning_rate=1e-3)
+    assert not again.is_complete() and again.changes() == []
+    again.begin()
+    assert (folder / "checkpoint-1").is_dir()  # resumed from, not discarded
+    again.finish()
+    assert _record(folder, learning_rate=1e-3).is_complete()
+    changed = _record(folder, learning_rate=2e-3)
+    assert not changed.is_complete() and changed.changes() == ["stage2.learning_rate: 0.001 -> 0.002"]
+    changed.begin()
+    assert not (folder / "checkpoint-1").exists() and not changed.is_complete()
+
+
+def test_the_estimate_uses_the_seconds_per_unit_measured_per_kind():
+    clock = RunClock()
+    clock.measure("train", 10.0, 100)
+    clock.measure("evaluate", 1.0, 100)
+    remaining = [PlannedStep("a", "train", 50, lambda: None), PlannedStep("b", "evaluate", 200, lambda: None)]
+    assert clock.seconds_left(remaining) == 5.0 + 2.0
+    # A kind not measured yet goes at the rate of everything measured so far.
+    assert clock.seconds_left([PlannedStep("c", "analyze", 20, lambda: None)]) == 20 * 11.0 / 200
+    assert RunClock().seconds_left(remaining) is None
+
+
+def test_run_steps_prints_one_line_per_step():
+    done, lines = [], []
+    steps = [
+        PlannedStep("first", "x", 1, lambda: done.append("first"), is_done=lambda: True),
+        PlannedStep("second", "x", 1, lambda: done.append("second")),
+    ]
+    run_steps(steps, lambda fraction, message: lines.append(message))
+    assert done == ["second"] and lines[0] == "first (done, skipped)" and lines[1].startswith("second (0:00:00")
