@@ -240,6 +240,10 @@ class FinedeficsRun:
     def _print_progress(self, fraction: float, message: str) -> None:
         print(f"[finedefics run {fraction:4.0%}] {message}", file=self._console, flush=True)
 
+    def _redraw_progress(self, fraction: float, message: str) -> None:
+        """The running step's line, brought up to date in place (a terminal's cursor-up and erase-line codes)."""
+        print(f"\x1b[F\x1b[K[finedefics run {fraction:4.0%}] {message}", file=self._console, flush=True)
+
     @cached_property
     def base_model(self) -> str:
         """The model every variant starts from, built (world pretraining) or fetched on first use."""
@@ -598,7 +602,10 @@ class FinedeficsRun:
         results: dict[str, Any] = {}
         log_path = self.output_dir / RUN_LOG_NAME
         with run_log(log_path) as self._console:
-            seconds = run_steps(self.plan(results), self._logged(self.progress))
+            # On a terminal the default display also keeps the running step's elapsed time and estimate current.
+            live = self.progress == self._print_progress and self._console.isatty()
+            update = self._redraw_progress if live else None
+            seconds = run_steps(self.plan(results), self._logged(self.progress), update)
         self._console = sys.stdout
         self.progress(1.0, f"done in {seconds:.0f} s (full log: {log_path})")
         return self._with_skipped(results)

@@ -21,6 +21,7 @@ import json
 import logging
 import shutil
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -155,31 +156,67 @@ class RunClock:
         rates = {kind: spent / done for kind, (spent, done) in self.measured.items() if done}
         return sum(step.cost * rates.get(step.kind, seconds / cost) for step in remaining)
 
-    def status(self, remaining: list[PlannedStep]) -> tuple[float | None, str]:
-        """The fraction of the run's time spent (None before anything is measured) and 'elapsed, ~left' text."""
+    def status(self, remaining: list[PlannedStep], running_since: float | None = None) -> tuple[float | None, str]:
+        """The fraction of the run's time spent (None before anything is measured) and 'elapsed, ~left' text;
+        `running_since`: when the first of `remaining` started (its estimate counts down)."""
         left = self.seconds_left(remaining)
         if left is None:
             return None, f"{_clock(self.elapsed)} elapsed"
+        if running_since is not None:
+            current = self.seconds_left(remaining[:1]) or 0.0
+            left += max(current - (time.perf_counter() - running_since), 0.0) - current
         fraction = self.elapsed / (self.elapsed + left) if self.elapsed + left else 1.0
         return fraction, f"{_clock(self.elapsed)} elapsed, ~{_clock(left)} left"
 
 
-def run_steps(steps: list[PlannedStep], progress: Callable[[float, str], None]) -> float:
-    """Run `steps` in order, one progress line each; returns the seconds taken."""
+@contextlib.contextmanager
+def _ticking(update: Callable[[], None] | None, every: float) -> Iterator[None]:
+    """Call `update` every `every` seconds in a thread while the block runs."""
+    if update is None:
+        yield
+        return
+    stop = threading.Event()
+
+    def tick() -> None:
+        while not stop.wait(every):
+            update()
+
+    thread = threading.Thread(target=tick, daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join()
+
+
+def run_steps(
+    steps: list[PlannedStep],
+    progress: Callable[[float, str], None],
+    update: Callable[[float, str], None] | None = None,
+    every: float = 1.0,
+) -> float:
+    """Run `steps` in order, one progress line each; `update`, if given, is called every `every` seconds while a
+    step runs with its line brought up to date (a terminal redraws the line in place). Returns the seconds taken."""
     clock = RunClock()
     pending = [step for step in steps if not step.is_done()]
     total_cost = sum(step.cost for step in pending) or 1.0
+
+    def line(step: PlannedStep, running_since: float | None = None) -> tuple[float, str]:
+        fraction, timing = clock.status(pending, running_since)
+        if step.record is not None and (changed := step.record.changes()):
+            keys = sorted({change.split(":", 1)[0] for change in changed})
+            timing = f"redone, changed: {', '.join(keys)}; {timing}"
+        return fraction if fraction is not None else _cost_fraction(pending, total_cost), f"{step.name} ({timing})"
+
     for step in steps:
         if not any(step is other for other in pending):
             progress(_cost_fraction(pending, total_cost), f"{step.name} (done, skipped)")
             continue
-        fraction, timing = clock.status(pending)
-        if step.record is not None and (changed := step.record.changes()):
-            keys = sorted({change.split(":", 1)[0] for change in changed})
-            timing = f"redone, changed: {', '.join(keys)}; {timing}"
-        progress(fraction if fraction is not None else _cost_fraction(pending, total_cost), f"{step.name} ({timing})")
+        progress(*line(step))
         started = time.perf_counter()
-        step.action()
+        with _ticking(update and (lambda step=step, started=started: update(*line(step, started))), every):
+            step.action()
         clock.measure(step.kind, time.perf_counter() - started, step.cost)
         pending = [other for other in pending if other is not step]
     return clock.elapsed

@@ -1,6 +1,8 @@
 """Step records: a step interrupted with the same settings keeps its output (training resumes from its checkpoints),
 one of other settings is discarded; the time-left estimate is measured."""
 
+import time
+
 from hf_finedefics.run_steps import FINGERPRINT_NAME, PlannedStep, RunClock, StepRecord, run_steps
 
 
@@ -43,3 +45,11 @@ def test_run_steps_prints_one_line_per_step():
     ]
     run_steps(steps, lambda fraction, message: lines.append(message))
     assert done == ["second"] and lines[0] == "first (done, skipped)" and lines[1].startswith("second (0:00:00")
+
+
+def test_a_running_step_is_redrawn_with_its_estimate_counting_down():
+    lines, updates = [], []
+    steps = [PlannedStep(name, "x", 1, lambda: time.sleep(0.3)) for name in ("first", "second")]
+    run_steps(steps, lambda fraction, message: lines.append(message), lambda f, m: updates.append(m), every=0.05)
+    assert len(lines) == 2 and lines[1].startswith("second (0:00:00 elapsed, ~0:00:00 left)")
+    assert any(m.startswith("first (") for m in updates) and any(m.startswith("second (") for m in updates)
