@@ -401,8 +401,7 @@ class FinedeficsRun:
     def stage_args(self, variant: str, stage: str) -> ContrastiveAlignmentConfig | InstructionTuningConfig:
         """The training config of one stage of a variant: the recipe's section, the run's seed and folders. A rerun
         resumes from the last complete checkpoint in its folder (`trainer.checkpoints.resume_checkpoint`)."""
-        # Metrics go to the run's log file, not redrawn bars (see `run_steps.run_log`).
-        values = {"report_to": "none", "disable_tqdm": True, **getattr(self.config, stage)}
+        values = {"report_to": "none", **getattr(self.config, stage)}
         values |= {"output_dir": str(self.stage_dir(variant, stage)), "seed": self.config.seed}
         if stage == "stage1":
             if variant == "contrastive_object_category":  # Table 3b: object<->category, no attribute text
@@ -563,7 +562,7 @@ class FinedeficsRun:
     def plan(self, results: dict[str, Any]) -> list[PlannedStep]:
         """The run's steps in order, each with its expected cost, its fingerprint record and its done test;
         evaluations fill `results`."""
-        steps = [PlannedStep("build the training data", "build", 0.2 * self._test_items, self.step_build)]
+        steps = [PlannedStep("build the training data", "build", None, self.step_build)]
         steps[0].record, steps[0].is_done = self.data_record, self._data_done
         if self.config.base_model == WORLD_BASE:
             cached = default_cache_dir() / "world" / world_key(self.synthetic, self.world) / WORLD_MARKER
@@ -589,7 +588,7 @@ class FinedeficsRun:
             steps.append(PlannedStep(f"{variant}: analyze", "analyze", cost, lambda v=variant: self.step_analyze(v)))
             steps[-1].record = self.analysis_record(variant)
             steps[-1].is_done = steps[-1].record.is_complete
-        steps.append(PlannedStep("tables", "tables", 0.0, lambda: self.step_tables(results)))
+        steps.append(PlannedStep("tables", "tables", None, lambda: self.step_tables(results)))
         steps[-1].record = self.tables_record()
         steps[-1].is_done = steps[-1].record.is_complete
         return steps

@@ -116,11 +116,12 @@ def recorded(record: StepRecord | None) -> Iterator[None]:
 
 @dataclass
 class PlannedStep:
-    """One line of the run: `cost` is its expected work in `kind` units (training examples, items scored...)."""
+    """One line of the run: `cost` is its expected work in `kind` units (training examples, items scored...); None
+    for a step whose work is not model work (data generation, tables): measured, but no yardstick for others."""
 
     name: str
     kind: str
-    cost: float
+    cost: float | None
     action: Callable[[], Any]
     record: StepRecord | None = None  # None: the step keeps its own cache (the world base)
     is_done: Callable[[], bool] = field(default=lambda: False)
@@ -144,29 +145,51 @@ class RunClock:
     def elapsed(self) -> float:
         return time.perf_counter() - self.started
 
-    def measure(self, kind: str, seconds: float, cost: float) -> None:
-        total_seconds, total_cost = self.measured.get(kind, (0.0, 0.0))
-        self.measured[kind] = (total_seconds + seconds, total_cost + cost)
+    def measure(self, kind: str, seconds: float, cost: float | None) -> None:
+        if cost:
+            total_seconds, total_cost = self.measured.get(kind, (0.0, 0.0))
+            self.measured[kind] = (total_seconds + seconds, total_cost + cost)
 
     def seconds_left(self, remaining: list[PlannedStep]) -> float | None:
+        """The time `remaining` should take at the rates measured so far (None before any)."""
         seconds = sum(spent for spent, _ in self.measured.values())
         cost = sum(cost for _, cost in self.measured.values())
         if not cost:
             return None
-        rates = {kind: spent / done for kind, (spent, done) in self.measured.items() if done}
-        return sum(step.cost * rates.get(step.kind, seconds / cost) for step in remaining)
+        rates = {kind: spent / done for kind, (spent, done) in self.measured.items()}
+        return sum((step.cost or 0.0) * rates.get(step.kind, seconds / cost) for step in remaining)
 
     def status(self, remaining: list[PlannedStep], running_since: float | None = None) -> tuple[float | None, str]:
-        """The fraction of the run's time spent (None before anything is measured) and 'elapsed, ~left' text;
-        `running_since`: when the first of `remaining` started (its estimate counts down)."""
+        """The fraction of the run's time spent (None while there is no estimate) and 'elapsed, ~left' text;
+        `running_since`: when the first of `remaining` started. A running step of a kind not measured yet is
+        estimated as its own progress bar goes (tqdm's estimate), else its estimate counts down."""
         left = self.seconds_left(remaining)
+        if running_since is not None and remaining:
+            current = None if remaining[0].kind in self.measured else _bar_seconds_left(running_since)
+            if current is None and (estimate := self.seconds_left(remaining[:1])) is not None:
+                current = max(estimate - (time.perf_counter() - running_since), 0.0)
+            rest = self.seconds_left(remaining[1:]) if any(step.cost for step in remaining[1:]) else 0.0
+            if current is not None and rest is None:
+                return None, f"{_clock(self.elapsed)} elapsed, ~{_clock(current)} left in this step"
+            left = None if current is None else current + rest
         if left is None:
             return None, f"{_clock(self.elapsed)} elapsed"
-        if running_since is not None:
-            current = self.seconds_left(remaining[:1]) or 0.0
-            left += max(current - (time.perf_counter() - running_since), 0.0) - current
         fraction = self.elapsed / (self.elapsed + left) if self.elapsed + left else 1.0
         return fraction, f"{_clock(self.elapsed)} elapsed, ~{_clock(left)} left"
+
+
+def _bar_seconds_left(since: float) -> float | None:
+    """What the oldest progress bar opened since `since` (a library's loop inside the running step, e.g. the
+    Trainer's steps) has left, at its own pace so far; its output goes to the run log, its pace is read here."""
+    from tqdm import tqdm
+
+    started = time.time() - (time.perf_counter() - since)
+    bars = [bar for bar in list(tqdm._instances) if getattr(bar, "start_t", 0) >= started and bar.total]
+    bars = [bar for bar in bars if bar.n > bar.initial]
+    if not bars:
+        return None
+    bar = min(bars, key=lambda bar: bar.start_t)
+    return (time.time() - bar.start_t) * (bar.total - bar.n) / (bar.n - bar.initial)
 
 
 @contextlib.contextmanager
@@ -200,7 +223,7 @@ def run_steps(
     step runs with its line brought up to date (a terminal redraws the line in place). Returns the seconds taken."""
     clock = RunClock()
     pending = [step for step in steps if not step.is_done()]
-    total_cost = sum(step.cost for step in pending) or 1.0
+    total_cost = sum(step.cost or 0.0 for step in pending) or 1.0
 
     def line(step: PlannedStep, running_since: float | None = None) -> tuple[float, str]:
         fraction, timing = clock.status(pending, running_since)
@@ -223,7 +246,7 @@ def run_steps(
 
 
 def _cost_fraction(pending: list[PlannedStep], total_cost: float) -> float:
-    return 1.0 - sum(step.cost for step in pending) / total_cost
+    return 1.0 - sum(step.cost or 0.0 for step in pending) / total_cost
 
 
 def _is_console_handler(handler: logging.Handler) -> bool:

@@ -1,7 +1,10 @@
 """Step records: a step interrupted with the same settings keeps its output (training resumes from its checkpoints),
 one of other settings is discarded; the time-left estimate is measured."""
 
+import io
 import time
+
+from tqdm import tqdm
 
 from hf_finedefics.run_steps import FINGERPRINT_NAME, PlannedStep, RunClock, StepRecord, run_steps
 
@@ -53,3 +56,16 @@ def test_a_running_step_is_redrawn_with_its_estimate_counting_down():
     run_steps(steps, lambda fraction, message: lines.append(message), lambda f, m: updates.append(m), every=0.05)
     assert len(lines) == 2 and lines[1].startswith("second (0:00:00 elapsed, ~0:00:00 left)")
     assert any(m.startswith("first (") for m in updates) and any(m.startswith("second (") for m in updates)
+
+
+def test_a_step_of_a_new_kind_is_estimated_from_its_own_progress_bar():
+    def train():
+        with tqdm(total=100, file=io.StringIO()) as bar:
+            bar.update(50)
+            time.sleep(0.3)
+            bar.update(50)
+
+    for action, estimated in ((train, True), (lambda: time.sleep(0.3), False)):
+        updates = []
+        run_steps([PlannedStep("train", "t", 1, action)], lambda f, m: None, lambda f, m, u=updates: u.append(m), 0.05)
+        assert updates and all(("left)" in m) == estimated for m in updates)
