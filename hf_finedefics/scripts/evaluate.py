@@ -111,8 +111,13 @@ class EvaluateArguments:
 
 def model_label(model: str) -> str:
     """A model's name in reports: its folder's name, or for a stage folder of `finedefics run`
-    (`<run>/<variant>/stage2`) its variant's ("<variant>-stage1" for a stage I adapter)."""
+    (`<run>/<variant>/stage2`) its variant's ("<variant>-stage1" for a stage I adapter); the cached world base
+    (a folder named by its hash) is "world-base"."""
+    from hf_finedefics.world.pretraining import MARKER as WORLD_MARKER
+
     path = Path(model.rstrip("/"))
+    if (path / WORLD_MARKER).is_file():
+        return "world-base"
     if path.name in ("stage1", "stage2") and path.parent.name:
         return path.parent.name + ("-stage1" if path.name == "stage1" else "")
     return path.name
