@@ -13,8 +13,10 @@ A run recipe is one YAML file whose sections are the configs of the individual c
     analysis: {...}     # AnalysisSettings
     world: {...}        # WorldPretrainingConfig, for base_model: world
 
-Every step writes into `output_dir` and is skipped when its output is complete, so an interrupted run picks
-up where it stopped (training resumes from its last checkpoint).
+Every step writes into `output_dir`, beside a fingerprint of what determines it (`run_steps`): a rerun skips the
+steps whose settings are unchanged, redoes a changed one and everything downstream, and picks up an interrupted one
+where it stopped (training resumes from its last checkpoint). The console gets one line per step; the libraries'
+output goes to `<output_dir>/run.log`.
 """
 
 from __future__ import annotations
@@ -48,7 +50,16 @@ from .evaluation.open_set import DEFAULT_SIMILARITY_MODEL, OPEN_SET
 from .evaluation.report import comparison_table, mean_accuracies, read_summaries
 from .evaluation.runner import MULTIPLE_CHOICE, SCORER_NAMES, TASKS
 from .recipe_sections import parse_section, require_at_least_one
-from .run_steps import FINGERPRINT_NAME, RUN_LOG_NAME, PlannedStep, StepRecord, recorded, run_log, run_steps
+from .run_steps import (
+    FINGERPRINT_NAME,
+    RUN_LOG_NAME,
+    PlannedStep,
+    StepRecord,
+    fingerprint,
+    recorded,
+    run_log,
+    run_steps,
+)
 from .trainer.checkpoints import is_finished_save
 from .trainer.contrastive_alignment_config import ContrastiveAlignmentConfig
 from .trainer.contrastive_alignment_trainer import train_stage1
@@ -85,6 +96,7 @@ STAGE1_OF = {
     "stage1_only": "finedefics",
 }
 STAGE_TITLES = {"stage1": "stage I", "stage2": "stage II"}
+TRAINING_SETS = ("triples", "instructions")  # the configs of a built dataset folder that stage I and II read
 WORLD_BASE = "world"
 EMBEDDED_RECIPE = "default.yaml"
 TESTING_PREFIX = "testing:"
@@ -293,9 +305,9 @@ class FinedeficsRun:
     def data_fingerprint(self) -> str:
         if self.data_record is not None:
             return self.data_record.fingerprint
-        card = self.data_dir / "README.md"
+        card = self.data_dir / "README.md"  # a folder built earlier: its path and its card (configs, sizes)
         digest = hashlib.sha256(card.read_bytes()).hexdigest() if card.is_file() else None
-        return StepRecord("data", card, {"folder": str(self.data_dir.resolve()), "card": digest}).fingerprint
+        return fingerprint({"folder": str(self.data_dir.resolve()), "card": digest})
 
     @cached_property
     def model_settings(self) -> dict[str, Any]:
@@ -531,20 +543,22 @@ class FinedeficsRun:
             (self.output_dir / "table3.json").write_text(json.dumps(mean_accuracies(results), indent=2) + "\n")
 
     # Expected costs, in examples trained / items scored (the progress estimate's weights)
-    def _rows(self, config_name: str) -> int:
+    @cached_property
+    def _training_rows(self) -> dict[str, int]:
+        """Rows of the stage I and stage II training sets (before the build: the synthetic world's size, one triple
+        and two instructions per training image)."""
         if (self.data_dir / "README.md").is_file():
-            return load_dataset(str(self.data_dir), config_name, split="train").num_rows
+            return {name: load_dataset(str(self.data_dir), name, split="train").num_rows for name in TRAINING_SETS}
         synthetic = self.synthetic
-        # Before the build: the synthetic world's size (one triple, two instructions per training image).
         images = synthetic.num_categories * synthetic.train_per_category if synthetic else 1000
-        return images * (1 if config_name == "triples" else 2)
+        return {"triples": images, "instructions": 2 * images}
 
     def _training_cost(self, variant: str, stage: str) -> float:
         args = self.stage_args(STAGE1_OF[variant] if stage == "stage1" else variant, stage)
         per_step = args.per_device_train_batch_size * args.gradient_accumulation_steps
         steps = args.max_steps
         if steps <= 0:
-            rows = self._rows("triples" if stage == "stage1" else "instructions")
+            rows = self._training_rows["triples" if stage == "stage1" else "instructions"]
             steps = math.ceil(args.num_train_epochs * math.ceil(rows / per_step))
         # Stage I encodes each image with its category, its description and their negatives.
         return steps * per_step * (4 if stage == "stage1" else 1)
