@@ -30,7 +30,7 @@ import os
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from functools import cached_property
+from functools import cached_property, partial
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -576,39 +576,40 @@ class FinedeficsRun:
     def plan(self, results: dict[str, Any]) -> list[PlannedStep]:
         """The run's steps in order, each with its expected cost, its fingerprint record and its done test;
         evaluations fill `results`."""
-        steps = [PlannedStep("build the training data", "build", None, self.step_build)]
-        steps[0].record, steps[0].is_done = self.data_record, self._data_done
+        steps = [
+            PlannedStep("build the training data", "build", None, self.step_build, self.data_record, self._data_done)
+        ]
         if self.config.base_model == WORLD_BASE:
-            cached = default_cache_dir() / "world" / world_key(self.synthetic, self.world) / WORLD_MARKER
             cost = self.world.max_steps * self.world.batch_size
-            steps.append(PlannedStep("world pretraining of the base model (cached)", "world", cost, self._world))
-            steps[-1].is_done = lambda: cached.is_file() and not self.config.rebuild_world
+            name = "world pretraining of the base model (cached)"
+            steps.append(PlannedStep(name, "world", cost, self._world, is_done=self._world_cached))
         for variant in self.config.variants:
             for stage, title in STAGE_TITLES.items():
                 name = STAGE1_OF.get(variant) if stage == "stage1" else variant
                 if self.trains(variant, stage) and f"{name}: {title}" not in {step.name for step in steps}:
-                    train = getattr(self, f"step_{stage}")
-                    cost = self._training_cost(variant, stage)
-                    steps.append(PlannedStep(f"{name}: {title}", stage, cost, lambda t=train, v=name: t(v)))
-                    steps[-1].record = self.stage_record(name, stage)
-                    steps[-1].is_done = lambda v=name, stage=stage: self._finished(v, stage)
+                    train, record = partial(getattr(self, f"step_{stage}"), name), self.stage_record(name, stage)
+                    cost, is_done = self._training_cost(variant, stage), partial(self._finished, name, stage)
+                    steps.append(PlannedStep(f"{name}: {title}", stage, cost, train, record, is_done))
         for variant in self.config.variants:
-            evaluate = lambda v=variant: results.__setitem__(v, self.step_evaluate(v))  # noqa: E731
-            steps.append(PlannedStep(f"{variant}: evaluate", "evaluate", self._evaluation_cost(), evaluate))
-            steps[-1].record = self.evaluation_record(variant)
-            steps[-1].is_done = steps[-1].record.is_complete
+            evaluate, record = partial(self._evaluate_into, results, variant), self.evaluation_record(variant)
+            steps.append(PlannedStep(f"{variant}: evaluate", "evaluate", self._evaluation_cost(), evaluate, record))
         for variant in (variant for variant in self.analysis.variants if variant in self.config.variants):
-            cost = self._test_items * len(self.analysis.analyses)
-            steps.append(PlannedStep(f"{variant}: analyze", "analyze", cost, lambda v=variant: self.step_analyze(v)))
-            steps[-1].record = self.analysis_record(variant)
-            steps[-1].is_done = steps[-1].record.is_complete
-        steps.append(PlannedStep("tables", "tables", None, lambda: self.step_tables(results)))
-        steps[-1].record = self.tables_record()
-        steps[-1].is_done = steps[-1].record.is_complete
+            cost, record = self._test_items * len(self.analysis.analyses), self.analysis_record(variant)
+            steps.append(
+                PlannedStep(f"{variant}: analyze", "analyze", cost, partial(self.step_analyze, variant), record)
+            )
+        steps.append(PlannedStep("tables", "tables", None, partial(self.step_tables, results), self.tables_record()))
         return steps
 
     def _world(self) -> None:
         self.base_model  # noqa: B018 (pretrains the world base on first use)
+
+    def _world_cached(self) -> bool:
+        key = world_key(self.synthetic, self.world)
+        return (default_cache_dir() / "world" / key / WORLD_MARKER).is_file() and not self.config.rebuild_world
+
+    def _evaluate_into(self, results: dict[str, Any], variant: str) -> None:
+        results[variant] = self.step_evaluate(variant)
 
     def run(self) -> dict[str, Any]:
         """Every step of the recipe, one console line each; the libraries' own output goes to `run.log`."""

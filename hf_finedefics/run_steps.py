@@ -124,7 +124,12 @@ class PlannedStep:
     cost: float | None
     action: Callable[[], Any]
     record: StepRecord | None = None  # None: the step keeps its own cache (the world base)
-    is_done: Callable[[], bool] = field(default=lambda: False)
+    is_done: Callable[[], bool] | None = None  # default: its record is complete
+
+    def done(self) -> bool:
+        if self.is_done is not None:
+            return self.is_done()
+        return self.record is not None and self.record.is_complete()
 
 
 def _clock(seconds: float) -> str:
@@ -222,7 +227,7 @@ def run_steps(
     """Run `steps` in order, one progress line each; `update`, if given, is called every `every` seconds while a
     step runs with its line brought up to date (a terminal redraws the line in place). Returns the seconds taken."""
     clock = RunClock()
-    pending = [step for step in steps if not step.is_done()]
+    pending = [step for step in steps if not step.done()]
     total_cost = sum(step.cost or 0.0 for step in pending) or 1.0
 
     def line(step: PlannedStep, running_since: float | None = None) -> tuple[float, str]:
