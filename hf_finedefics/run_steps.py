@@ -8,8 +8,8 @@ step whose recorded fingerprint is complete and equal to the current one, resume
 same fingerprint, and discards and redoes one whose fingerprint changed; a changed step changes the fingerprints
 of every step downstream of it, which are then redone too.
 
-While the run works, the console shows one line per step (cost-weighted percentage, elapsed time, a time-left
-estimate measured as the run goes); everything the libraries print or log (bars, metric dicts, warnings) goes to
+While the run works, the console shows one line per step (the share of the run's time spent, elapsed time, a
+time-left estimate measured as the run goes; on a terminal the running step's line is kept current); everything the libraries print or log (bars, metric dicts, warnings) goes to
 the run's log file instead (`RUN_LOG_NAME`, appended across reruns).
 """
 
@@ -97,11 +97,9 @@ class StepRecord:
         self._write(complete=True)
 
     def _write(self, complete: bool) -> None:
-        from . import __version__
-
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        record = {"fingerprint": self.fingerprint, "complete": complete, "version": __version__}
-        self.path.write_text(json.dumps({**record, "settings": self.settings}, indent=1, default=str) + "\n")
+        record = {"fingerprint": self.fingerprint, "complete": complete, "settings": self.settings}
+        self.path.write_text(json.dumps(record, indent=1, default=str) + "\n")
 
 
 @contextlib.contextmanager
@@ -233,8 +231,9 @@ def run_steps(
     def line(step: PlannedStep, running_since: float | None = None) -> tuple[float, str]:
         fraction, timing = clock.status(pending, running_since)
         if step.record is not None and (changed := step.record.changes()):
-            keys = sorted({change.split(":", 1)[0] for change in changed})
-            timing = f"redone, changed: {', '.join(keys)}; {timing}"
+            keys = list(dict.fromkeys(change.split(":", 1)[0] for change in changed))
+            shown = ", ".join(keys[:3]) + (f" and {len(keys) - 3} more" if len(keys) > 3 else "")
+            timing = f"redone, changed: {shown}; {timing}"
         return fraction if fraction is not None else _cost_fraction(pending, total_cost), f"{step.name} ({timing})"
 
     for step in steps:
