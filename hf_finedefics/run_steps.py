@@ -276,8 +276,8 @@ def run_log(path: Path) -> Iterator[TextIO]:
             root.removeHandler(handler)
             stack.callback(root.addHandler, handler)
         # Libraries that log through their own console handler (transformers, datasets) do not reach root.
-        for name in list(logging.root.manager.loggerDict):
-            for handler in getattr(logging.getLogger(name), "handlers", []):
+        for each in list(logging.root.manager.loggerDict.values()):
+            for handler in each.handlers if isinstance(each, logging.Logger) else []:
                 if _is_console_handler(handler):
                     stack.callback(handler.setStream, handler.setStream(log))
         handler = logging.StreamHandler(log)
@@ -306,4 +306,9 @@ def run_log(path: Path) -> Iterator[TextIO]:
                 stack.callback(enable)
         stack.enter_context(contextlib.redirect_stdout(log))
         stack.enter_context(contextlib.redirect_stderr(log))
-        yield console
+        try:
+            yield console
+        except Exception:
+            logger.exception("The run stopped:")
+            print(f"finedefics run stopped; its full log: {path}", file=console)
+            raise

@@ -1,12 +1,15 @@
 """Step records: a step interrupted with the same settings keeps its output (training resumes from its checkpoints),
 one of other settings is discarded; the time-left estimate is measured."""
 
+import contextlib
 import io
+import logging
 import time
 
+import pytest
 from tqdm import tqdm
 
-from hf_finedefics.run_steps import FINGERPRINT_NAME, PlannedStep, RunClock, StepRecord, run_steps
+from hf_finedefics.run_steps import FINGERPRINT_NAME, PlannedStep, RunClock, StepRecord, run_log, run_steps
 
 
 def _record(folder, **settings):
@@ -69,3 +72,22 @@ def test_a_step_of_a_new_kind_is_estimated_from_its_own_progress_bar():
         updates = []
         run_steps([PlannedStep("train", "t", 1, action)], lambda f, m: None, lambda f, m, u=updates: u.append(m), 0.05)
         assert updates and all(("left)" in m) == estimated for m in updates)
+
+
+def test_the_run_log_takes_library_output_and_the_error_that_stopped_a_run(tmp_path):
+    console = io.StringIO()
+    with (
+        contextlib.redirect_stdout(console),
+        pytest.raises(RuntimeError, match="boom"),
+        run_log(tmp_path / "run.log") as shown,
+    ):
+        print("a metric dict")
+        logging.getLogger("transformers").warning("a library warning")
+        print("a progress line", file=shown)
+        raise RuntimeError("boom")
+    log = (tmp_path / "run.log").read_text()
+    assert "a metric dict" in log and "a library warning" in log and "RuntimeError: boom" in log
+    assert console.getvalue().splitlines() == [
+        "a progress line",
+        f"finedefics run stopped; its full log: {tmp_path / 'run.log'}",
+    ]
