@@ -102,8 +102,10 @@ EMBEDDED_RECIPE = "default.yaml"
 TESTING_PREFIX = "testing:"
 # The generated world's name in reports and folders (its registry entry: "Synthetic critters").
 SYNTHETIC = "synthetic"
-# Training settings that place or show a run but do not change what it learns: left out of its fingerprint.
-NOT_FINGERPRINTED = ("output_dir", "logging_dir", "stage1_adapter", "disable_tqdm", "report_to")
+# Training settings that place, show, save or publish a run but do not change what it learns: left out of its
+# fingerprint (the stage I adapter is in it as stage I's own fingerprint).
+NOT_FINGERPRINTED = ("output_dir", "stage1_adapter", "disable_tqdm", "report_to", "push_to_hub")
+NOT_FINGERPRINTED_PREFIXES = ("logging_", "save_", "hub_")
 
 Progress = Callable[[float, str], None]
 
@@ -316,7 +318,11 @@ class FinedeficsRun:
 
     def stage_record(self, variant: str, stage: str) -> StepRecord:
         variant = STAGE1_OF[variant] if stage == "stage1" else variant
-        args = {k: v for k, v in self.stage_args(variant, stage).to_dict().items() if k not in NOT_FINGERPRINTED}
+        args = {
+            key: value
+            for key, value in self.stage_args(variant, stage).to_dict().items()
+            if key not in NOT_FINGERPRINTED and not key.startswith(NOT_FINGERPRINTED_PREFIXES)
+        }
         upstream = {"data": self.data_fingerprint}
         if stage == "stage2" and variant in STAGE1_OF:
             upstream["stage1"] = self.stage_record(variant, "stage1").fingerprint

@@ -174,6 +174,20 @@ def test_a_changed_stage2_setting_reruns_stage2_evaluation_and_analysis_only(tin
         run_pipeline(tmp_path / "recipe.yaml", progress=lambda f, m: None, output_dir=str(run))
 
 
+def test_a_stage_fingerprint_counts_defaults_and_what_changes_learning_only(tmp_path):
+    def fingerprint(stage2, model=None):
+        recipe = tmp_path / "recipe.yaml"
+        changed = {"stage2": {**SMALL_RECIPE["stage2"], **stage2}, "model": {**SMALL_RECIPE["model"], **(model or {})}}
+        recipe.write_text(yaml.safe_dump({**SMALL_RECIPE, **changed}))
+        return FinedeficsRun(load_run_config(recipe)).stage_record("finedefics", "stage2").fingerprint
+
+    default = fingerprint({})
+    assert fingerprint({"learning_rate": 2e-4}) == default  # the default, written out
+    assert fingerprint({"logging_steps": 1, "save_strategy": "no", "report_to": "none"}) == default
+    assert fingerprint({"learning_rate": 1e-3}) != default
+    assert fingerprint({}, model={"lora_dropout": 0.3}) != default
+
+
 def test_unknown_recipe_key_is_named(tmp_path):
     recipe = tmp_path / "recipe.yaml"
     recipe.write_text(yaml.safe_dump({**SMALL_RECIPE, "stage1": {"learning_rat": 1e-3}}))
