@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import math
 from abc import ABC, abstractmethod
+from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 import torch
@@ -190,23 +192,35 @@ class LikelihoodScorer(MultipleChoiceScorer):
         return results
 
 
-def encode_answered_questions(
-    processor: Any, turns: list[tuple[Image.Image | None, str, str]]
-) -> tuple[Any, list[int]]:
-    """Right-padded model inputs of single-turn chats (image or None, question, answer), rendered exactly as stage II
-    trains them, and the number of answer tokens (the answer and the end of the turn) ending each sequence."""
+def render_answered_question(processor: Any, with_image: bool, question: str, answer: str) -> tuple[str, int]:
+    """One single-turn chat rendered exactly as stage II trains it, and the number of answer tokens (the answer and
+    the end of the turn) that end it."""
     from ..trainer.instruction_tuning_trainer import prompt_completion
 
+    content = [{"type": "image"}] if with_image else []
+    messages = [
+        {"role": "user", "content": [*content, {"type": "text", "text": question}]},
+        {"role": "assistant", "content": [{"type": "text", "text": answer}]},
+    ]
+    rendered = prompt_completion(processor, messages)
+    answer_length = len(processor.tokenizer(rendered["completion"], add_special_tokens=False)["input_ids"])
+    return rendered["prompt"] + rendered["completion"], answer_length
+
+
+def encode_answered_questions(
+    processor: Any,
+    turns: list[tuple[Image.Image | None, str, str]],
+    render: Callable[[bool, str, str], tuple[str, int]] | None = None,
+) -> tuple[Any, list[int]]:
+    """Right-padded model inputs of single-turn chats (image or None, question, answer), rendered exactly as stage II
+    trains them, and the number of answer tokens ending each sequence. `render(with_image, question, answer)`
+    replaces `render_answered_question` (e.g. a memoised one, for a pretraining loop that repeats its questions)."""
+    render = render or partial(render_answered_question, processor)
     texts, pictures, answer_lengths = [], [], []
     for image, question, answer in turns:
-        content = [{"type": "image"}] if image is not None else []
-        messages = [
-            {"role": "user", "content": [*content, {"type": "text", "text": question}]},
-            {"role": "assistant", "content": [{"type": "text", "text": answer}]},
-        ]
-        rendered = prompt_completion(processor, messages)
-        texts.append(rendered["prompt"] + rendered["completion"])
-        answer_lengths.append(len(processor.tokenizer(rendered["completion"], add_special_tokens=False)["input_ids"]))
+        text, answer_length = render(image is not None, question, answer)
+        texts.append(text)
+        answer_lengths.append(answer_length)
         pictures.append([image] if image is not None else [])
     inputs = processor(
         text=texts,

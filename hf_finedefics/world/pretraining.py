@@ -17,6 +17,8 @@ import os
 import shutil
 import time
 import warnings
+from collections.abc import Callable
+from functools import lru_cache, partial
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +29,7 @@ from transformers import AutoModelForImageTextToText, Idefics2Config
 
 from dataset_builders.sources.synthetic import SyntheticFGVRConfig, synthetic_categories
 
-from ..evaluation.scoring import encode_answered_questions
+from ..evaluation.scoring import encode_answered_questions, render_answered_question
 from .config import WorldPretrainingConfig
 from .data import WorldExample, WorldExamples, draw_world_images, pairs_image_with_name
 from .tokenization import idefics2_processor
@@ -104,14 +106,18 @@ def build_world_model(processor: Any, synthetic: SyntheticFGVRConfig, world: Wor
     return model
 
 
-def encode_examples(processor: Any, examples: list[WorldExample], images: list) -> dict[str, torch.Tensor]:
-    """Model inputs with labels on the answers only (the whole prompt, image tokens included, is masked)."""
+def encode_examples(
+    processor: Any, examples: list[WorldExample], images: list, render: Callable | None = None
+) -> dict[str, torch.Tensor]:
+    """Model inputs with labels on the answers only (the whole prompt, image tokens included, is masked); `render`:
+    see `encode_answered_questions`."""
     inputs, answer_lengths = encode_answered_questions(
         processor,
         [
             (images[example.image] if example.image is not None else None, example.question, example.answer)
             for example in examples
         ],
+        render,
     )
     labels = torch.full_like(inputs["input_ids"], -100)
     for row, (length, answer_length) in enumerate(zip(inputs["attention_mask"].sum(1).tolist(), answer_lengths)):
@@ -194,6 +200,8 @@ def pretrain_world(
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         step, losses, spreads = state["step"], state["losses"], state.get("spreads", {})
+    # The same questions and captions recur every few steps: render each chat once.
+    render = lru_cache(maxsize=None)(partial(render_answered_question, processor))
     model.train()
     with tqdm(total=world.max_steps, initial=step, desc="World pretraining", unit="step", disable=not progress) as bar:
         while step < world.max_steps:
@@ -206,7 +214,7 @@ def pretrain_world(
             loss = 0.0
             for bucket in length_buckets(batch):
                 # Each bucket is padded to its own longest sequence; weighted by its share of the batch.
-                bucket_loss = per_example_loss(model, encode_examples(processor, bucket, images)) * len(bucket)
+                bucket_loss = per_example_loss(model, encode_examples(processor, bucket, images, render)) * len(bucket)
                 (bucket_loss / len(batch)).backward()
                 loss += bucket_loss.item() / len(batch)
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
