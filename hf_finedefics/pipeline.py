@@ -25,7 +25,6 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cached_property
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -36,12 +35,12 @@ from dataset_builders import BuildConfig, build_dataset
 from dataset_builders.build import build_synthetic_dataset
 from dataset_builders.sources.synthetic import SyntheticFGVRConfig
 
-from .analysis.runner import ANALYSES
+from .analysis.names import ANALYSES
 from .collators import ATTRIBUTE_COLUMNS
-from .evaluation.open_set import DEFAULT_SIMILARITY_MODEL, OPEN_SET
+from .evaluation.names import DEFAULT_SIMILARITY_MODEL, MULTIPLE_CHOICE, OPEN_SET, SCORER_NAMES, TASKS
 from .evaluation.report import comparison_table, mean_accuracies
-from .evaluation.runner import MULTIPLE_CHOICE, SCORER_NAMES, TASKS
 from .recipe_sections import parse_section, require_at_least_one
+from .run_config import VARIANTS, WORLD_BASE, RunConfig, embedded_recipe_path
 from .trainer.checkpoints import is_finished_save
 from .trainer.contrastive_alignment_config import ContrastiveAlignmentConfig
 from .trainer.contrastive_alignment_trainer import train_stage1
@@ -50,16 +49,6 @@ from .trainer.instruction_tuning_trainer import train_stage2
 from .trainer.model_config import FinedeficsModelConfig
 from .world import WorldPretrainingConfig, ensure_world_base
 
-# Table 3 and 6b: (a) open-set-only fine-tuning, (b) the contrastive ablation, (c) one stage; 6b: each stage alone.
-VARIANTS = (
-    "zero_shot",
-    "open_set_only",
-    "instruction_tuning",
-    "contrastive_object_category",
-    "finedefics",
-    "one_stage",
-    "stage1_only",
-)
 VARIANT_TITLES = {
     "zero_shot": "Zero-shot (base model)",
     "open_set_only": "Fine-tune on open-set data only (3a)",
@@ -75,8 +64,6 @@ STAGE1_OF = {
     "finedefics": "finedefics",
     "stage1_only": "finedefics",
 }
-WORLD_BASE = "world"
-EMBEDDED_RECIPE = "default.yaml"
 TESTING_PREFIX = "testing:"
 
 Progress = Callable[[float, str], None]
@@ -133,58 +120,6 @@ class AnalysisSettings:
         if unknown := set(self.variants) - set(VARIANTS):
             raise ValueError(f"Unknown variants {sorted(unknown)}; choose from {', '.join(VARIANTS)}.")
         require_at_least_one(self, "tsne_max_per_class")
-
-
-@dataclass
-class RunConfig:
-    output_dir: str = field(default="finedefics-default", metadata={"help": "Where every step writes."})
-    base_model: str = field(
-        default="HuggingFaceM4/idefics2-8b",
-        metadata={
-            "help": "Hub id or folder of the base VLM; `world` pretrains (once, then cached) a small MLLM of the "
-            "synthetic world (the embedded default, nothing to download); `testing:<architecture>` builds a small "
-            "randomly initialised checkpoint in-process."
-        },
-    )
-    seed: int = field(default=0, metadata={"help": "Seed of data generation, training and option shuffling."})
-    variants: list[str] = field(
-        default_factory=lambda: list(VARIANTS), metadata={"help": f"Table 3 variants to run: {', '.join(VARIANTS)}."}
-    )
-    data: dict[str, Any] = field(
-        default_factory=dict,
-        metadata={
-            "help": "`synthetic: {...}` (generated), `build: {...}` (build-dataset options) or `dataset: folder` "
-            "(already built)."
-        },
-    )
-    model: dict[str, Any] = field(default_factory=dict, metadata={"help": "FinedeficsModelConfig."})
-    stage1: dict[str, Any] = field(default_factory=dict, metadata={"help": "ContrastiveAlignmentConfig."})
-    stage2: dict[str, Any] = field(default_factory=dict, metadata={"help": "InstructionTuningConfig."})
-    evaluation: dict[str, Any] = field(default_factory=dict, metadata={"help": "EvaluationSettings."})
-    analysis: dict[str, Any] = field(default_factory=dict, metadata={"help": "AnalysisSettings."})
-    world: dict[str, Any] = field(
-        default_factory=dict, metadata={"help": "WorldPretrainingConfig, for `base_model: world`."}
-    )
-    rebuild_world: bool = field(
-        default=False, metadata={"help": "Pretrain the world base again even if it is cached."}
-    )
-
-    def __post_init__(self):
-        unknown = set(self.variants) - set(VARIANTS)
-        if unknown:
-            raise ValueError(f"Unknown variants {sorted(unknown)}; choose from {list(VARIANTS)}.")
-        if len(set(self.data) & {"synthetic", "build", "dataset"}) != 1 or set(self.data) - {
-            "synthetic",
-            "build",
-            "dataset",
-        }:
-            raise ValueError(
-                f"The recipe's data section needs exactly one of synthetic, build, dataset; got {sorted(self.data)}."
-            )
-        if self.base_model == WORLD_BASE and "synthetic" not in self.data:
-            raise ValueError(
-                "base_model: world is pretrained on the synthetic world: it needs data: {synthetic: ...}."
-            )
 
 
 def load_run_config(recipe: str | os.PathLike | None = None, **overrides: Any) -> RunConfig:
@@ -433,11 +368,6 @@ class FinedeficsRun:
         (self.output_dir / "table3.md").write_text(table + "\n")
         (self.output_dir / "table3.json").write_text(json.dumps(mean_accuracies(results), indent=2) + "\n")
         return results
-
-
-def embedded_recipe_path() -> Path:
-    """The embedded default recipe shipped in the package (`recipes/tiny/config_run.yaml` links to it)."""
-    return Path(str(resources.files("hf_finedefics.data.recipes").joinpath(EMBEDDED_RECIPE)))
 
 
 def resolution_note(results: dict[str, dict[str, dict[str, Any]]]) -> str:
