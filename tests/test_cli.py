@@ -105,3 +105,12 @@ def test_user_mistakes_are_one_line(tmp_path):
         f"finedefics evaluate: error: imagefolder has no shipped option file and {tmp_path / 'images'}/options_test.json"
         " does not exist: pass --options_files imagefolder=PATH, or --clip_model to build one."
     ]
+
+
+def test_a_data_dir_without_the_dataset_folder_names_the_flag_to_use(tmp_path):
+    """`--data_dir` holds one folder per dataset: given the dataset's own folder, the error says what to pass."""
+    with pytest.raises(FileNotFoundError, match=r"does not exist: --data_dir ROOT holds each dataset as ROOT/<name>.*"
+                       r"--source_dirs synthetic=PATH"):  # fmt: skip
+        finedefics(
+            ["evaluate", "--model_name_or_path", "unused", "--sources", "synthetic", "--data_dir", str(tmp_path)]
+        )
