@@ -4,8 +4,9 @@ imported on the way.
     python benchmarks/cli_help.py                 # every command, best of 3 runs each
     python benchmarks/cli_help.py --repeats 5 demo evaluate
 
-Each run is a fresh `python -m hf_finedefics.cli <command> --help` process, so the numbers include the
-interpreter's start-up, as a user's shell sees them.
+Each run is a fresh interpreter calling `hf_finedefics.cli.main([<command>, "--help"])`, so the numbers include
+its start-up, as a user's shell sees them. It imports the `hf_finedefics` that `python` finds (PYTHONPATH, else the
+installed package), not the current directory's: compare two checkouts with `PYTHONPATH=<checkout>`.
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ def time_help(command: str) -> tuple[float, list[str]]:
     argv = [command, "--help"] if command else ["--help"]
     start = time.perf_counter()
     result = subprocess.run(
-        [sys.executable, "-c", PROBE.format(argv=argv)],
+        [sys.executable, "-P", "-c", PROBE.format(argv=argv)],  # -P: not the current directory's package
         capture_output=True,
         text=True,
         check=True,
