@@ -15,7 +15,7 @@ from transformers import ProcessorMixin
 
 from dataset_builders.prompts import ATTRIBUTE_GENERATION_INSTRUCTION, OPEN_SET_QUESTION
 
-from .embeddings import tokenize_texts
+from .embeddings import adds_special_tokens, special_token_ids, tokenize_texts
 
 # Columns of the `triples` config that stage I reads.
 TRIPLE_COLUMNS = ("image", "attribute", "category", "neg_attributes", "neg_categories")
@@ -149,9 +149,15 @@ class ContrastiveAlignmentCollator:
     def _generation_inputs(self, rows: Sequence[dict[str, Any]]) -> dict[str, torch.Tensor]:
         prompts, answers = zip(*(self._conversation(row) for row in rows))
         images = [[row["image"].convert("RGB")] for row in rows]
-        processed = self.processor(text=list(prompts), images=images, padding=True, return_tensors="pt")
+        processed = self.processor(
+            text=list(prompts),
+            images=images,
+            padding=True,
+            add_special_tokens=adds_special_tokens(self.tokenizer, prompts),
+            return_tensors="pt",
+        )
         answer_ids = self.tokenizer(list(answers), add_special_tokens=False)["input_ids"]
-        special = set(self.tokenizer.all_special_ids)
+        special = special_token_ids(self.tokenizer)
         pad_id = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else self.eos_token_id
         sequences, labels = [], []
         for prompt_ids, prompt_mask, answer in zip(processed["input_ids"], processed["attention_mask"], answer_ids):

@@ -13,18 +13,24 @@ A run recipe is one YAML file whose sections are the configs of the individual c
     analysis: {...}     # AnalysisSettings
     world: {...}        # WorldPretrainingConfig, for base_model: world
 
-Every step writes into `output_dir` and is skipped when its output is complete, so an interrupted run picks
-up where it stopped (training resumes from its last checkpoint).
+Every step writes into `output_dir`, beside a fingerprint of what determines it (`run_steps`): a rerun skips the
+steps whose settings are unchanged, redoes a changed one and everything downstream, and picks up an interrupted one
+where it stopped (training resumes from its last checkpoint). The console gets one line per step; the libraries'
+output goes to `<output_dir>/run.log`.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
 import json
 import logging
+import math
 import os
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from functools import cached_property
+from functools import cached_property, partial
 from pathlib import Path
 from typing import Any
 
@@ -35,19 +41,33 @@ from dataset_builders import BuildConfig, build_dataset
 from dataset_builders.build import build_synthetic_dataset
 from dataset_builders.sources.synthetic import SyntheticFGVRConfig
 
+from . import __version__
 from .analysis.names import ANALYSES
 from .collators import ATTRIBUTE_COLUMNS
+from .evaluation.items import DATASETS
 from .evaluation.names import DEFAULT_SIMILARITY_MODEL, MULTIPLE_CHOICE, OPEN_SET, SCORER_NAMES, TASKS
-from .evaluation.report import comparison_table, mean_accuracies
+from .evaluation.report import comparison_table, mean_accuracies, read_summaries
 from .recipe_sections import parse_section, require_at_least_one
 from .run_config import VARIANTS, WORLD_BASE, RunConfig, embedded_recipe_path
+from .run_steps import (
+    FINGERPRINT_NAME,
+    RUN_LOG_NAME,
+    PlannedStep,
+    StepRecord,
+    fingerprint,
+    recorded,
+    run_log,
+    run_steps,
+)
 from .trainer.checkpoints import is_finished_save
 from .trainer.contrastive_alignment_config import ContrastiveAlignmentConfig
 from .trainer.contrastive_alignment_trainer import train_stage1
 from .trainer.instruction_tuning_config import InstructionTuningConfig
 from .trainer.instruction_tuning_trainer import train_stage2
 from .trainer.model_config import FinedeficsModelConfig
-from .world import WorldPretrainingConfig, ensure_world_base
+from .world import WorldPretrainingConfig, ensure_world_base, world_key
+from .world.pretraining import MARKER as WORLD_MARKER
+from .world.pretraining import default_cache_dir
 
 VARIANT_TITLES = {
     "zero_shot": "Zero-shot (base model)",
@@ -64,7 +84,15 @@ STAGE1_OF = {
     "finedefics": "finedefics",
     "stage1_only": "finedefics",
 }
+STAGE_TITLES = {"stage1": "stage I", "stage2": "stage II"}
+TRAINING_SETS = ("triples", "instructions")  # the configs of a built dataset folder that stage I and II read
 TESTING_PREFIX = "testing:"
+# The generated world's name in reports and folders (its registry entry: "Synthetic critters").
+SYNTHETIC = "synthetic"
+# Training settings that place, show, save or publish a run but do not change what it learns: left out of its
+# fingerprint (the stage I adapter is in it as stage I's own fingerprint).
+NOT_FINGERPRINTED = ("output_dir", "stage1_adapter", "disable_tqdm", "report_to", "push_to_hub")
+NOT_FINGERPRINTED_PREFIXES = ("logging_", "save_", "hub_")
 
 Progress = Callable[[float, str], None]
 
@@ -138,12 +166,14 @@ def resolve_base_model(base_model: str) -> str:
 
 
 class FinedeficsRun:
-    """The steps of one run; each `step_*` is idempotent."""
+    """The steps of one run; each `step_*` is idempotent: skipped when its output was made with the same settings
+    (see `run_steps`), redone when they changed."""
 
     def __init__(self, config: RunConfig, progress: Progress | None = None):
         self.config = config
         self.output_dir = Path(config.output_dir)
-        self.progress = progress or (lambda fraction, message: print(f"[finedefics run {fraction:4.0%}] {message}"))
+        self.progress = progress or self._print_progress
+        self._console = sys.stdout
         # Every section is checked here, before any work: a typo in stage2 must not surface after the data build and
         # stage I, nor hide behind a stage a finished earlier run lets this one skip.
         self.evaluation = parse_section(EvaluationSettings, config.evaluation, "evaluation")
@@ -155,6 +185,13 @@ class FinedeficsRun:
             for stage in ("stage1", "stage2"):
                 if self.trains(variant, stage):
                     self.stage_args(variant, stage)
+
+    def _print_progress(self, fraction: float, message: str) -> None:
+        print(f"[finedefics run {fraction:4.0%}] {message}", file=self._console, flush=True)
+
+    def _redraw_progress(self, fraction: float, message: str) -> None:
+        """The running step's line, brought up to date in place (a terminal's cursor-up and erase-line codes)."""
+        print(f"\x1b[F\x1b[K[finedefics run {fraction:4.0%}] {message}", file=self._console, flush=True)
 
     @cached_property
     def base_model(self) -> str:
@@ -180,6 +217,88 @@ class FinedeficsRun:
             return str(self.stage_dir(STAGE1_OF[variant], "stage1"))
         return str(self.stage_dir(variant, "stage2"))
 
+    # What determines each step (its fingerprint; see `run_steps`)
+    def _settings(self, **sections: Any) -> dict[str, Any]:
+        return {**sections, "seed": self.config.seed, "version": __version__}
+
+    @cached_property
+    def base_model_identity(self) -> str:
+        """The base model as its fingerprints name it: the world's cache key, a folder's path or a Hub id."""
+        if self.config.base_model == WORLD_BASE:
+            return f"{WORLD_BASE}:{world_key(self.synthetic, self.world)}"
+        folder = Path(self.config.base_model)
+        return str(folder.resolve()) if folder.is_dir() else self.config.base_model
+
+    @cached_property
+    def data_record(self) -> StepRecord | None:
+        config = self._data_config()
+        if config is None:  # a folder built earlier, never written to
+            return None
+        values = {k: v for k, v in dataclasses.asdict(config).items() if k not in ("output_dir", "api_key")}
+        discard = (self.data_dir, self.output_dir / "source") if self.synthetic else (self.data_dir,)
+        return StepRecord("data", self.data_dir / FINGERPRINT_NAME, self._settings(data=values), discard)
+
+    @cached_property
+    def data_fingerprint(self) -> str:
+        if self.data_record is not None:
+            return self.data_record.fingerprint
+        card = self.data_dir / "README.md"  # a folder built earlier: its path and its card (configs, sizes)
+        digest = hashlib.sha256(card.read_bytes()).hexdigest() if card.is_file() else None
+        return fingerprint({"folder": str(self.data_dir.resolve()), "card": digest})
+
+    @cached_property
+    def model_settings(self) -> dict[str, Any]:
+        values = dataclasses.asdict(self._model_args(self.config.base_model))
+        return {**values, "model_name_or_path": self.base_model_identity}
+
+    def stage_record(self, variant: str, stage: str) -> StepRecord:
+        variant = STAGE1_OF[variant] if stage == "stage1" else variant
+        args = {
+            key: value
+            for key, value in self.stage_args(variant, stage).to_dict().items()
+            if key not in NOT_FINGERPRINTED and not key.startswith(NOT_FINGERPRINTED_PREFIXES)
+        }
+        upstream = {"data": self.data_fingerprint}
+        if stage == "stage2" and variant in STAGE1_OF:
+            upstream["stage1"] = self.stage_record(variant, "stage1").fingerprint
+        folder = self.stage_dir(variant, stage)
+        discard = (folder, Path(f"{folder}-stage1-merged")) if "stage1" in upstream else (folder,)
+        settings = self._settings(model=self.model_settings, **{stage: args}, upstream=upstream)
+        title = STAGE_TITLES[stage]
+        return StepRecord(f"{variant}: {title}", folder / FINGERPRINT_NAME, settings, discard)
+
+    def model_fingerprint(self, variant: str) -> str:
+        """What a variant's evaluated model is: the base, or the fingerprint of the stage that trained it last."""
+        if variant == "zero_shot":
+            return self.base_model_identity
+        return self.stage_record(variant, "stage1" if variant == "stage1_only" else "stage2").fingerprint
+
+    def evaluation_record(self, variant: str) -> StepRecord:
+        evaluation = self.output_dir / "evaluation"
+        settings = self._settings(
+            evaluation=dataclasses.asdict(self.evaluation),
+            model=self.model_settings,
+            upstream={"model": self.model_fingerprint(variant), "data": self.data_fingerprint},
+        )
+        folders = (evaluation / "predictions" / variant, evaluation / "summaries" / variant)
+        return StepRecord(f"{variant}: evaluate", folders[0] / FINGERPRINT_NAME, settings, folders)
+
+    def analysis_record(self, variant: str) -> StepRecord:
+        folder = self.output_dir / "analysis" / variant
+        analysis = {k: v for k, v in dataclasses.asdict(self.analysis).items() if k != "variants"}
+        upstream = {
+            "model": self.model_fingerprint(variant),
+            "evaluation": self.evaluation_record(variant).fingerprint,
+        }
+        settings = self._settings(analysis=analysis, model=self.model_settings, upstream=upstream)
+        return StepRecord(f"{variant}: analyze", folder / FINGERPRINT_NAME, settings, (folder,))
+
+    def tables_record(self) -> StepRecord:
+        evaluations = {variant: self.evaluation_record(variant).fingerprint for variant in self.config.variants}
+        return StepRecord(
+            "tables", self.output_dir / f"table3.{FINGERPRINT_NAME}", self._settings(upstream=evaluations)
+        )
+
     # Data
     def _data_config(self) -> SyntheticFGVRConfig | BuildConfig | None:
         """The data section's config: synthetic generation, a build, or None for an already built folder."""
@@ -199,16 +318,21 @@ class FinedeficsRun:
         config = self._data_config()
         return config if isinstance(config, SyntheticFGVRConfig) else None
 
+    def _data_done(self) -> bool:
+        built = (self.data_dir / "README.md").is_file()
+        return built and (self.data_record is None or self.data_record.is_complete())
+
     def step_build(self) -> None:
-        if (self.data_dir / "README.md").is_file():
+        if self._data_done():
             return
         if "dataset" in self.config.data:
             raise FileNotFoundError(f"data.dataset {self.data_dir} is not a dataset folder built by build-dataset.")
-        config = self._data_config()
-        if isinstance(config, SyntheticFGVRConfig):
-            build_synthetic_dataset(config, self.data_dir, self.output_dir / "source")
-        else:
-            build_dataset(config)
+        with recorded(self.data_record):
+            config = self._data_config()
+            if isinstance(config, SyntheticFGVRConfig):
+                build_synthetic_dataset(config, self.data_dir, self.output_dir / "source")
+            else:
+                build_dataset(config)
 
     def triples(self, without_attributes: bool) -> Dataset:
         triples = load_dataset(str(self.data_dir), "triples", split="train")
@@ -246,9 +370,9 @@ class FinedeficsRun:
 
     def _finished(self, variant: str, stage: str) -> bool:
         output_dir = self.stage_dir(variant, stage)
-        if is_finished_save(output_dir):
+        if is_finished_save(output_dir) and self.stage_record(variant, stage).is_complete():
             return True
-        if (output_dir / "adapter_config.json").is_file():
+        if (output_dir / "adapter_config.json").is_file() and not is_finished_save(output_dir):
             logger.warning("%s holds an unfinished save (interrupted): training %s again.", output_dir, stage)
         return False
 
@@ -256,15 +380,17 @@ class FinedeficsRun:
         variant = STAGE1_OF[variant]
         if self._finished(variant, "stage1"):
             return
-        triples = self.triples(without_attributes=variant == "contrastive_object_category")
-        train_stage1(self._model_args(), self.stage_args(variant, "stage1"), triples)
+        with recorded(self.stage_record(variant, "stage1")):
+            triples = self.triples(without_attributes=variant == "contrastive_object_category")
+            train_stage1(self._model_args(), self.stage_args(variant, "stage1"), triples)
 
     def step_stage2(self, variant: str) -> None:
         if self._finished(variant, "stage2"):
             return
-        instructions = load_dataset(str(self.data_dir), "instructions", split="train")
-        auxiliary = self.triples(without_attributes=False) if variant == "one_stage" else None
-        train_stage2(self._model_args(), self.stage_args(variant, "stage2"), instructions, auxiliary)
+        with recorded(self.stage_record(variant, "stage2")):
+            instructions = load_dataset(str(self.data_dir), "instructions", split="train")
+            auxiliary = self.triples(without_attributes=False) if variant == "one_stage" else None
+            train_stage2(self._model_args(), self.stage_args(variant, "stage2"), instructions, auxiliary)
 
     # Evaluation and analysis
     def evaluation_items(self) -> tuple[dict[str, list], dict[str, str]]:
@@ -272,8 +398,8 @@ class FinedeficsRun:
 
         if self.synthetic is not None:
             source = self.output_dir / "source"
-            items = load_mc_items("imagefolder", source, source / "options_test.json")
-            return {"imagefolder": items}, {"imagefolder": self.synthetic.superclass}
+            items = load_mc_items(SYNTHETIC, source, source / "options_test.json")
+            return {SYNTHETIC: items}, {SYNTHETIC: self.synthetic.superclass}
         if not self.evaluation.datasets or self.evaluation.data_dir is None:
             raise ValueError("Set evaluation.datasets and evaluation.data_dir for built (non-synthetic) data.")
         root = Path(self.evaluation.data_dir)
@@ -283,25 +409,33 @@ class FinedeficsRun:
         """{scorer: {dataset: summary}}, the open-set summaries under ``open_set``."""
         from .evaluation import evaluate_model, evaluate_open_set
 
-        items, superclasses = self.evaluation_items()
-        model, processor = self._model_args().load(model_name_or_path=self.model_dir(variant))
-        common = {
-            "model_name": variant,
-            "batch_size": self.evaluation.batch_size,
-            "max_new_tokens": self.evaluation.max_new_tokens,
-            "superclasses": superclasses,
-        }
         output_dir = self.output_dir / "evaluation"
-        results = {}
-        if MULTIPLE_CHOICE in self.evaluation.tasks:
-            scorers = tuple(self.evaluation.scorers)
-            results = evaluate_model(
-                model.eval(), processor, items, output_dir, scorers=scorers, seed=self.config.seed, **common
-            )
-        if OPEN_SET in self.evaluation.tasks:
-            results[OPEN_SET] = evaluate_open_set(
-                model.eval(), processor, items, output_dir, similarity_model=self.evaluation.similarity_model, **common
-            )
+        if self.evaluation_record(variant).is_complete():
+            return read_summaries(output_dir).get(variant, {})
+        with recorded(self.evaluation_record(variant)):
+            items, superclasses = self.evaluation_items()
+            model, processor = self._model_args().load(model_name_or_path=self.model_dir(variant))
+            common = {
+                "model_name": variant,
+                "batch_size": self.evaluation.batch_size,
+                "max_new_tokens": self.evaluation.max_new_tokens,
+                "superclasses": superclasses,
+            }
+            results = {}
+            if MULTIPLE_CHOICE in self.evaluation.tasks:
+                scorers = tuple(self.evaluation.scorers)
+                results = evaluate_model(
+                    model.eval(), processor, items, output_dir, scorers=scorers, seed=self.config.seed, **common
+                )
+            if OPEN_SET in self.evaluation.tasks:
+                results[OPEN_SET] = evaluate_open_set(
+                    model.eval(),
+                    processor,
+                    items,
+                    output_dir,
+                    similarity_model=self.evaluation.similarity_model,
+                    **common,
+                )
         return results
 
     def analysis_splits(self) -> dict[str, tuple[Dataset, Dataset]]:
@@ -309,12 +443,8 @@ class FinedeficsRun:
         from dataset_builders import load_source
 
         if self.synthetic is not None:
-            source, superclass = str(self.output_dir / "source"), self.synthetic.superclass
-            return {
-                "imagefolder": tuple(
-                    load_source("imagefolder", source, split, superclass) for split in ("test", "train")
-                )
-            }
+            source = str(self.output_dir / "source")
+            return {SYNTHETIC: tuple(load_source(SYNTHETIC, source, split) for split in ("test", "train"))}
         root = Path(self.evaluation.data_dir)
         return {
             name: (load_source(name, str(root / name), "test"), load_source(name, str(root / name), "train"))
@@ -325,49 +455,128 @@ class FinedeficsRun:
         from .analysis import run_analysis
         from .evaluation.runner import predictions_path
 
-        splits = self.analysis_splits()
-        if all((self.output_dir / "analysis" / variant / name / "report.json").is_file() for name in splits):
+        if self.analysis_record(variant).is_complete():
             return
-        model, processor = self._model_args().load(model_name_or_path=self.model_dir(variant))
-        for name, (test, train) in splits.items():
-            predictions = predictions_path(self.output_dir / "evaluation", variant, name, self.evaluation.scorers[0])
-            run_analysis(
-                model.eval(),
-                processor,
-                test,
-                self.output_dir / "analysis" / variant / name,
-                analyses=self.analysis.analyses,
-                probe_train_dataset=train,
-                predictions=predictions if predictions.is_file() else None,
-                tsne_max_per_class=self.analysis.tsne_max_per_class,
-                seed=self.config.seed,
-                title=f"{VARIANT_TITLES[variant]}, {name}",
+        with recorded(self.analysis_record(variant)):
+            splits = self.analysis_splits()
+            model, processor = self._model_args().load(model_name_or_path=self.model_dir(variant))
+            for name, (test, train) in splits.items():
+                scorer = self.evaluation.scorers[0]
+                predictions = predictions_path(self.output_dir / "evaluation", variant, name, scorer)
+                run_analysis(
+                    model.eval(),
+                    processor,
+                    test,
+                    self.output_dir / "analysis" / variant / name,
+                    analyses=self.analysis.analyses,
+                    probe_train_dataset=train,
+                    predictions=predictions if predictions.is_file() else None,
+                    tsne_max_per_class=self.analysis.tsne_max_per_class,
+                    seed=self.config.seed,
+                    title=f"{VARIANT_TITLES[variant]}, {DATASETS[name].display_name if name in DATASETS else name}",
+                )
+
+    def step_tables(self, results: dict[str, Any]) -> None:
+        results = self._with_skipped(results)
+        with recorded(self.tables_record()):
+            table = comparison_table(results, VARIANT_TITLES) + "\n\n" + resolution_note(results)
+            (self.output_dir / "table3.md").write_text(table + "\n")
+            (self.output_dir / "table3.json").write_text(json.dumps(mean_accuracies(results), indent=2) + "\n")
+
+    # Expected costs, in examples trained / items scored (the progress estimate's weights)
+    @cached_property
+    def _training_rows(self) -> dict[str, int]:
+        """Rows of the stage I and stage II training sets (before the build: the synthetic world's size, one triple
+        and two instructions per training image)."""
+        if (self.data_dir / "README.md").is_file():
+            return {name: load_dataset(str(self.data_dir), name, split="train").num_rows for name in TRAINING_SETS}
+        synthetic = self.synthetic
+        images = synthetic.num_categories * synthetic.train_per_category if synthetic else 1000
+        return {"triples": images, "instructions": 2 * images}
+
+    def _training_cost(self, variant: str, stage: str) -> float:
+        args = self.stage_args(STAGE1_OF[variant] if stage == "stage1" else variant, stage)
+        per_step = args.per_device_train_batch_size * args.gradient_accumulation_steps
+        steps = args.max_steps
+        if steps <= 0:
+            rows = self._training_rows["triples" if stage == "stage1" else "instructions"]
+            steps = math.ceil(args.num_train_epochs * math.ceil(rows / per_step))
+        # Stage I encodes each image with its category, its description and their negatives.
+        return steps * per_step * (4 if stage == "stage1" else 1)
+
+    @cached_property
+    def _test_items(self) -> int:
+        if self.synthetic is not None:
+            return self.synthetic.num_categories * self.synthetic.test_per_category
+        return sum(len(items) for items in self.evaluation_items()[0].values())
+
+    def _evaluation_cost(self) -> float:
+        passes = len(self.evaluation.scorers) if MULTIPLE_CHOICE in self.evaluation.tasks else 0
+        return self._test_items * (passes + (OPEN_SET in self.evaluation.tasks))
+
+    def plan(self, results: dict[str, Any]) -> list[PlannedStep]:
+        """The run's steps in order, each with its expected cost, its fingerprint record and its done test;
+        evaluations fill `results`."""
+        steps = [
+            PlannedStep("build the training data", "build", None, self.step_build, self.data_record, self._data_done)
+        ]
+        if self.config.base_model == WORLD_BASE:
+            cost = self.world.max_steps * self.world.batch_size
+            name = "world pretraining of the base model (cached)"
+            steps.append(PlannedStep(name, "world", cost, self._world, is_done=self._world_cached))
+        for variant in self.config.variants:
+            for stage, title in STAGE_TITLES.items():
+                name = STAGE1_OF.get(variant) if stage == "stage1" else variant
+                if self.trains(variant, stage) and f"{name}: {title}" not in {step.name for step in steps}:
+                    train, record = partial(getattr(self, f"step_{stage}"), name), self.stage_record(name, stage)
+                    cost, is_done = self._training_cost(variant, stage), partial(self._finished, name, stage)
+                    steps.append(PlannedStep(f"{name}: {title}", stage, cost, train, record, is_done))
+        for variant in self.config.variants:
+            evaluate, record = partial(self._evaluate_into, results, variant), self.evaluation_record(variant)
+            steps.append(PlannedStep(f"{variant}: evaluate", "evaluate", self._evaluation_cost(), evaluate, record))
+        for variant in (variant for variant in self.analysis.variants if variant in self.config.variants):
+            cost, record = self._test_items * len(self.analysis.analyses), self.analysis_record(variant)
+            steps.append(
+                PlannedStep(f"{variant}: analyze", "analyze", cost, partial(self.step_analyze, variant), record)
             )
+        steps.append(PlannedStep("tables", "tables", None, partial(self.step_tables, results), self.tables_record()))
+        return steps
+
+    def _world(self) -> None:
+        self.base_model  # noqa: B018 (pretrains the world base on first use)
+
+    def _world_cached(self) -> bool:
+        key = world_key(self.synthetic, self.world)
+        return (default_cache_dir() / "world" / key / WORLD_MARKER).is_file() and not self.config.rebuild_world
+
+    def _evaluate_into(self, results: dict[str, Any], variant: str) -> None:
+        results[variant] = self.step_evaluate(variant)
 
     def run(self) -> dict[str, Any]:
-        variants = self.config.variants
-        steps: list[tuple[str, Callable[[], Any]]] = [("build the training data", self.step_build)]
-        if self.config.base_model == WORLD_BASE:
-            steps.append(("world pretraining of the base model (cached)", lambda: self.base_model))
-        for variant in variants:
-            if self.trains(variant, "stage1"):
-                steps.append((f"{variant}: stage I", lambda v=variant: self.step_stage1(v)))
-            if self.trains(variant, "stage2"):
-                steps.append((f"{variant}: stage II", lambda v=variant: self.step_stage2(v)))
+        """Every step of the recipe, one console line each; the libraries' own output goes to `run.log`."""
         results: dict[str, Any] = {}
-        for variant in variants:
-            steps.append((f"{variant}: evaluate", lambda v=variant: results.__setitem__(v, self.step_evaluate(v))))
-        for variant in self.analysis.variants:
-            if variant in variants:
-                steps.append((f"{variant}: analyze", lambda v=variant: self.step_analyze(v)))
-        for index, (message, step) in enumerate(steps):
-            self.progress(index / len(steps), message)
-            step()
-        self.progress(1.0, "done")
-        table = comparison_table(results, VARIANT_TITLES) + "\n\n" + resolution_note(results)
-        (self.output_dir / "table3.md").write_text(table + "\n")
-        (self.output_dir / "table3.json").write_text(json.dumps(mean_accuracies(results), indent=2) + "\n")
-        return results
+        log_path = self.output_dir / RUN_LOG_NAME
+        with run_log(log_path) as self._console:
+            # On a terminal the default display also keeps the running step's elapsed time and estimate current.
+            live = self.progress == self._print_progress and self._console.isatty()
+            update = self._redraw_progress if live else None
+            seconds = run_steps(self.plan(results), self._logged(self.progress), update)
+        self._console = sys.stdout
+        self.progress(1.0, f"done in {seconds:.0f} s (full log: {log_path})")
+        return self._with_skipped(results)
+
+    def _with_skipped(self, results: dict[str, Any]) -> dict[str, Any]:
+        """`results` completed with the evaluations a rerun skipped, as they were written."""
+        written = read_summaries(self.output_dir / "evaluation")
+        return {variant: results.get(variant) or written.get(variant, {}) for variant in self.config.variants}
+
+    @staticmethod
+    def _logged(progress: Progress) -> Progress:
+        def both(fraction: float, message: str) -> None:
+            logger.info("[%3.0f%%] %s", 100 * fraction, message)
+            progress(fraction, message)
+
+        return both
 
 
 def resolution_note(results: dict[str, dict[str, dict[str, Any]]]) -> str:

@@ -23,32 +23,38 @@ from transformers import (
     CLIPConfig,
     CLIPModel,
     CLIPProcessor,
+    Gemma3Config,
+    Gemma3Processor,
     Idefics2Config,
     Idefics3Config,
     Idefics3Processor,
     LlavaConfig,
+    LlavaOnevisionConfig,
     LlavaProcessor,
     Qwen2_5_VLConfig,
     Qwen3VLConfig,
 )
 from transformers.models.clip.image_processing_pil_clip import CLIPImageProcessorPil
+from transformers.models.gemma3.image_processing_pil_gemma3 import Gemma3ImageProcessorPil
 from transformers.models.idefics3.image_processing_pil_idefics3 import Idefics3ImageProcessorPil
+from transformers.models.llava_onevision.image_processing_pil_llava_onevision import LlavaOnevisionImageProcessorPil
 from transformers.models.qwen2_vl.image_processing_pil_qwen2_vl import Qwen2VLImageProcessorPil
 
 from .world.tokenization import LLAVA_CHAT_TEMPLATE, byte_level_tokenizer, idefics2_processor
 
-TinyArchitecture = Literal["idefics2", "llava", "idefics3"]
-TINY_ARCHITECTURES: tuple[TinyArchitecture, ...] = ("idefics2", "llava", "idefics3")
+TinyArchitecture = Literal["idefics2", "llava", "idefics3", "gemma3"]
+TINY_ARCHITECTURES: tuple[TinyArchitecture, ...] = ("idefics2", "llava", "idefics3", "gemma3")
 # Families whose processor cannot be built here: transformers loads Qwen's processor with its video processor,
 # which needs torchvision (not installable next to this CPU torch). Their folders hold the model, the tokenizer
 # (with the chat template) and the image processor; tests drive them below the processor.
-PROCESSORLESS_ARCHITECTURES = ("qwen2_5_vl", "qwen3_vl")
+PROCESSORLESS_ARCHITECTURES = ("qwen2_5_vl", "qwen3_vl", "llava_onevision")
 # The processor settings tests run each tiny architecture with: the paper's one whole image per sample, except
 # Idefics3, whose tiles stay on so tests cover tiles and `pixel_attention_mask` (its recipes turn them off).
 PAPER_PROCESSOR_KWARGS: dict[str, dict] = {
     "idefics2": {"do_image_splitting": False},
     "idefics3": {},
     "llava": {},
+    "gemma3": {},
     "clip": {},
 }
 
@@ -203,6 +209,82 @@ def _idefics3(output_dir: Path) -> None:
     processor.save_pretrained(output_dir)
 
 
+# The chat template of google/gemma-3-4b-it: the system prompt joins the first user turn; the assistant is "model".
+GEMMA3_CHAT_TEMPLATE = (
+    "{{ bos_token }}{%- if messages[0]['role'] == 'system' -%}{%- if messages[0]['content'] is string -%}"
+    "{%- set first_user_prefix = messages[0]['content'] + '\\n\\n' -%}{%- else -%}"
+    "{%- set first_user_prefix = messages[0]['content'][0]['text'] + '\\n\\n' -%}{%- endif -%}"
+    '{%- set loop_messages = messages[1:] -%}{%- else -%}{%- set first_user_prefix = "" -%}'
+    "{%- set loop_messages = messages -%}{%- endif -%}{%- for message in loop_messages -%}"
+    "{%- if (message['role'] == 'user') != (loop.index0 % 2 == 0) -%}"
+    '{{ raise_exception("Conversation roles must alternate user/assistant/user/assistant/...") }}{%- endif -%}'
+    "{%- if (message['role'] == 'assistant') -%}{%- set role = \"model\" -%}{%- else -%}"
+    "{%- set role = message['role'] -%}{%- endif -%}"
+    "{{ '<start_of_turn>' + role + '\\n' + (first_user_prefix if loop.first else \"\") }}"
+    "{%- if message['content'] is string -%}{{ message['content'] | trim }}"
+    "{%- elif message['content'] is iterable -%}{%- for item in message['content'] -%}"
+    "{%- if item['type'] == 'image' -%}{{ '<start_of_image>' }}{%- elif item['type'] == 'text' -%}"
+    "{{ item['text'] | trim }}{%- endif -%}{%- endfor -%}{%- else -%}{{ raise_exception(\"Invalid content type\") }}"
+    "{%- endif -%}{{ '<end_of_turn>\\n' }}{%- endfor -%}{%- if add_generation_prompt -%}{{'<start_of_turn>model\\n'}}"
+    "{%- endif -%}"
+)
+
+
+def _gemma3(output_dir: Path) -> None:
+    """Gemma 3 (google/gemma-3-4b-it's tokens and template; the tokenizer adds <bos> and so does the template, as the
+    real ones do): a 32 px image is 4x4 SigLIP patches, average-pooled 2x2 into mm_tokens_per_image = 4 soft tokens,
+    which the processor writes as "\\n\\n<start_of_image>" + 4 x <image_soft_token> + "<end_of_image>\\n\\n". Pan and
+    scan stays off (the default). One sliding-window layer and one global layer, like the real 5:1 pattern."""
+    tokenizer = byte_level_tokenizer(
+        ["<pad>", "<eos>", "<bos>", "<unk>", "<start_of_turn>", "<end_of_turn>"]
+        + ["<start_of_image>", "<end_of_image>", "<image_soft_token>"],
+        bos_token="<bos>",
+        eos_token="<eos>",
+        unk_token="<unk>",
+        pad_token="<pad>",
+        add_bos_token=True,
+        extra_special_tokens={
+            "boi_token": "<start_of_image>",
+            "eoi_token": "<end_of_image>",
+            "image_token": "<image_soft_token>",
+        },
+    )
+    mm_tokens_per_image = 4
+    processor = Gemma3Processor(
+        Gemma3ImageProcessorPil(size={"height": _IMAGE_SIZE, "width": _IMAGE_SIZE}),
+        tokenizer,
+        image_seq_length=mm_tokens_per_image,
+        chat_template=GEMMA3_CHAT_TEMPLATE,
+    )
+    text_config = _text_config("gemma3_text", len(tokenizer), tokenizer.pad_token_id, tokenizer.eos_token_id)
+    text_config.update(
+        bos_token_id=tokenizer.bos_token_id,
+        head_dim=16,
+        query_pre_attn_scalar=16,
+        sliding_window=8,
+        layer_types=["sliding_attention", "full_attention"],
+    )
+    config = Gemma3Config(
+        text_config=text_config,
+        vision_config=_vision_config(model_type="siglip_vision_model", vision_use_head=False),
+        mm_tokens_per_image=mm_tokens_per_image,
+        boi_token_index=tokenizer.boi_token_id,
+        eoi_token_index=tokenizer.eoi_token_id,
+        image_token_index=tokenizer.image_token_id,
+        tie_word_embeddings=False,
+    )
+    model = AutoModelForImageTextToText.from_config(config)
+    # transformers initialises the projection to zeros (every image would give the same tokens); a released
+    # checkpoint's is trained, so draw it like the other random weights.
+    torch.nn.init.normal_(
+        model.model.multi_modal_projector.mm_input_projection_weight, std=text_config["initializer_range"]
+    )
+    model.generation_config.eos_token_id = [tokenizer.eos_token_id, tokenizer.convert_tokens_to_ids("<end_of_turn>")]
+    model.generation_config.pad_token_id = tokenizer.pad_token_id
+    model.save_pretrained(output_dir)
+    processor.save_pretrained(output_dir)
+
+
 # The chat template of Qwen/Qwen2.5-VL-7B-Instruct.
 QWEN2_5_VL_CHAT_TEMPLATE = (
     "{% set image_count = namespace(value=0) %}{% set video_count = namespace(value=0) %}{% for message in messages %}"
@@ -321,6 +403,46 @@ def _qwen3_vl(output_dir: Path) -> None:
     _save_processorless(config, tokenizer, image_processor, output_dir)
 
 
+# The chat template of llava-hf/llava-onevision-qwen2-*-ov-hf (transformers' conversion script).
+LLAVA_ONEVISION_CHAT_TEMPLATE = (
+    "{% for message in messages %}{{'<|im_start|>' + message['role'] + '\\n'}}{# Render all images first #}"
+    "{% for content in message['content'] | selectattr('type', 'equalto', 'image') %}{{ '<image>\\n' }}{% endfor %}"
+    "{# Render all video then #}{% for content in message['content'] | selectattr('type', 'equalto', 'video') %}"
+    "{{ '<video>\\n' }}{% endfor %}{# Render all text next #}{% if message['role'] != 'assistant' %}"
+    "{% for content in message['content'] | selectattr('type', 'equalto', 'text') %}{{ content['text'] }}{% endfor %}"
+    "{% else %}{% for content in message['content'] | selectattr('type', 'equalto', 'text') %}{% generation %}"
+    "{{ content['text'] }}{% endgeneration %}{% endfor %}{% endif %}{{'<|im_end|>' + '\\n'}}{% endfor %}"
+    "{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}"
+)
+
+
+def _llava_onevision(output_dir: Path) -> None:
+    """LLaVA-OneVision (Qwen2 tokens, the converted checkpoints' template): a 32 px crop is 4x4 SigLIP patches, 16
+    tokens; anyres tiles an image on the best of the grid points (up to 4x4 crops of 32 px) and the model packs
+    the base image's 16 tokens, then the crops' unpadded token grid with `image_newline` closing each row; grids
+    over 9 crops' worth of tokens are interpolated down (`anyres_max_9`, the real setting)."""
+    tokenizer = byte_level_tokenizer(
+        ["<|endoftext|>", "<|im_start|>", "<|im_end|>", "<image>", "<video>"],
+        eos_token="<|im_end|>",
+        pad_token="<|endoftext|>",
+        extra_special_tokens={"image_token": "<image>", "video_token": "<video>"},
+        chat_template=LLAVA_ONEVISION_CHAT_TEMPLATE,
+    )
+    pinpoints = [[_IMAGE_SIZE * rows, _IMAGE_SIZE * cols] for rows in range(1, 5) for cols in range(1, 5)]
+    image_processor = LlavaOnevisionImageProcessorPil(
+        size={"height": _IMAGE_SIZE, "width": _IMAGE_SIZE}, image_grid_pinpoints=pinpoints
+    )
+    config = LlavaOnevisionConfig(
+        text_config=_text_config("qwen2", len(tokenizer), tokenizer.pad_token_id, tokenizer.eos_token_id),
+        vision_config=_vision_config(model_type="siglip_vision_model", vision_use_head=False),
+        image_token_index=tokenizer.convert_tokens_to_ids("<image>"),
+        video_token_index=tokenizer.convert_tokens_to_ids("<video>"),
+        image_grid_pinpoints=pinpoints,
+        tie_word_embeddings=False,
+    )
+    _save_processorless(config, tokenizer, image_processor, output_dir)
+
+
 def _clip(output_dir: Path) -> None:
     tokenizer = byte_level_tokenizer(
         ["<|endoftext|>", "<|startoftext|>"],
@@ -355,16 +477,22 @@ _BUILDERS = {
     "idefics2": _idefics2,
     "llava": _llava,
     "idefics3": _idefics3,
+    "gemma3": _gemma3,
     "qwen2_5_vl": _qwen2_5_vl,
     "qwen3_vl": _qwen3_vl,
+    "llava_onevision": _llava_onevision,
     "clip": _clip,
 }
 
 
+def tiny_architecture(checkpoint: str | os.PathLike) -> str:
+    """The architecture a tiny checkpoint folder was built as."""
+    return json.loads((Path(checkpoint) / _MARKER).read_text())["architecture"]
+
+
 def paper_processor_kwargs(checkpoint: str | os.PathLike) -> dict:
     """The `processor_kwargs` that give the paper's one whole image per sample for a tiny checkpoint folder."""
-    marker = json.loads((Path(checkpoint) / _MARKER).read_text())
-    return dict(PAPER_PROCESSOR_KWARGS.get(marker["architecture"], {}))
+    return dict(PAPER_PROCESSOR_KWARGS.get(tiny_architecture(checkpoint), {}))
 
 
 def create_tiny_checkpoint(

@@ -33,8 +33,8 @@ randomly initialised VLM can learn on CPU in minutes:
 
 Public API: :class:`SyntheticFGVRConfig`, :func:`generate_synthetic_fgvr` (a ``DatasetDict``),
 :func:`write_synthetic_fgvr` (imagefolder + metadata + option file on disk), :func:`synthetic_categories`,
-:func:`category_neighbours`, :func:`build_option_file`, :func:`describe_attributes`, :func:`draw_critter` and
-:func:`save_contact_sheet` (a PNG to look at the data).
+:func:`category_neighbours`, :func:`build_option_file`, :func:`describe_attributes`, :func:`describe_drawn_critter`,
+:func:`draw_critter` and :func:`save_contact_sheet` (a PNG to look at the data).
 """
 
 from __future__ import annotations
@@ -455,6 +455,15 @@ def describe_attributes(
     return " ".join([opening, *(sentences[i] for i in order)])
 
 
+def describe_drawn_critter(
+    attributes: dict[str, str], superclass: str, nuisance: dict[str, float], tone: float, rng: np.random.Generator
+) -> str:
+    """:func:`describe_attributes` of a critter drawn by :func:`draw_critter`: its place and background included."""
+    background = "dark gradient" if tone < 0.3 else "muted gradient" if tone < 0.45 else "bright gradient"
+    position = _position_phrase(nuisance["center_x"], nuisance["center_y"])
+    return describe_attributes(attributes, superclass, rng, position, background)
+
+
 def _features(categories: list[SyntheticCategory]) -> Features:
     return Features(
         {
@@ -478,15 +487,13 @@ def _split_rows(config: SyntheticFGVRConfig, categories: list[SyntheticCategory]
             image, nuisance, tone = draw_critter(config, category.attributes, rng)
             buffer = io.BytesIO()
             image.save(buffer, format="PNG")
-            background = "dark gradient" if tone < 0.3 else "muted gradient" if tone < 0.45 else "bright gradient"
-            position = _position_phrase(nuisance["center_x"], nuisance["center_y"])
             rows["image"].append({"bytes": buffer.getvalue(), "path": None})
             rows["label"].append(label)
             rows["category"].append(category.name)
             rows["superclass"].append(config.superclass)
             rows["attributes"].append(dict(category.attributes))
             rows["attribute_description"].append(
-                describe_attributes(category.attributes, config.superclass, rng, position, background)
+                describe_drawn_critter(category.attributes, config.superclass, nuisance, tone, rng)
             )
             rows["image_path"].append(f"{split}/{category.name}/{category.name}_{index:04d}.png")
             rows["nuisance"].append(nuisance)

@@ -9,6 +9,8 @@ import torch
 from tqdm.auto import tqdm
 from transformers import ProcessorMixin
 
+from ..embeddings import adds_special_tokens
+
 DESCRIPTION_PROMPT = "Give a brief description of distinguishing features of {class_name}"
 
 
@@ -37,7 +39,8 @@ def generate_category_descriptions(
             {"role": "user", "content": [{"type": "text", "text": DESCRIPTION_PROMPT.format(class_name=class_name)}]}
         ]
         prompt = processor.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
-        inputs = tokenizer([prompt], return_tensors="pt").to(device)
+        inputs = tokenizer([prompt], add_special_tokens=adds_special_tokens(tokenizer, [prompt]), return_tensors="pt")
+        inputs = inputs.to(device)
         texts = []
         while len(texts) < num_descriptions:
             count = min(batch_size, num_descriptions - len(texts))

@@ -1,7 +1,7 @@
 """What Finedefics needs from a vision-language model family, in one small adapter per family.
 
 The trainer, the losses and the analyses only talk to a `VisionLanguageBackbone`; supporting a new family
-(Qwen2-VL, Idefics3, ...) means one new subclass registered with `register_backbone`, nothing else.
+(Qwen2-VL, InternVL, ...) means one new subclass registered with `register_backbone`, nothing else.
 """
 
 from __future__ import annotations
@@ -111,7 +111,8 @@ class VisionLanguageBackbone:
         """Extra LLM-layer inputs for object sequences (visual tokens, then EOS, right-padded): `visual_mask` marks
         the visual tokens, `attention_mask` every real token. Families whose LLM places image tokens in a special
         way (Qwen's 3D M-RoPE positions) return it here, so a visual-token-only sequence sees what it sees in a
-        prompt; the default 1D positions 0..n-1 are right for the others."""
+        prompt; the default 1D positions 0..n-1 are right for the others. An `attention_mask` returned here replaces
+        the padding mask in the LLM call (Gemma 3's bidirectional image block)."""
         return {}
 
     def multimodal_forward_inputs(

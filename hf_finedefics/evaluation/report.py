@@ -260,15 +260,20 @@ def summary_path(output_dir: str | os.PathLike, model: str, dataset: str, scorer
     return Path(output_dir) / "summaries" / model / f"{dataset}.{scorer}.json"
 
 
+def read_summaries(output_dir: str | os.PathLike) -> dict[str, dict[str, dict[str, dict[str, Any]]]]:
+    """Every summary written under `output_dir`, as ``{model: {scorer: {dataset: summary}}}``."""
+    summaries: dict[str, dict[str, dict[str, dict[str, Any]]]] = defaultdict(lambda: defaultdict(dict))
+    for path in sorted((Path(output_dir) / "summaries").glob("*/*.json")):
+        dataset, scorer = path.stem.rsplit(".", 1)
+        summaries[path.parent.name][scorer][dataset] = json.loads(path.read_text(encoding="utf-8"))
+    return {model: dict(by_scorer) for model, by_scorer in summaries.items()}
+
+
 def write_report(output_dir: str | os.PathLike) -> tuple[Path, Path]:
     """Collect every summary under `output_dir` (all models evaluated there) into report.json / report.md (and
     the open-set per-class tables)."""
     output_dir = Path(output_dir)
-    summaries: dict[str, dict[str, dict[str, dict[str, Any]]]] = defaultdict(lambda: defaultdict(dict))
-    for path in sorted((output_dir / "summaries").glob("*/*.json")):
-        dataset, scorer = path.stem.rsplit(".", 1)
-        summaries[path.parent.name][scorer][dataset] = json.loads(path.read_text(encoding="utf-8"))
-    report, markdown = build_report(summaries)
+    report, markdown = build_report(read_summaries(output_dir))
     json_path, markdown_path = output_dir / "report.json", output_dir / "report.md"
     json_path.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
     markdown_path.write_text(markdown, encoding="utf-8")

@@ -33,6 +33,7 @@ from dataset_builders.prompts import (
 )
 from dataset_builders.registry import get_spec
 
+from ..embeddings import adds_special_tokens
 from .parsing import foci_choice, parse_choice
 
 # Generation budget per protocol (FOCI generates 10 new tokens).
@@ -95,7 +96,12 @@ class MultipleChoiceScorer(ABC):
     def _encode(self, images: list[Image.Image], chats: list[str]):
         # Left padding puts every prompt's last token at position -1 and lets generation continue from it.
         inputs = self.processor(
-            text=chats, images=[[image] for image in images], padding=True, padding_side="left", return_tensors="pt"
+            text=chats,
+            images=[[image] for image in images],
+            padding=True,
+            padding_side="left",
+            add_special_tokens=adds_special_tokens(self.processor.tokenizer, chats),
+            return_tensors="pt",
         )
         return inputs.to(self.model.device).to(self.model.dtype)
 

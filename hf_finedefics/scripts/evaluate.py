@@ -100,10 +100,24 @@ class EvaluateArguments:
         require_at_least_one(self, "batch_size", *(["max_new_tokens"] if self.max_new_tokens is not None else []))
 
 
+def model_label(model: str) -> str:
+    """A model's name in reports: its folder's name, or for a stage folder of `finedefics run`
+    (`<run>/<variant>/stage2`) its variant's ("<variant>-stage1" for a stage I adapter); the cached world base
+    (a folder named by its hash) is "world-base"."""
+    from hf_finedefics.world.pretraining import MARKER as WORLD_MARKER
+
+    path = Path(model.rstrip("/"))
+    if (path / WORLD_MARKER).is_file():
+        return "world-base"
+    if path.name in ("stage1", "stage2") and path.parent.name:
+        return path.parent.name + ("-stage1" if path.name == "stage1" else "")
+    return path.name
+
+
 def _default_model_name(args: EvaluateArguments, model_args: FinedeficsModelConfig) -> str:
-    name = Path(model_args.model_name_or_path.rstrip("/")).name
+    name = model_label(model_args.model_name_or_path)
     if args.adapter:
-        name += "+" + Path(args.adapter.rstrip("/")).name
+        name += "+" + model_label(args.adapter)
     return name
 
 

@@ -69,6 +69,17 @@ class InstructionTuningConfig(AttributeAugmentedLossConfig, SFTConfig):
     warmup_steps: float = field(default=60, metadata={"help": "Linear warm-up steps (or ratio if < 1)."})
     weight_decay: float = field(default=0.01, metadata={"help": "Weight decay."})
     num_train_epochs: float = field(default=1.0, metadata={"help": "Training epochs."})
+    # TRL's default (checkpointing on) under transformers' current name: its deprecated alias, which TRL sets, warned
+    # on every stage II config.
+    gradient_checkpointing: bool | None = field(
+        default=None, metadata={"help": "Deprecated alias of `activation_checkpointing` (transformers v6 drops it)."}
+    )
+    activation_checkpointing: bool | None = field(
+        default=True,
+        metadata={
+            "help": "Recompute activations in the backward pass: less memory, about 20% slower (TRL's default)."
+        },
+    )
 
     # The stage a model card names (`hub.training_summary`).
     finedefics_stage = "stage2"

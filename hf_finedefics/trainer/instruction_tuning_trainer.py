@@ -23,13 +23,14 @@ from typing import Any
 import torch
 from datasets import Dataset
 from torch.utils.data import DataLoader
-from transformers import PreTrainedTokenizerBase, ProcessorMixin
+from transformers import ProcessorMixin
 from trl import SFTTrainer
 
 from dataset_builders.prompts import MULTIPLE_CHOICE_INSTRUCTION
 
 from ..backbones import get_backbone
 from ..collators import ContrastiveAlignmentCollator
+from ..embeddings import special_prefix, special_token_ids
 from ..hub import FinedeficsModelCardMixin
 from ..losses import AttributeAugmentedContrastiveLoss
 from ..modeling import adapter_base_model, is_complete_merge, merge_adapter
@@ -62,14 +63,6 @@ def select_instruction_types(dataset: Dataset, instruction_types: list[str]) -> 
     return dataset.select(keep)
 
 
-def special_prefix(tokenizer: PreTrainedTokenizerBase) -> str:
-    """The special tokens (e.g. BOS) the tokenizer puts before a text when it adds special tokens."""
-    with_special = tokenizer("a")["input_ids"]
-    without = tokenizer("a", add_special_tokens=False)["input_ids"]
-    start = next(i for i in range(len(with_special)) if with_special[i : i + len(without)] == without)
-    return tokenizer.decode(with_special[:start])
-
-
 def prompt_completion(processor: ProcessorMixin, messages: list[dict[str, Any]]) -> dict[str, str]:
     """Render a conversation as {"prompt", "completion"} strings: everything up to the last assistant turn (with
     the generation prompt) and that turn's answer."""
@@ -86,7 +79,7 @@ def prompt_completion(processor: ProcessorMixin, messages: list[dict[str, Any]])
             f"told apart.\nprompt: {prompt!r}\nfull: {full!r}"
         )
     completion = full[len(prompt) :]
-    if not set(tokenizer.all_special_ids) & set(tokenizer(completion, add_special_tokens=False)["input_ids"]):
+    if not special_token_ids(tokenizer) & set(tokenizer(completion, add_special_tokens=False)["input_ids"]):
         completion = completion.rstrip() + tokenizer.eos_token
     prefix = special_prefix(tokenizer)
     if not prompt.startswith(prefix):

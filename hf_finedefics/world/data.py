@@ -3,8 +3,10 @@
 The paper's starting point perceives attributes and knows about categories from text, but has its visual objects
 misaligned with category names (sections 2.2-2.4). The examples reproduce exactly that situation:
 
-* image -> attributes: a caption and one question per attribute type, about critters with random attribute
-  combinations (most of them no category's), never naming a category;
+* image -> attributes: a detailed caption in the style of the attribute descriptions (place, background, one
+  sentence per attribute, as `describe_attributes` writes them) and one question per attribute type, about critters
+  with random attribute combinations (most of them no category's), never naming a category. The paper's base can
+  already write such captions; its stage I generation loss L_G^att on them only keeps that skill (section 3.2);
 * text -> knowledge: every category's attributes and the category that has given attributes, without an image;
 * the lettered multiple-choice format on both, with attribute values as the options of image questions and
   category names only in text-only questions, so the base answers with a letter as a chat-tuned MLLM does.
@@ -25,6 +27,7 @@ from dataset_builders.sources.synthetic import (
     SyntheticCategory,
     SyntheticFGVRConfig,
     category_neighbours,
+    describe_drawn_critter,
     draw_critter,
 )
 
@@ -65,17 +68,19 @@ def attribute_phrase(attributes: dict[str, str], superclass: str) -> str:
 
 def draw_world_images(
     synthetic: SyntheticFGVRConfig, world: WorldPretrainingConfig
-) -> tuple[list[Image.Image], list[dict[str, str]]]:
-    """`world.num_images` critters with uniformly drawn attribute combinations, each reproducible alone."""
+) -> tuple[list[Image.Image], list[dict[str, str]], list[str]]:
+    """`world.num_images` critters with uniformly drawn attribute combinations, each reproducible alone: the images,
+    their attributes and their detailed captions."""
     values = synthetic.attribute_values
-    images, attributes = [], []
+    images, attributes, captions = [], [], []
     for index in range(world.num_images):
         rng = np.random.default_rng(np.random.SeedSequence([synthetic.seed, world.seed, _IMAGE_STREAM, index]))
         drawn = {t: str(rng.choice(values[t])) for t in ATTRIBUTE_TYPES}
-        image, _, _ = draw_critter(synthetic, drawn, rng)
+        image, nuisance, tone = draw_critter(synthetic, drawn, rng)
         images.append(image)
         attributes.append(drawn)
-    return images, attributes
+        captions.append(describe_drawn_critter(drawn, synthetic.superclass, nuisance, tone, rng))
+    return images, attributes, captions
 
 
 class WorldExamples:
@@ -85,11 +90,13 @@ class WorldExamples:
         self,
         categories: list[SyntheticCategory],
         image_attributes: list[dict[str, str]],
+        image_captions: list[str],
         synthetic: SyntheticFGVRConfig,
         world: WorldPretrainingConfig,
     ):
         self.categories = categories
         self.image_attributes = image_attributes
+        self.image_captions = image_captions
         self.values = synthetic.attribute_values
         self.superclass = synthetic.superclass
         self.world = world
@@ -104,12 +111,7 @@ class WorldExamples:
         subject = f"the {self.superclass} in this image"
         task = int(rng.integers(len(ATTRIBUTE_TYPES) + (0 if multiple_choice else 1)))
         if task == len(ATTRIBUTE_TYPES):
-            article = "An" if attributes["size"][0] in "aeiou" else "A"
-            return WorldExample(
-                f"Describe the {self.superclass} in this image.",
-                f"{article} {attribute_phrase(attributes, self.superclass)}.",
-                index,
-            )
+            return WorldExample(f"Describe the {self.superclass} in this image.", self.image_captions[index], index)
         attribute_type = ATTRIBUTE_TYPES[task]
         question, answer = attribute_question(attribute_type, subject), attributes[attribute_type]
         if multiple_choice:
@@ -153,12 +155,14 @@ class WorldExamples:
         return examples
 
     def corpus(self) -> list[str]:
-        """Text the world's tokenizer learns its words from: every category's sentences and the image questions."""
+        """Text the world's tokenizer learns its words from: every category's sentences, the image questions and
+        captions."""
         lines = []
         for category in self.categories:
             lines.append(f"The {category.name} is a {attribute_phrase(category.attributes, self.superclass)}.")
             lines += [attribute_question(t, f"the {category.name}") for t in ATTRIBUTE_TYPES]
         lines += [attribute_question(t, f"the {self.superclass} in this image") for t in ATTRIBUTE_TYPES]
+        lines += self.image_captions[: 4 * len(self.categories)]
         return lines
 
 

@@ -33,7 +33,7 @@ from .data import WorldExample, WorldExamples, draw_world_images, pairs_image_wi
 from .tokenization import idefics2_processor
 
 # Bump when the data or the training code changes what a config builds, so cached bases are rebuilt.
-WORLD_VERSION = 1
+WORLD_VERSION = 2
 MARKER = "world_base.json"
 CHECKPOINT = "checkpoint.pt"
 # Split sizes choose the dataset's images, not the world: they do not change the base.
@@ -120,6 +120,14 @@ def encode_examples(processor: Any, examples: list[WorldExample], images: list) 
     return inputs
 
 
+def length_buckets(examples: list[WorldExample], count: int = 2) -> list[list[WorldExample]]:
+    """The examples in `count` groups of similar text length, so that short questions are not padded to the length
+    of the long captions they share a step with."""
+    ordered = sorted(examples, key=lambda example: len(example.question) + len(example.answer))
+    size = -(-len(ordered) // count)
+    return [ordered[start : start + size] for start in range(0, len(ordered), size)]
+
+
 def per_example_loss(model: torch.nn.Module, inputs: dict[str, torch.Tensor]) -> torch.Tensor:
     """Mean token loss of each example's answer, averaged over examples: short answers ("red") weigh as much as
     long captions, so perception questions are not drowned by descriptions."""
@@ -162,8 +170,8 @@ def pretrain_world(
     work_dir.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
     categories = synthetic_categories(synthetic)
-    images, attributes = draw_world_images(synthetic, world)
-    examples = WorldExamples(categories, attributes, synthetic, world)
+    images, attributes, captions = draw_world_images(synthetic, world)
+    examples = WorldExamples(categories, attributes, captions, synthetic, world)
     processor = idefics2_processor(
         synthetic.image_size, world.num_latents, examples.corpus() * 4, vocab_size=world.vocab_size
     )
@@ -195,13 +203,17 @@ def pretrain_world(
                 raise AssertionError(f"A world-pretraining example pairs an image with a category name: {leaked[0]}")
             for group in optimizer.param_groups:
                 group["lr"] = _learning_rate(world, step) * group["lr_ratio"]
-            loss = per_example_loss(model, encode_examples(processor, batch, images))
-            loss.backward()
+            loss = 0.0
+            for bucket in length_buckets(batch):
+                # Each bucket is padded to its own longest sequence; weighted by its share of the batch.
+                bucket_loss = per_example_loss(model, encode_examples(processor, bucket, images)) * len(bucket)
+                (bucket_loss / len(batch)).backward()
+                loss += bucket_loss.item() / len(batch)
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
             optimizer.step()
             optimizer.zero_grad(set_to_none=True)
             step += 1
-            losses.append(round(loss.item(), 4))
+            losses.append(round(loss, 4))
             bar.update(1)
             bar.set_postfix(loss=f"{sum(losses[-20:]) / len(losses[-20:]):.3f}")
             if step % world.save_steps == 0 and step < world.max_steps:

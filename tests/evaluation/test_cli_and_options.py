@@ -169,3 +169,18 @@ def test_evaluate_both_tasks_into_one_report(tmp_path):
     assert (tmp_path / "open_set_per_class.md").is_file()
     with pytest.raises(ValueError, match=r"Unknown --task \['open'\]"):
         finedefics(["evaluate", "--model_name_or_path", "unused", "--sources", "pet-37", "--task", "open"])
+
+
+def test_a_run_stage_folder_is_labelled_by_its_variant(tmp_path):
+    from hf_finedefics.scripts.evaluate import model_label
+    from hf_finedefics.world.pretraining import MARKER
+
+    (tmp_path / "84289009cb24c713").mkdir()
+    (tmp_path / "84289009cb24c713" / MARKER).write_text("{}")
+    assert model_label(str(tmp_path / "84289009cb24c713")) == "world-base"
+
+    assert model_label("finedefics-default/finedefics/stage2/") == "finedefics"
+    assert model_label("finedefics-default/contrastive_object_category/stage1") == "contrastive_object_category-stage1"
+    assert (
+        model_label("outputs/my-adapter") == "my-adapter" and model_label("HuggingFaceM4/idefics2-8b") == "idefics2-8b"
+    )

@@ -37,8 +37,8 @@ def test_chat_has_image_question_and_generation_prompt(tiny_model):
     chat = multiple_choice_chat(processor, ["Japanese_spaniel", "Chihuahua", "Pug", "Boxer"], "dog")
     assert "Which of these dogs is shown in the image?" in chat
     assert "A. Japanese spaniel\nB. Chihuahua" in chat
-    assert chat.index("<image>") < chat.index("Which of these dogs")
-    assert chat.rstrip().endswith(("Assistant:", "ASSISTANT:"))
+    assert chat.index(processor.image_token) < chat.index("Which of these dogs")
+    assert chat.rstrip().endswith(("Assistant:", "ASSISTANT:", "<start_of_turn>model"))
 
 
 def test_letter_tokens_cover_bare_and_spaced_letters(tiny_model):
@@ -52,8 +52,10 @@ def test_letter_tokens_cover_bare_and_spaced_letters(tiny_model):
 
 
 def _single_letter_log_probs(model, processor, image, chat, letter_ids):
-    """The reference: an unpadded, unbatched forward over the full sequence."""
-    inputs = processor(text=[chat], images=[[image]], return_tensors="pt")
+    """The reference: an unpadded, unbatched forward over the full sequence (with one BOS: Gemma 3's chat already
+    starts with it)."""
+    written = chat.startswith(processor.tokenizer.bos_token or "\0")
+    inputs = processor(text=[chat], images=[[image]], add_special_tokens=not written, return_tensors="pt")
     log_probs = torch.log_softmax(model(**inputs).logits[0, -1].float(), dim=-1)
     return [torch.logsumexp(log_probs[ids], dim=0).item() for ids in letter_ids]
 

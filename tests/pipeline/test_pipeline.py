@@ -1,8 +1,12 @@
 """`finedefics run`: the chained pipeline on a small synthetic recipe."""
 
+import contextlib
+import io
 import json
 import logging
+import shutil
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import yaml
@@ -10,9 +14,12 @@ from datasets import load_dataset
 
 from dataset_builders.build import build_synthetic_dataset
 from dataset_builders.sources.synthetic import SyntheticFGVRConfig, attribute_distance, synthetic_categories
+from hf_finedefics.cli import main as cli_main
+from hf_finedefics.evaluation.report import mean_accuracies
 from hf_finedefics.hub import TRAINING_SUMMARY_NAME
 from hf_finedefics.modeling import adapter_base_model
 from hf_finedefics.pipeline import STAGE1_OF, VARIANTS, FinedeficsRun, load_run_config, run_pipeline
+from hf_finedefics.run_steps import FINGERPRINT_NAME, RUN_LOG_NAME
 from tests.world.test_world import TINY_WORLD
 
 SMALL_RECIPE = {
@@ -58,13 +65,32 @@ def _starting_point(pipeline: FinedeficsRun, variant: str) -> str:
     return str(Path(adapter_base_model(pipeline.model_dir(variant))).resolve())
 
 
-def test_run_chains_every_step_and_skips_finished_ones(tmp_path, monkeypatch):
-    monkeypatch.setenv("HF_FINEDEFICS_CACHE", str(tmp_path / "cache"))
-    recipe = tmp_path / "recipe.yaml"
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+    """Every variant run once by `finedefics run` (in-process), with what it printed to the console."""
+    root = tmp_path_factory.mktemp("tiny_run")
+    recipe = root / "recipe.yaml"
     recipe.write_text(yaml.safe_dump({**SMALL_RECIPE, "variants": list(VARIANTS)}))
+    console = io.StringIO()
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("HF_FINEDEFICS_CACHE", str(root / "cache"))
+        with contextlib.redirect_stdout(console), contextlib.redirect_stderr(console):
+            cli_main(["run", "--config", str(recipe), "--output_dir", str(root / "run")])
+    return SimpleNamespace(recipe=recipe, run=root / "run", cache=root / "cache", console=console.getvalue())
+
+
+def test_run_chains_every_step_and_skips_finished_ones(tiny_run, monkeypatch):
+    monkeypatch.setenv("HF_FINEDEFICS_CACHE", str(tiny_run.cache))
+    recipe, run = tiny_run.recipe, tiny_run.run
+    adapter = run / "finedefics" / "stage1" / "adapter_model.safetensors"
+    before = adapter.stat().st_mtime_ns
     messages = []
-    results = run_pipeline(recipe, progress=lambda f, m: messages.append(m), output_dir=str(tmp_path / "run"))
-    run = tmp_path / "run"
+    results = run_pipeline(recipe, progress=lambda f, m: messages.append(m), output_dir=str(run))
+    # An unchanged rerun does nothing: every step says so, and the results are the ones written the first time.
+    assert all(m.endswith("(done, skipped)") for m in messages[:-1]) and messages[-1].startswith("done in")
+    assert adapter.stat().st_mtime_ns == before
+    assert mean_accuracies(results) == json.loads((run / "table3.json").read_text())
+
     assert set(results) == set(VARIANTS)
     for variant in set(VARIANTS) - {"zero_shot", "stage1_only"}:
         assert (run / variant / "stage2" / "adapter_config.json").is_file()
@@ -72,7 +98,7 @@ def test_run_chains_every_step_and_skips_finished_ones(tmp_path, monkeypatch):
     assert not (run / "stage1_only").exists()  # stage I only is Finedefics' own stage I, evaluated as is
 
     # Every variant starts from the one world base, pretrained once.
-    (world_base,) = (tmp_path / "cache" / "world").iterdir()
+    (world_base,) = (tiny_run.cache / "world").iterdir()
     pipeline = FinedeficsRun(load_run_config(recipe, output_dir=str(run)))
     assert {_starting_point(pipeline, v) for v in VARIANTS} == {str(world_base.resolve())}
     assert pipeline.model_dir("stage1_only") == str(run / STAGE1_OF["stage1_only"] / "stage1")
@@ -85,19 +111,81 @@ def test_run_chains_every_step_and_skips_finished_ones(tmp_path, monkeypatch):
     measures = ("name_likelihood", "likelihood", "generation", "open_set_exact", "open_set_contains")
     measures += ("open_set_top1", "open_set_top5")
     assert all(0.0 <= accuracies[v][s] <= 100.0 for v in VARIANTS for s in measures)
-    # The open-set accuracy of the table is the mean of the per-dataset summaries the report shows.
-    open_set = results["finedefics"]["open_set"]["imagefolder"]
+    # The open-set accuracy of the table is the mean of the per-dataset summaries the report shows; the generated
+    # world is named as the registry names it, in results, reports and folders.
+    open_set = results["finedefics"]["open_set"]["synthetic"]
     assert accuracies["finedefics"]["open_set_contains"] == open_set["contains"]
     assert open_set["num_classes"] == 6 and open_set["num_items"] == 12
-    assert "| finedefics | open-set contains |" in (run / "evaluation" / "report.md").read_text()
-    assert (run / "analysis" / "finedefics" / "imagefolder" / "tsne_objects_categories.png").stat().st_size > 0
-    assert (run / "analysis" / "zero_shot" / "imagefolder" / "confusion_matrix.png").stat().st_size > 0
+    report = (run / "evaluation" / "report.md").read_text()
+    assert "| finedefics | open-set contains |" in report and "Synthetic critters" in report
+    assert "imagefolder" not in report + table
+    assert (run / "analysis" / "finedefics" / "synthetic" / "tsne_objects_categories.png").stat().st_size > 0
+    assert (run / "analysis" / "zero_shot" / "synthetic" / "confusion_matrix.png").stat().st_size > 0
+    assert (run / "evaluation" / "predictions" / "finedefics" / "synthetic.likelihood.jsonl").is_file()
 
-    adapter = run / "finedefics" / "stage1" / "adapter_model.safetensors"
-    before = adapter.stat().st_mtime_ns
-    again = run_pipeline(recipe, progress=lambda f, m: None, output_dir=str(run))
-    assert adapter.stat().st_mtime_ns == before
-    assert again == results
+
+def test_console_shows_one_line_per_step_and_the_log_file_the_rest(tiny_run):
+    lines = tiny_run.console.splitlines()
+    progress = [line for line in lines if line.startswith("[finedefics run")]
+    steps = [step.name for step in FinedeficsRun(load_run_config(tiny_run.recipe)).plan({})]
+    assert [line.split("] ", 1)[1].rsplit(" (", 1)[0] for line in progress[:-1]] == steps
+    assert progress[-1].split("] ", 1)[1].startswith("done in") and RUN_LOG_NAME in progress[-1]
+    assert all("elapsed" in line for line in progress[:-1]) and "left)" in progress[-2]
+    # The rest of the console is the table the command prints: no bars, metric dicts or warnings.
+    noise = ("it/s", "%|", "{'loss'", "train_runtime", "Warning", "Loading weights", "Map")
+    assert not [line for line in lines if any(word in line for word in noise)]
+    assert len(lines) < len(steps) + 20
+    log = (tiny_run.run / RUN_LOG_NAME).read_text()
+    assert "'train_runtime'" in log and "'train_loss'" in log and "] finedefics: stage II (" in log
+
+
+def test_a_changed_stage2_setting_reruns_stage2_evaluation_and_analysis_only(tiny_run, tmp_path, monkeypatch):
+    monkeypatch.setenv("HF_FINEDEFICS_CACHE", str(tiny_run.cache))
+    run = tmp_path / "run"
+    shutil.copytree(tiny_run.run, run)  # fingerprints hold no path inside the run: a moved run is the same run
+    recipe = yaml.safe_load(tiny_run.recipe.read_text())
+    recipe |= {"variants": ["zero_shot", "finedefics"], "stage2": {**recipe["stage2"], "learning_rate": 1e-3}}
+    (tmp_path / "recipe.yaml").write_text(yaml.safe_dump(recipe))
+    stage1 = run / "finedefics" / "stage1" / "adapter_model.safetensors"
+    stage2 = run / "finedefics" / "stage2" / "adapter_model.safetensors"
+    zero_shot = run / "evaluation" / "predictions" / "zero_shot" / "synthetic.likelihood.jsonl"
+    before = {path: path.stat().st_mtime_ns for path in (stage1, stage2, zero_shot)}
+    messages = []
+    run_pipeline(tmp_path / "recipe.yaml", progress=lambda f, m: messages.append(m), output_dir=str(run))
+    skipped = {m.removesuffix(" (done, skipped)") for m in messages if m.endswith("(done, skipped)")}
+    redone = {m.split(" (")[0] for m in messages if "(redone, changed:" in m}
+    assert skipped == {
+        "build the training data",
+        "world pretraining of the base model (cached)",
+        "finedefics: stage I",
+        "zero_shot: evaluate",
+        "zero_shot: analyze",
+    }
+    assert redone == {"finedefics: stage II", "finedefics: evaluate", "finedefics: analyze", "tables"}
+    assert "finedefics: stage II (redone, changed: stage2.learning_rate;" in "\n".join(messages)
+    assert stage1.stat().st_mtime_ns == before[stage1] and zero_shot.stat().st_mtime_ns == before[zero_shot]
+    assert stage2.stat().st_mtime_ns != before[stage2]
+    stage2_record = json.loads((run / "finedefics" / "stage2" / FINGERPRINT_NAME).read_text())
+    assert stage2_record["complete"] and stage2_record["settings"]["stage2"]["learning_rate"] == 1e-3
+    # A mistyped key still fails before any work, finished steps or not.
+    recipe["stage2"]["learning_rat"] = 1e-3
+    (tmp_path / "recipe.yaml").write_text(yaml.safe_dump(recipe))
+    with pytest.raises(ValueError, match=r"\['learning_rat'\] in the recipe's `stage2` section"):
+        run_pipeline(tmp_path / "recipe.yaml", progress=lambda f, m: None, output_dir=str(run))
+
+
+def test_a_stage_fingerprint_counts_defaults_and_what_changes_learning_only(tmp_path):
+    def fingerprint(stage2, model=None):
+        recipe = tmp_path / "recipe.yaml"
+        changed = {"stage2": {**SMALL_RECIPE["stage2"], **stage2}, "model": {**SMALL_RECIPE["model"], **(model or {})}}
+        recipe.write_text(yaml.safe_dump({**SMALL_RECIPE, **changed}))
+        return FinedeficsRun(load_run_config(recipe)).stage_record("finedefics", "stage2").fingerprint
+
+    default = fingerprint({})
+    assert fingerprint({"learning_rate": 2e-4}) == default  # the default, written out
+    assert fingerprint({"logging_steps": 1, "save_strategy": "no", "report_to": "none"}) == default
+    assert fingerprint({"learning_rate": 1e-3}) != default
+    assert fingerprint({}, model={"lora_dropout": 0.3}) != default
 
 
 def test_unknown_recipe_key_is_named(tmp_path):

@@ -13,7 +13,7 @@ from tokenizers import processors
 from transformers import AutoModelForImageTextToText, AutoProcessor
 
 from hf_finedefics.modeling import load_finedefics_model
-from hf_finedefics.testing import create_tiny_checkpoint, paper_processor_kwargs
+from hf_finedefics.testing import create_tiny_checkpoint, paper_processor_kwargs, tiny_architecture
 from hf_finedefics.trainer.instruction_tuning_config import InstructionTuningConfig
 from hf_finedefics.trainer.instruction_tuning_trainer import (
     build_stage2_trainer,
@@ -47,9 +47,12 @@ def test_prompt_completion_splits_at_the_answer(tiny_model_path, instructions):
     )
     answer = messages[1]["content"][0]["text"]
     # The completion is the answer, closed by the turn's stop token: Idefics2's and SmolVLM's templates end the
-    # turn with <end_of_utterance>; LLaVA-1.5's ends with nothing, so EOS is appended.
-    if "<end_of_utterance>" in processor.apply_chat_template(messages, tokenize=False):
+    # turn with <end_of_utterance>, Gemma 3's with <end_of_turn>; LLaVA-1.5's ends with nothing, so EOS is appended.
+    full = processor.apply_chat_template(messages, tokenize=False)
+    if "<end_of_utterance>" in full:
         assert rendered["completion"] == f" {answer}<end_of_utterance>\n"
+    elif "<end_of_turn>" in full:
+        assert rendered["completion"] == f"{answer}<end_of_turn>\n"
     else:
         assert rendered["completion"] == f" {answer}{processor.tokenizer.eos_token}"
 
@@ -121,8 +124,14 @@ def test_stage2_from_stage1_adapter(tiny_model_path, stage1_adapter, instruction
 
 
 def test_stage2_qlora_without_stage1(tiny_model_path, instructions, tmp_path):
+    # TRL casts the trainable weights to bf16 under QLoRA; Gemma 3's connector (trained in full) multiplies the
+    # activations by its bare weight matrix, which needs bf16 activations too, as the Hub's bf16 checkpoints give.
+    dtype = "bfloat16" if tiny_architecture(tiny_model_path) == "gemma3" else "float32"
     model_args = FinedeficsModelConfig(
-        model_name_or_path=str(tiny_model_path), load_in_4bit=True, bnb_4bit_compute_dtype="float32"
+        model_name_or_path=str(tiny_model_path),
+        load_in_4bit=True,
+        bnb_4bit_compute_dtype=dtype,
+        dtype="auto" if dtype == "float32" else dtype,
     )
     config = stage2_config(tmp_path / "qlora", instruction_types=["open_set"])
     trainer = build_stage2_trainer(model_args, config, instructions)

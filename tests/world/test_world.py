@@ -43,8 +43,8 @@ def test_no_example_pairs_an_image_with_a_category_name():
     synthetic = SyntheticFGVRConfig()
     world = WorldPretrainingConfig(num_images=64)
     categories = synthetic_categories(synthetic)
-    _, attributes = draw_world_images(synthetic, world)
-    examples = WorldExamples(categories, attributes, synthetic, world)
+    _, attributes, captions = draw_world_images(synthetic, world)
+    examples = WorldExamples(categories, attributes, captions, synthetic, world)
     drawn = [example for step in range(60) for example in examples.batch(step)]
     assert not [example for example in drawn if pairs_image_with_name(example, categories)]
     # The check is not vacuous: text-only examples do name categories, images and lettered formats are there.
@@ -61,7 +61,7 @@ def test_no_example_pairs_an_image_with_a_category_name():
             offered = {line[3:] for line in example.question.splitlines() if line[1:3] == ". "}
             assert offered <= {v for vs in synthetic.attribute_values.values() for v in vs}
     # Batches depend on (seed, step) only, which is what makes resuming exact.
-    assert examples.batch(7) == WorldExamples(categories, attributes, synthetic, world).batch(7)
+    assert examples.batch(7) == WorldExamples(categories, attributes, captions, synthetic, world).batch(7)
 
 
 def test_cache_key_rebuilds_only_when_the_world_changes(tmp_path):
