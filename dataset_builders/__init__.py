@@ -4,61 +4,50 @@
 
 Sources read the six FGVR datasets from their native layouts (or any image folder); `attributes` turns
 images into attribute descriptions with an LLM and a VQA model; `hard_negatives` mines CLIP negatives;
-`publish` writes and uploads a Hub-ready dataset folder.
+`publish` writes and uploads a Hub-ready dataset folder. Names are imported on first use, so the registry and the
+command line's --help load without `datasets` and torch.
 """
 
 from __future__ import annotations
 
-from .attributes import (
-    AttributeDescriber,
-    AttributePrompts,
-    GenerationBackend,
-    GenerationRequest,
-    LocalBackend,
-    OpenAICompatibleBackend,
-    cub_ground_truth_descriptions,
-)
-from .build import BuildConfig, build_dataset
-from .cache import AnswerCache
-from .hard_negatives import ClipEncoder, HardNegatives, mine_hard_negatives
-from .publish import (
-    DatasetCardInfo,
-    build_hard_negative_index,
-    build_instructions,
-    build_triples,
-    push_dataset_folder,
-    write_dataset_folder,
-)
-from .registry import FGVR_BENCHMARKS, REGISTRY, SOURCES, DatasetSpec, get_spec
-from .sources import SourceFormatError, load_cub_attributes, load_source, load_sources
+import importlib
+from typing import Any
 
-__all__ = [
-    "SOURCES",
-    "REGISTRY",
-    "FGVR_BENCHMARKS",
-    "DatasetSpec",
-    "get_spec",
-    "AnswerCache",
-    "AttributeDescriber",
-    "AttributePrompts",
-    "BuildConfig",
-    "ClipEncoder",
-    "DatasetCardInfo",
-    "GenerationBackend",
-    "GenerationRequest",
-    "HardNegatives",
-    "LocalBackend",
-    "OpenAICompatibleBackend",
-    "SourceFormatError",
-    "build_dataset",
-    "build_hard_negative_index",
-    "build_instructions",
-    "build_triples",
-    "cub_ground_truth_descriptions",
-    "load_cub_attributes",
-    "load_source",
-    "load_sources",
-    "mine_hard_negatives",
-    "push_dataset_folder",
-    "write_dataset_folder",
-]
+_EXPORTS = {
+    "AttributeDescriber": "attributes",
+    "AttributePrompts": "attributes",
+    "GenerationBackend": "attributes",
+    "GenerationRequest": "attributes",
+    "LocalBackend": "attributes",
+    "OpenAICompatibleBackend": "attributes",
+    "cub_ground_truth_descriptions": "attributes",
+    "BuildConfig": "build",
+    "build_dataset": "build",
+    "AnswerCache": "cache",
+    "ClipEncoder": "hard_negatives",
+    "HardNegatives": "hard_negatives",
+    "mine_hard_negatives": "hard_negatives",
+    "DatasetCardInfo": "publish",
+    "build_hard_negative_index": "publish",
+    "build_instructions": "publish",
+    "build_triples": "publish",
+    "push_dataset_folder": "publish",
+    "write_dataset_folder": "publish",
+    "FGVR_BENCHMARKS": "registry",
+    "REGISTRY": "registry",
+    "SOURCES": "registry",
+    "DatasetSpec": "registry",
+    "get_spec": "registry",
+    "SourceFormatError": "sources",
+    "load_cub_attributes": "sources",
+    "load_source": "sources",
+    "load_sources": "sources",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'dataset_builders' has no attribute {name!r}")
+    return getattr(importlib.import_module(f".{_EXPORTS[name]}", __name__), name)

@@ -6,27 +6,17 @@ the model card (column titles) and the demo (category sets) all read this one ta
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import datasets
-
-from .sources.aircraft import SPLITS as AIRCRAFT_SPLITS
-from .sources.aircraft import load_fgvc_aircraft
-from .sources.cars import load_stanford_cars
-from .sources.cub import SPLITS as CUB_SPLITS
-from .sources.cub import load_cub
-from .sources.dogs import load_stanford_dogs
-from .sources.flowers import SPLITS as FLOWER_SPLITS
-from .sources.flowers import load_oxford_flowers
-from .sources.imagefolder import load_image_folder
-from .sources.pets import SPLITS as PET_SPLITS
-from .sources.pets import load_oxford_pets
-from .sources.synthetic import load_synthetic
+if TYPE_CHECKING:
+    import datasets
 
 # (data_dir, split, max_image_pixels=...) -> the split as a source dataset
-Reader = Callable[..., datasets.Dataset]
+Reader = Callable[..., "datasets.Dataset"]
 
 
 @dataclass(frozen=True)
@@ -56,6 +46,17 @@ class DatasetSpec:
         return Path(data_dir) / relative_path
 
 
+def _reader(module: str, function: str) -> Reader:
+    """The reader `function` of `dataset_builders.sources.<module>`, imported on its first call: the registry stays
+    importable without `datasets` and torch (the command line's --help reads it)."""
+
+    def read(*args, **kwargs):
+        return getattr(importlib.import_module(f"dataset_builders.sources.{module}"), function)(*args, **kwargs)
+
+    read.__name__ = read.__qualname__ = function
+    return read
+
+
 def _shipped(name: str) -> str:
     return f"{name}-ViT-L-14-laion2b_s32b_b82k-4.json"
 
@@ -71,7 +72,7 @@ REGISTRY: dict[str, DatasetSpec] = {
             "dogs",
             _shipped("dog-120"),
             "Stanford Dogs: Images/<wnid>-<breed>/<wnid>_<n>.jpg",
-            load_stanford_dogs,
+            _reader("dogs", "load_stanford_dogs"),
             ("train", "test"),
             native_prefix="Images/",
         ),
@@ -82,8 +83,8 @@ REGISTRY: dict[str, DatasetSpec] = {
             "birds",
             _shipped("bird-200"),
             "CUB-200-2011 (the CUB_200_2011 folder): images/<nnn>.<Species>/<file>.jpg",
-            load_cub,
-            CUB_SPLITS,
+            _reader("cub", "load_cub"),
+            ("train", "test"),
         ),
         DatasetSpec(
             "aircraft-102",
@@ -92,8 +93,8 @@ REGISTRY: dict[str, DatasetSpec] = {
             "aircraft",
             _shipped("aircraft-102"),
             "FGVC-Aircraft (the fgvc-aircraft-2013b folder): data/images/<id>.jpg",
-            load_fgvc_aircraft,
-            AIRCRAFT_SPLITS,
+            _reader("aircraft", "load_fgvc_aircraft"),
+            ("train", "val", "trainval", "test"),
             native_prefix="data/images/",
             train_split="trainval",
             foci_plural="aircrafts",
@@ -105,8 +106,8 @@ REGISTRY: dict[str, DatasetSpec] = {
             "flowers",
             _shipped("flower-102"),
             "Oxford 102 Flowers: jpg/image_<nnnnn>.jpg",
-            load_oxford_flowers,
-            FLOWER_SPLITS,
+            _reader("flowers", "load_oxford_flowers"),
+            ("train", "val", "trainval", "test"),
             native_prefix="jpg/",
             train_split="trainval",
         ),
@@ -117,8 +118,8 @@ REGISTRY: dict[str, DatasetSpec] = {
             "pets",
             _shipped("pet-37"),
             "Oxford-IIIT Pet: images/<Breed>_<n>.jpg",
-            load_oxford_pets,
-            PET_SPLITS,
+            _reader("pets", "load_oxford_pets"),
+            ("trainval", "test"),
             train_split="trainval",
         ),
         DatasetSpec(
@@ -128,7 +129,7 @@ REGISTRY: dict[str, DatasetSpec] = {
             "cars",
             _shipped("car-196"),
             "Stanford Cars: cars_test/<nnnnn>.jpg (the test split; cars_train holds different images of the same names)",
-            load_stanford_cars,
+            _reader("cars", "load_stanford_cars"),
             ("train", "test"),
             native_prefix="cars_test/",
         ),
@@ -159,7 +160,7 @@ REGISTRY: dict[str, DatasetSpec] = {
             "critters",
             None,
             "the embedded default's generated world (dataset_builders.sources.synthetic): <split>/<Species>/<n>.png",
-            load_synthetic,
+            _reader("synthetic", "load_synthetic"),
             ("train", "test"),
             option_prefix="",
             native_prefix="",
@@ -171,7 +172,7 @@ REGISTRY: dict[str, DatasetSpec] = {
             None,
             None,
             "<split>/<class>/<image> or <class>/<image>; option-file paths relative to the data directory",
-            load_image_folder,
+            _reader("imagefolder", "load_image_folder"),
             option_prefix="",
             native_prefix="",
         ),

@@ -10,8 +10,10 @@ critters, or a typed list) the page shows:
 - the model's own description of the object's distinguishing attributes.
 
 The model comes from ``$FINEDEFICS_MODEL`` (Hub id or folder; a full checkpoint or an adapter) and optional
-``$FINEDEFICS_ADAPTER``, or ``finedefics demo --model ... --adapter ...``. With neither, the embedded default is
-used: built by the ``finedefics run`` pipeline on first use (a few minutes on CPU), with progress in the page.
+``$FINEDEFICS_ADAPTER``, or ``finedefics demo --model_name_or_path ... --adapter ...``. With neither, the
+Finedefics model of the default run in ``./finedefics-default`` (what ``finedefics run`` writes) when it is
+finished, else the embedded default: built by the ``finedefics run`` pipeline on first use (a few minutes on
+CPU), with progress in the page. The log says which one is used.
 
 Run: ``python spaces_app/app.py`` (honours GRADIO_SERVER_NAME / GRADIO_SERVER_PORT) or ``finedefics demo``.
 """
@@ -67,6 +69,9 @@ EXAMPLE_CATEGORIES = 3
 GENERIC_SUPERCLASS = "object"
 # Show small images (the critters are 32x32) enlarged with crisp pixels; the model still gets the original.
 APP_CSS = "#image img { width: 100%; height: 100%; object-fit: contain; image-rendering: pixelated; }"
+
+# Where `finedefics run` writes by default (RunConfig.output_dir): the demo's model when none is given.
+DEFAULT_RUN_DIR = "finedefics-default"
 
 NOT_AN_IMAGE = "This file is not an image that can be read (use PNG, JPEG, WebP, GIF or BMP)."
 
@@ -125,26 +130,33 @@ def parse_typed_categories(text: str) -> tuple[list[str], list[str]]:
     return list(unique.values()), duplicates
 
 
+def rejected(message: str) -> gr.Error:
+    """A request refused for its input: the page shows `message`, the log gets one line (no traceback: nothing
+    failed)."""
+    logger.warning("Rejected a request: %s", message)
+    return gr.Error(message, print_exception=False)
+
+
 def resolve_candidates(category_set: str, typed_text: str, typed_superclass: str) -> tuple[CategorySet, list[str]]:
     """The candidate set to rank, and notes for the page; bad candidate lists raise `gr.Error`."""
     if category_set != TYPED_SET:
         if category_set not in category_sets():
-            raise gr.Error(f"Unknown category set {category_set!r}; pick one from the list.")
+            raise rejected(f"Unknown category set {category_set!r}; pick one from the list.")
         return category_sets()[category_set], []
     categories, duplicates = parse_typed_categories(typed_text or "")
     if len(categories) < 2:
-        raise gr.Error(
+        raise rejected(
             "Type at least two candidate categories, separated by commas or new lines "
             f"(got {len(categories)}), or pick a dataset's category set."
         )
     if len(categories) > MAX_CANDIDATES:
-        raise gr.Error(
+        raise rejected(
             f"{len(categories)} candidate categories is too many for this demo: type at most {MAX_CANDIDATES}, "
             "or pick a dataset's category set."
         )
     too_long = [name for name in categories if len(name) > MAX_CATEGORY_CHARS]
     if too_long:
-        raise gr.Error(f"Category names are limited to {MAX_CATEGORY_CHARS} characters: {too_long[0][:40]!r}...")
+        raise rejected(f"Category names are limited to {MAX_CATEGORY_CHARS} characters: {too_long[0][:40]!r}...")
     notes = []
     if duplicates:
         notes.append(
@@ -160,12 +172,12 @@ def open_image(upload: dict[str, Any] | None) -> Image.Image:
     """The uploaded file (gr.Image's raw payload, already in Gradio's cache) as an RGB image, or `gr.Error`
     saying why it cannot be used. Files over MAX_UPLOAD_BYTES never get here: `launch_demo` has Gradio refuse them."""
     if not upload or not upload.get("path"):
-        raise gr.Error("Upload an image (or pick an example) first.")
+        raise rejected("Upload an image (or pick an example) first.")
     try:
         with Image.open(upload["path"]) as image:
             # The header gives the size: refuse huge images before decoding their pixels.
             if image.width * image.height > MAX_IMAGE_PIXELS:
-                raise gr.Error(
+                raise rejected(
                     f"The image is {image.width}x{image.height} pixels "
                     f"({image.width * image.height / 1e6:.0f} MP); the demo takes at most "
                     f"{MAX_IMAGE_PIXELS / 1e6:.0f} MP. Downscale it first."
@@ -173,21 +185,33 @@ def open_image(upload: dict[str, Any] | None) -> Image.Image:
             return ImageOps.exif_transpose(image).convert("RGB")
     except (OSError, SyntaxError, Image.DecompressionBombError) as error:
         # Not an image: UnidentifiedImageError (an OSError); truncated or corrupt: OSError or SyntaxError.
-        raise gr.Error(NOT_AN_IMAGE) from error
+        raise rejected(NOT_AN_IMAGE) from error
 
 
 class DemoModel:
     """The demo's model, loaded once on first use (a `FinedeficsRecognizer`).
 
     Args:
-        model: Hub id or folder of a full checkpoint or of an adapter; None with `adapter` None means the embedded
-            default, built by the `finedefics run` pipeline if missing.
+        model: Hub id or folder of a full checkpoint or of an adapter; None with `adapter` None means the Finedefics
+            model of a finished default run in ./finedefics-default, else the embedded default, built by the
+            `finedefics run` pipeline if missing.
         adapter: Hub id or folder of a LoRA adapter to put on `model`.
         processor_kwargs: `AutoProcessor.from_pretrained` arguments, e.g. {"do_image_splitting": False} for an
             Idefics2 base whose processor splits images (an adapter folder's own processor is used when it has one).
     """
 
     def __init__(self, model: str | None = None, adapter: str | None = None, processor_kwargs: dict | None = None):
+        if model is None and adapter is None:
+            if (run_model := default_run_model()) is not None:
+                model = str(run_model)
+                logger.info("No model given: using %s, the Finedefics model of the default run here.", model)
+            else:
+                logger.info(
+                    "No model given and no finished default run in ./%s: using the embedded default model, built "
+                    "into %s on first use (minutes on CPU). Pass --model_name_or_path to use another.",
+                    DEFAULT_RUN_DIR,
+                    default_run_dir(),
+                )
         self.model_id = model
         self.adapter = adapter
         self.processor_kwargs = processor_kwargs or {}
@@ -379,6 +403,14 @@ def launch_demo(
     build_demo(model, adapter, processor_kwargs).launch(
         server_name=server_name, server_port=server_port, share=share, max_file_size=MAX_UPLOAD_BYTES, css=APP_CSS
     )
+
+
+def default_run_model(run_dir: str | os.PathLike = DEFAULT_RUN_DIR) -> Path | None:
+    """The Finedefics model (stage II adapter) of a finished `finedefics run` in `run_dir`, or None."""
+    from .trainer.checkpoints import is_finished_save
+
+    model_dir = Path(run_dir) / "finedefics" / "stage2"  # FinedeficsRun.stage_dir("finedefics", "stage2")
+    return model_dir if is_finished_save(model_dir) else None
 
 
 def default_run_dir() -> Path:

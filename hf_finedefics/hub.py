@@ -31,7 +31,7 @@ from transformers.trainer import TRAINING_ARGS_NAME
 
 from .evaluation.items import DATASETS
 from .losses import FINEDEFICS_CITATION
-from .modeling import ADAPTER_CONFIG_NAME
+from .modeling import ADAPTER_CONFIG_NAME, record_relative_base_model
 
 logger = logging.getLogger(__name__)
 
@@ -240,7 +240,11 @@ class FinedeficsModelCardMixin:
     def save_model(self, output_dir: str | None = None, _internal_call: bool = False) -> None:
         super().save_model(output_dir, _internal_call)
         if self.args.should_save:
-            path = Path(output_dir or self.args.output_dir) / TRAINING_SUMMARY_NAME
+            folder = Path(output_dir or self.args.output_dir)
+            # A base beside the output folder (stage II's merged base) is recorded relative to the save, so a run
+            # folder moved as a whole still loads; the summary is written last (it marks a finished save).
+            record_relative_base_model(folder, Path(self.args.output_dir).resolve().parent)
+            path = folder / TRAINING_SUMMARY_NAME
             path.write_text(json.dumps(training_summary(self.args), indent=2) + "\n", encoding="utf-8")
 
     def create_model_card(

@@ -50,11 +50,31 @@ def _local_file(model_id_or_path: str | os.PathLike, filename: str, revision: st
 
 def adapter_base_model(adapter: str | os.PathLike, revision: str | None = None) -> str | None:
     """The base model an adapter was trained on (its `base_model_name_or_path`), or None if `adapter` is not a
-    peft adapter."""
+    peft adapter. A base recorded relative to a local adapter folder (`record_relative_base_model`) is returned as
+    a path from here."""
     config_file = _local_file(adapter, ADAPTER_CONFIG_NAME, revision)
     if config_file is None:
         return None
-    return json.loads(config_file.read_text())["base_model_name_or_path"]
+    base = json.loads(config_file.read_text())["base_model_name_or_path"]
+    relative_to_adapter = Path(adapter) / base
+    if Path(adapter).is_dir() and not Path(base).is_absolute() and relative_to_adapter.is_dir():
+        return os.path.normpath(relative_to_adapter)
+    return base
+
+
+def record_relative_base_model(adapter_dir: str | os.PathLike, root: str | os.PathLike) -> None:
+    """Record the base of the adapter saved in `adapter_dir` relative to that folder when the base is a local folder
+    inside `root` (stage II's merged base beside its output folder, in a run folder): moving or copying `root` as a
+    whole then keeps the adapter loadable. Other bases (Hub ids, folders elsewhere) are left as they are."""
+    config_file = Path(adapter_dir) / ADAPTER_CONFIG_NAME
+    if not config_file.is_file():
+        return
+    config = json.loads(config_file.read_text())
+    base = Path(config["base_model_name_or_path"] or "")
+    if not base.is_absolute() or not base.is_dir() or not base.is_relative_to(Path(root).resolve()):
+        return
+    config["base_model_name_or_path"] = os.path.relpath(base, Path(adapter_dir).resolve())
+    config_file.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
 
 
 def quantization_config(

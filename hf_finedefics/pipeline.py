@@ -31,7 +31,6 @@ import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cached_property, partial
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -43,13 +42,13 @@ from dataset_builders.build import build_synthetic_dataset
 from dataset_builders.sources.synthetic import SyntheticFGVRConfig
 
 from . import __version__
-from .analysis.runner import ANALYSES
+from .analysis.names import ANALYSES
 from .collators import ATTRIBUTE_COLUMNS
 from .evaluation.items import DATASETS
-from .evaluation.open_set import DEFAULT_SIMILARITY_MODEL, OPEN_SET
+from .evaluation.names import DEFAULT_SIMILARITY_MODEL, MULTIPLE_CHOICE, OPEN_SET, SCORER_NAMES, TASKS
 from .evaluation.report import comparison_table, mean_accuracies, read_summaries
-from .evaluation.runner import MULTIPLE_CHOICE, SCORER_NAMES, TASKS
 from .recipe_sections import parse_section, require_at_least_one
+from .run_config import VARIANTS, WORLD_BASE, RunConfig, embedded_recipe_path
 from .run_steps import (
     FINGERPRINT_NAME,
     RUN_LOG_NAME,
@@ -70,16 +69,6 @@ from .world import WorldPretrainingConfig, ensure_world_base, world_key
 from .world.pretraining import MARKER as WORLD_MARKER
 from .world.pretraining import default_cache_dir
 
-# Table 3 and 6b: (a) open-set-only fine-tuning, (b) the contrastive ablation, (c) one stage; 6b: each stage alone.
-VARIANTS = (
-    "zero_shot",
-    "open_set_only",
-    "instruction_tuning",
-    "contrastive_object_category",
-    "finedefics",
-    "one_stage",
-    "stage1_only",
-)
 VARIANT_TITLES = {
     "zero_shot": "Zero-shot (base model)",
     "open_set_only": "Fine-tune on open-set data only (3a)",
@@ -97,8 +86,6 @@ STAGE1_OF = {
 }
 STAGE_TITLES = {"stage1": "stage I", "stage2": "stage II"}
 TRAINING_SETS = ("triples", "instructions")  # the configs of a built dataset folder that stage I and II read
-WORLD_BASE = "world"
-EMBEDDED_RECIPE = "default.yaml"
 TESTING_PREFIX = "testing:"
 # The generated world's name in reports and folders (its registry entry: "Synthetic critters").
 SYNTHETIC = "synthetic"
@@ -161,58 +148,6 @@ class AnalysisSettings:
         if unknown := set(self.variants) - set(VARIANTS):
             raise ValueError(f"Unknown variants {sorted(unknown)}; choose from {', '.join(VARIANTS)}.")
         require_at_least_one(self, "tsne_max_per_class")
-
-
-@dataclass
-class RunConfig:
-    output_dir: str = field(default="finedefics-default", metadata={"help": "Where every step writes."})
-    base_model: str = field(
-        default="HuggingFaceM4/idefics2-8b",
-        metadata={
-            "help": "Hub id or folder of the base VLM; `world` pretrains (once, then cached) a small MLLM of the "
-            "synthetic world (the embedded default, nothing to download); `testing:<architecture>` builds a small "
-            "randomly initialised checkpoint in-process."
-        },
-    )
-    seed: int = field(default=0, metadata={"help": "Seed of data generation, training and option shuffling."})
-    variants: list[str] = field(
-        default_factory=lambda: list(VARIANTS), metadata={"help": f"Table 3 variants to run: {', '.join(VARIANTS)}."}
-    )
-    data: dict[str, Any] = field(
-        default_factory=dict,
-        metadata={
-            "help": "`synthetic: {...}` (generated), `build: {...}` (build-dataset options) or `dataset: folder` "
-            "(already built)."
-        },
-    )
-    model: dict[str, Any] = field(default_factory=dict, metadata={"help": "FinedeficsModelConfig."})
-    stage1: dict[str, Any] = field(default_factory=dict, metadata={"help": "ContrastiveAlignmentConfig."})
-    stage2: dict[str, Any] = field(default_factory=dict, metadata={"help": "InstructionTuningConfig."})
-    evaluation: dict[str, Any] = field(default_factory=dict, metadata={"help": "EvaluationSettings."})
-    analysis: dict[str, Any] = field(default_factory=dict, metadata={"help": "AnalysisSettings."})
-    world: dict[str, Any] = field(
-        default_factory=dict, metadata={"help": "WorldPretrainingConfig, for `base_model: world`."}
-    )
-    rebuild_world: bool = field(
-        default=False, metadata={"help": "Pretrain the world base again even if it is cached."}
-    )
-
-    def __post_init__(self):
-        unknown = set(self.variants) - set(VARIANTS)
-        if unknown:
-            raise ValueError(f"Unknown variants {sorted(unknown)}; choose from {list(VARIANTS)}.")
-        if len(set(self.data) & {"synthetic", "build", "dataset"}) != 1 or set(self.data) - {
-            "synthetic",
-            "build",
-            "dataset",
-        }:
-            raise ValueError(
-                f"The recipe's data section needs exactly one of synthetic, build, dataset; got {sorted(self.data)}."
-            )
-        if self.base_model == WORLD_BASE and "synthetic" not in self.data:
-            raise ValueError(
-                "base_model: world is pretrained on the synthetic world: it needs data: {synthetic: ...}."
-            )
 
 
 def load_run_config(recipe: str | os.PathLike | None = None, **overrides: Any) -> RunConfig:
@@ -642,11 +577,6 @@ class FinedeficsRun:
             progress(fraction, message)
 
         return both
-
-
-def embedded_recipe_path() -> Path:
-    """The embedded default recipe shipped in the package (`recipes/tiny/config_run.yaml` links to it)."""
-    return Path(str(resources.files("hf_finedefics.data.recipes").joinpath(EMBEDDED_RECIPE)))
 
 
 def resolution_note(results: dict[str, dict[str, dict[str, Any]]]) -> str:

@@ -2,13 +2,30 @@
 
 from __future__ import annotations
 
+import importlib
 import os
 import shutil
 import subprocess
+import sys
 
 import pytest
+from PIL import Image
 
+from hf_finedefics.cli import COMMANDS
 from hf_finedefics.cli import main as finedefics
+
+# Their parser is built over transformers' TrainingArguments (TRL's SFTConfig for stage II), which imports torch:
+# their --help cannot skip it (benchmarks/cli_help.py measures what that costs).
+TRAINING_COMMANDS = ("stage1", "stage2")
+# Prints, after a command's --help, which heavy libraries producing it imported.
+HELP_PROBE = """import sys
+from hf_finedefics.cli import main
+try:
+    main([{command!r}, "--help"])
+except SystemExit:
+    pass
+print(sorted(name for name in ("torch", "transformers", "datasets", "gradio") if name in sys.modules))
+"""
 
 
 def _run(*args: str, **env: str) -> subprocess.CompletedProcess:
@@ -53,3 +70,47 @@ def test_every_command_reads_a_config_file(tmp_path, capsys):
     with pytest.raises(SystemExit):
         finedefics(["build-dataset", "--config", str(config)])
     assert "--negatives clip needs --clip" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("command", sorted(set(COMMANDS) - set(TRAINING_COMMANDS)))
+def test_help_is_built_without_torch(command):
+    """`finedefics <command> --help` answers without importing torch, transformers, datasets or gradio."""
+    result = subprocess.run(
+        [sys.executable, "-c", HELP_PROBE.format(command=command)], capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 0, result.stderr
+    assert f"usage: finedefics {command}" in result.stdout
+    assert result.stdout.strip().splitlines()[-1] == "[]"
+
+
+@pytest.mark.parametrize("command", sorted(COMMANDS))
+def test_every_option_has_help(command):
+    parser = importlib.import_module(COMMANDS[command][0]).make_parser()
+    assert [action.option_strings for action in parser._actions if action.option_strings and not action.help] == []
+
+
+def test_user_mistakes_are_one_line(tmp_path):
+    """A build without --llm, and an evaluation of an image folder without option files, say what is missing."""
+    for name in ("a", "b"):
+        (tmp_path / "images" / name).mkdir(parents=True)
+        Image.new("RGB", (8, 8)).save(tmp_path / "images" / name / "0.png")
+    source = f"imagefolder={tmp_path / 'images'}"
+    build = _run("build-dataset", "--sources", "imagefolder", "--source_dirs", source, "--superclass", "bird",
+                 "--negatives", "random", "--output_dir", str(tmp_path / "out"), HF_FINEDEFICS_CACHE=str(tmp_path))  # fmt: skip
+    assert build.returncode != 0 and "Traceback" not in build.stderr
+    assert build.stderr.strip() == "finedefics build-dataset: error: descriptions='pipeline' needs an LLM (--llm)."
+    evaluate = _run("evaluate", "--model_name_or_path", "unused", "--sources", "imagefolder", "--source_dirs", source)
+    assert evaluate.returncode != 0 and "Traceback" not in evaluate.stderr
+    assert evaluate.stderr.strip().splitlines() == [
+        f"finedefics evaluate: error: imagefolder has no shipped option file and {tmp_path / 'images'}/options_test.json"
+        " does not exist: pass --options_files imagefolder=PATH, or --clip_model to build one."
+    ]
+
+
+def test_a_data_dir_without_the_dataset_folder_names_the_flag_to_use(tmp_path):
+    """`--data_dir` holds one folder per dataset: given the dataset's own folder, the error says what to pass."""
+    with pytest.raises(FileNotFoundError, match=r"does not exist: --data_dir ROOT holds each dataset as ROOT/<name>.*"
+                       r"--source_dirs synthetic=PATH"):  # fmt: skip
+        finedefics(
+            ["evaluate", "--model_name_or_path", "unused", "--sources", "synthetic", "--data_dir", str(tmp_path)]
+        )

@@ -22,19 +22,12 @@ from pathlib import Path
 import datasets
 from tqdm.auto import tqdm
 
+from ..build_config import ATTRIBUTE_TYPE_KEYWORDS
 from ..cache import AnswerCache, answer_key, content_hash
 from .backends import GenerationBackend, GenerationRequest
 from .prompts import AttributePrompts
 
 logger = logging.getLogger(__name__)
-
-# Attribute types of the paper's removal ablation (Table 5), and the words that mark an attribute as one.
-ATTRIBUTE_TYPE_KEYWORDS: dict[str, tuple[str, ...]] = {
-    "color": ("color", "colour", "hue"),
-    "shape": ("shape", "silhouette", "outline", "contour"),
-    "texture": ("texture", "pattern", "marking", "spots", "stripes", "fur", "coat", "feather"),
-    "size": ("size", "length", "width", "height", "span", "proportion"),
-}
 
 
 def parse_attribute_list(text: str, max_attributes: int = 30) -> list[str]:

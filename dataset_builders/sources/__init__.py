@@ -72,6 +72,11 @@ def source_folders(
                 f"No folder for {name}: pass --data_dir ROOT (holding {name}/) or --source_dirs {name}=PATH."
             )
         folders[name] = Path(source_dirs.get(name) or Path(data_dir) / name)
+        if name not in source_dirs and not folders[name].is_dir():
+            raise FileNotFoundError(
+                f"{folders[name]} does not exist: --data_dir ROOT holds each dataset as ROOT/<name>; for a folder "
+                f"elsewhere, or one that is the dataset itself (such as a run's source/), pass --source_dirs {name}=PATH."
+            )
     return folders
 
 

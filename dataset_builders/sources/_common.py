@@ -13,11 +13,9 @@ import datasets
 import numpy as np
 from PIL import Image
 
-logger = logging.getLogger(__name__)
+from ..build_config import DEFAULT_MAX_IMAGE_PIXELS
 
-# Images whose header declares more pixels are skipped, like the demo's limit: decoding a 100 MP PNG takes
-# gigabytes for no better description.
-DEFAULT_MAX_IMAGE_PIXELS = 40_000_000
+logger = logging.getLogger(__name__)
 
 
 class SourceFormatError(ValueError):

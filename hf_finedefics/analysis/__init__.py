@@ -1,30 +1,24 @@
 """The paper's analyses (section 2, appendix A.2-A.3): feature probes, object-category alignment quality,
-discriminability, t-SNE maps and confusion matrices."""
+discriminability, t-SNE maps and confusion matrices. Names are imported on first use."""
 
-from .features import DESCRIPTION_PROMPT, generate_category_descriptions, mask_class_name
-from .figures import plot_confusion_matrix, plot_tsne
-from .metrics import (
-    alignment_quality,
-    confusion_matrix,
-    discriminability,
-    linear_probe_accuracy,
-    read_predictions,
-)
-from .runner import ANALYSES, attribute_description_probe, report_markdown, run_analysis
+from .. import lazy_exports
+from .names import ANALYSES as ANALYSES
 
-__all__ = [
-    "ANALYSES",
-    "DESCRIPTION_PROMPT",
-    "alignment_quality",
-    "attribute_description_probe",
-    "confusion_matrix",
-    "discriminability",
-    "generate_category_descriptions",
-    "linear_probe_accuracy",
-    "mask_class_name",
-    "plot_confusion_matrix",
-    "plot_tsne",
-    "read_predictions",
-    "report_markdown",
-    "run_analysis",
-]
+_EXPORTS = {
+    "DESCRIPTION_PROMPT": "features",
+    "generate_category_descriptions": "features",
+    "mask_class_name": "features",
+    "plot_confusion_matrix": "figures",
+    "plot_tsne": "figures",
+    "alignment_quality": "metrics",
+    "confusion_matrix": "metrics",
+    "discriminability": "metrics",
+    "linear_probe_accuracy": "metrics",
+    "read_predictions": "metrics",
+    "attribute_description_probe": "runner",
+    "report_markdown": "runner",
+    "run_analysis": "runner",
+}
+
+__all__ = sorted(["ANALYSES", *_EXPORTS])
+__getattr__ = lazy_exports(__name__, _EXPORTS)

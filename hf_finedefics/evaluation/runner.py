@@ -14,9 +14,8 @@ from tqdm.auto import tqdm
 from dataset_builders.prompts import open_set_prompt
 
 from .items import MultipleChoiceItem, get_dataset
+from .names import DEFAULT_SIMILARITY_MODEL, OPEN_SET, SCORER_NAMES
 from .open_set import (
-    DEFAULT_SIMILARITY_MODEL,
-    OPEN_SET,
     load_similarity_model,
     score_open_set_answers,
     summarize_open_set,
@@ -30,10 +29,6 @@ from .scoring import (
     Protocol,
     open_set_chat,
 )
-
-SCORER_NAMES = ("generation", "likelihood", "name_likelihood")
-MULTIPLE_CHOICE = "multiple_choice"
-TASKS = (MULTIPLE_CHOICE, OPEN_SET)  # what `finedefics evaluate --task` and a run recipe's evaluation.tasks name
 
 
 def _batches(items: list[MultipleChoiceItem], batch_size: int) -> Iterator[list[MultipleChoiceItem]]:

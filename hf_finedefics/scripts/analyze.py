@@ -3,17 +3,17 @@
     finedefics analyze --model_name_or_path HuggingFaceM4/idefics2-8b --dataset_name data/pets --dataset_split test \\
         --output_dir outputs/analysis/idefics2
     finedefics analyze --model_name_or_path outputs/stage2 --dataset_name data/pets --dataset_split test \\
-        --predictions outputs/eval/predictions/finedefics/pet-37.generate.jsonl --output_dir outputs/analysis/finedefics
+        --predictions outputs/eval/predictions/finedefics/pet-37.generation.jsonl --output_dir outputs/analysis/finedefics
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from trl import TrlParser
 
-from hf_finedefics.analysis import ANALYSES, run_analysis
-from hf_finedefics.data.loading import load_dataset_split
+from hf_finedefics.analysis import ANALYSES
 from hf_finedefics.scripts import run
 from hf_finedefics.trainer.model_config import FinedeficsModelConfig
 
@@ -22,8 +22,9 @@ from hf_finedefics.trainer.model_config import FinedeficsModelConfig
 class AnalysisArguments:
     dataset_name: str = field(
         metadata={
-            "help": "Labelled images: a Hub id or folder for `load_dataset` (e.g. an imagefolder) or a "
-            "`save_to_disk` folder, with an `image` column and a ClassLabel `label` column."
+            "help": "Labelled images: a Hub id or folder for `load_dataset` (e.g. an imagefolder, or a run's "
+            "source/ folder) or a `save_to_disk` folder, with an `image` column and a ClassLabel `label` column "
+            "or a `category` column."
         }
     )
     output_dir: str = field(metadata={"help": "Where report.json, report.md and the PNG figures go."})
@@ -74,13 +75,25 @@ def make_parser() -> TrlParser:
 
 
 def main(args: AnalysisArguments, model_args: FinedeficsModelConfig) -> None:
-    model, processor = model_args.load(args.adapter)
+    from hf_finedefics.analysis import run_analysis
+    from hf_finedefics.data.loading import load_dataset_split, with_class_labels
+
+    if args.predictions is not None and not Path(args.predictions).is_file():
+        raise FileNotFoundError(
+            f"--predictions {args.predictions} does not exist: `finedefics evaluate` writes "
+            "<output_dir>/predictions/<model_name>/<dataset>.<scorer>.jsonl."
+        )
     dataset = load_dataset_split(args.dataset_name, args.dataset_config, args.dataset_split)
     if args.max_samples is not None:
         dataset = dataset.select(range(min(args.max_samples, len(dataset))))
     probe_train = None
     if args.probe_train_split is not None:
         probe_train = load_dataset_split(args.dataset_name, args.dataset_config, args.probe_train_split)
+    if probe_train is None:
+        (dataset,) = with_class_labels(args.dataset_name, dataset)
+    else:
+        dataset, probe_train = with_class_labels(args.dataset_name, dataset, probe_train)
+    model, processor = model_args.load(args.adapter)
     analyses = list(args.analyses)
     if args.predictions is not None and "confusion" not in analyses:
         analyses.append("confusion")

@@ -14,7 +14,7 @@ import logging
 
 from trl import TrlParser
 
-from dataset_builders.build import BuildConfig, build_dataset
+from dataset_builders.build_config import BuildConfig
 from hf_finedefics.scripts import run
 
 # build-dataset reads a source dataset's own split, so `--split` keeps its meaning here.
@@ -26,6 +26,8 @@ def make_parser() -> TrlParser:
 
 
 def main(config: BuildConfig) -> None:
+    from dataset_builders.build import build_dataset
+
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     path = build_dataset(config)
     print(f"Wrote {path}")

@@ -1,6 +1,6 @@
 """`finedefics demo`: serve the Gradio demo (`hf_finedefics.demo`, also the Hugging Face Space's app).
 
-finedefics demo                                   # the embedded default model, built on first use
+finedefics demo                                   # ./finedefics-default's model, else the embedded default's
 finedefics demo --model_name_or_path outputs/finedefics-merged
 finedefics demo --model_name_or_path HuggingFaceM4/idefics2-8b --adapter user/finedefics-bird --host 0.0.0.0 --port 7860
 finedefics demo --model_name_or_path HuggingFaceM4/idefics2-8b --processor_kwargs '{"do_image_splitting": false}'
@@ -14,7 +14,6 @@ from typing import Any
 
 from trl import TrlParser
 
-from hf_finedefics.demo import launch_demo
 from hf_finedefics.scripts import run
 from hf_finedefics.trainer.model_config import parse_processor_kwargs
 
@@ -25,7 +24,8 @@ class DemoArguments:
         default=None,
         metadata={
             "help": "Hub id or folder of a full checkpoint or an adapter; unset: $FINEDEFICS_MODEL, else the "
-            "embedded default, built on first use."
+            "Finedefics model of ./finedefics-default when that `finedefics run` is finished, else the embedded "
+            "default, built on first use (the log says which)."
         },
     )
     adapter: str | None = field(
@@ -55,6 +55,8 @@ def make_parser() -> TrlParser:
 
 
 def main(args: DemoArguments) -> None:
+    from hf_finedefics.demo import launch_demo
+
     logging.basicConfig(level=logging.INFO)
     launch_demo(
         model=args.model_name_or_path,

@@ -22,19 +22,7 @@ from trl import TrlParser
 
 from dataset_builders.prompts import Protocol
 from dataset_builders.registry import FGVR_BENCHMARKS
-from dataset_builders.sources import parse_pairs, source_folders
-from hf_finedefics.evaluation import (
-    DEFAULT_SIMILARITY_MODEL,
-    MULTIPLE_CHOICE,
-    OPEN_SET,
-    SCORER_NAMES,
-    TASKS,
-    build_option_file,
-    evaluate_model,
-    evaluate_open_set,
-    load_mc_items,
-    scan_imagefolder,
-)
+from hf_finedefics.evaluation import DEFAULT_SIMILARITY_MODEL, MULTIPLE_CHOICE, OPEN_SET, SCORER_NAMES, TASKS
 from hf_finedefics.recipe_sections import require_at_least_one
 from hf_finedefics.scripts import run
 from hf_finedefics.trainer.model_config import FinedeficsModelConfig
@@ -57,7 +45,10 @@ class EvaluateArguments:
     )
     options_files: str | None = field(
         default=None,
-        metadata={"help": "Option files as 'name=path,...'; default: the shipped file (required for imagefolder)."},
+        metadata={
+            "help": "Option files as 'name=path,...'; default: the shipped file, else the dataset folder's own "
+            "options_test.json (as in a run's source/ folder)."
+        },
     )
     clip_model: str | None = field(
         default=None,
@@ -135,6 +126,16 @@ def make_parser() -> TrlParser:
 
 
 def main(args: EvaluateArguments, model_args: FinedeficsModelConfig) -> None:
+    from dataset_builders.sources import parse_pairs, source_folders
+    from hf_finedefics.evaluation import (
+        build_option_file,
+        evaluate_model,
+        evaluate_open_set,
+        load_mc_items,
+        scan_imagefolder,
+    )
+    from hf_finedefics.evaluation.items import FOLDER_OPTION_FILE, default_option_file
+
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     names, scorers = args.sources, tuple(args.scorers)
     if unknown := set(scorers) - set(SCORER_NAMES):
@@ -147,9 +148,12 @@ def main(args: EvaluateArguments, model_args: FinedeficsModelConfig) -> None:
     datasets = {}
     for name in names:
         data_dir = folders[name]
-        if name == "imagefolder" and name not in options_files:
+        if name not in options_files and default_option_file(name, data_dir) is None:
             if args.clip_model is None:
-                raise ValueError("'imagefolder' needs --options_files imagefolder=PATH or --clip_model to build one.")
+                raise ValueError(
+                    f"{name} has no shipped option file and {Path(data_dir) / FOLDER_OPTION_FILE} does not exist: "
+                    f"pass --options_files {name}=PATH, or --clip_model to build one."
+                )
             options_files[name] = str(Path(args.output_dir) / "options" / f"{name}.json")
             logger.info("Building %s options with %s", options_files[name], args.clip_model)
             build_option_file(scan_imagefolder(data_dir), data_dir, args.clip_model, options_files[name])

@@ -9,7 +9,6 @@ from dataclasses import dataclass, field
 
 from trl import TrlParser
 
-from hf_finedefics.modeling import merge_adapter
 from hf_finedefics.scripts import run
 from hf_finedefics.trainer.model_config import FinedeficsModelConfig
 
@@ -28,6 +27,8 @@ def make_parser() -> TrlParser:
 
 def main(script_args: MergeArguments, model_args: FinedeficsModelConfig) -> None:
     """`model_name_or_path` is the base to merge into (default: the adapter's `base_model_name_or_path`)."""
+    from hf_finedefics.modeling import merge_adapter
+
     output_dir = merge_adapter(
         script_args.adapter,
         script_args.output_dir,

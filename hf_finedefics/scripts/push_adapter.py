@@ -14,7 +14,6 @@ from dataclasses import dataclass, field
 
 from trl import TrlParser
 
-from hf_finedefics.hub import push_adapter
 from hf_finedefics.scripts import run
 
 
@@ -46,6 +45,8 @@ def make_parser() -> TrlParser:
 
 
 def main(args: PushAdapterArguments) -> None:
+    from hf_finedefics.hub import push_adapter
+
     url = push_adapter(
         args.adapter,
         args.repo_id,

@@ -9,7 +9,6 @@ from dataclasses import dataclass, field
 
 from trl import TrlParser
 
-from dataset_builders.publish import push_dataset_folder
 from hf_finedefics.scripts import run
 
 
@@ -30,6 +29,8 @@ def make_parser() -> TrlParser:
 
 
 def main(args: PushDatasetArguments) -> None:
+    from dataset_builders.publish import push_dataset_folder
+
     url = push_dataset_folder(
         args.dataset_name,
         args.repo_id,

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from trl import TrlParser
 
-from hf_finedefics.pipeline import FinedeficsRun, RunConfig, embedded_recipe_path
+from hf_finedefics.run_config import RunConfig, embedded_recipe_path
 from hf_finedefics.scripts import run
 
 
@@ -36,6 +36,8 @@ def make_parser() -> TrlParser:
 
 
 def main(config: RunConfig) -> None:
+    from hf_finedefics.pipeline import FinedeficsRun
+
     FinedeficsRun(config).run()
     print(f"\nFGVR accuracy on the test split, multiple choice and open set ({config.output_dir}/table3.md):\n")
     print((Path(config.output_dir) / "table3.md").read_text())

@@ -11,10 +11,8 @@ from dataclasses import dataclass, field
 
 from trl import TrlParser
 
-from hf_finedefics.data.loading import load_dataset_split
 from hf_finedefics.scripts import run
 from hf_finedefics.trainer.contrastive_alignment_config import ContrastiveAlignmentConfig
-from hf_finedefics.trainer.contrastive_alignment_trainer import train_stage1
 from hf_finedefics.trainer.model_config import FinedeficsModelConfig
 
 
@@ -39,6 +37,9 @@ def make_parser() -> TrlParser:
 def main(
     script_args: Stage1ScriptArguments, training_args: ContrastiveAlignmentConfig, model_args: FinedeficsModelConfig
 ) -> None:
+    from hf_finedefics.data.loading import load_dataset_split
+    from hf_finedefics.trainer.contrastive_alignment_trainer import train_stage1
+
     train_dataset = load_dataset_split(
         script_args.dataset_name, script_args.dataset_config, script_args.dataset_train_split
     )

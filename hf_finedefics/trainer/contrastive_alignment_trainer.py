@@ -45,7 +45,9 @@ class ContrastiveAlignmentTrainer(FinedeficsModelCardMixin, Trainer):
         peft_config: LoRA configuration; `get_backbone(model).lora_config()` gives the paper's.
 
     Logs `loss_gen`, `loss_oac`, `loss_acc`, `loss_ccc` and the in-batch retrieval accuracies
-    `accuracy_object_to_attribute`, `accuracy_attribute_to_category` in training and evaluation.
+    `accuracy_object_to_attribute`, `accuracy_attribute_to_category` in training and evaluation. `loss_ccc` goes
+    negative by design: eq. 7 is a log-sum-exp over the hard negatives only (no positive term), so it keeps falling,
+    below zero, as category names move apart from their hard negatives.
 
     With `args.contrastive_mini_batch_size` set, each step uses gradient caching (`cached_stage1_objective`): the
     backward passes run inside `training_step`, one per mini-batch.

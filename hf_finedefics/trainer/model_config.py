@@ -4,16 +4,15 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import torch
-from peft import LoraConfig, PeftModel
-from torch import nn
-from transformers import BitsAndBytesConfig, ProcessorMixin
 from trl import ModelConfig
 
-from ..backbones import get_backbone
-from ..modeling import load_finedefics_model, quantization_config
+# torch, peft and transformers load when a model does: every command's --help parses this config without them.
+if TYPE_CHECKING:
+    from peft import LoraConfig, PeftModel
+    from torch import nn
+    from transformers import BitsAndBytesConfig, ProcessorMixin
 
 
 def parse_processor_kwargs(value: dict[str, Any] | str | None) -> dict[str, Any]:
@@ -82,6 +81,10 @@ class FinedeficsModelConfig(ModelConfig):
 
     def quantization_config(self) -> BitsAndBytesConfig | None:
         """QLoRA's 4-bit NF4 settings when `load_in_4bit`, 8-bit with `load_in_8bit`, else None."""
+        import torch
+
+        from ..modeling import quantization_config
+
         if self.load_in_4bit:
             return quantization_config(
                 "4bit",
@@ -94,6 +97,8 @@ class FinedeficsModelConfig(ModelConfig):
 
     def lora_config(self, model: nn.Module, **kwargs) -> LoraConfig:
         """The paper's LoRA on the LLM and the connector of `model`'s family (or `lora_target_modules`)."""
+        from ..backbones import get_backbone
+
         if self.lora_target_modules is not None:
             kwargs["target_modules"] = self.lora_target_modules
         if self.lora_modules_to_save is not None:
@@ -111,6 +116,10 @@ class FinedeficsModelConfig(ModelConfig):
         self, adapter: str | None = None, *, is_trainable: bool = False, model_name_or_path: str | None = None
     ) -> tuple[nn.Module | PeftModel, ProcessorMixin]:
         """`load_finedefics_model` with these settings (`model_name_or_path` overrides the configured one)."""
+        import torch
+
+        from ..modeling import load_finedefics_model
+
         name = model_name_or_path or self.model_name_or_path
         if name is None:
             raise ValueError("Set model_name_or_path.")

@@ -103,6 +103,15 @@ def test_bad_input_gets_a_message(client, bad_files, critter_image, image, categ
     assert "Traceback" not in str(error.value)
 
 
+def test_a_rejected_request_logs_one_line(client, demo_server, bad_files):
+    """The server's log says why a request was refused, in one line: no traceback, nothing failed."""
+    with pytest.raises(AppError):
+        recognize(client, handle_file(bad_files["text"]), "embedded-default")
+    log = demo_server.log.read_text()
+    assert f"Rejected a request: {demo_app.NOT_AN_IMAGE}" in log
+    assert "Traceback" not in log
+
+
 def test_oversized_upload_is_refused(client, tmp_path):
     oversized = tmp_path / "oversized.png"
     oversized.write_bytes(b"\x89PNG" + bytes(21 * 2**20))  # over the demo's 20 MB upload limit
@@ -133,7 +142,7 @@ def test_category_embeddings_are_cached_per_set(demo_checkpoint, critter_image):
     assert (cache.misses, cache.hits) == (2, 1)
 
 
-def test_without_a_configured_model_the_embedded_default_is_resolved(monkeypatch, demo_checkpoint):
+def test_without_a_configured_model_the_embedded_default_is_resolved(monkeypatch, demo_checkpoint, tmp_path):
     """No model configured: the folder comes from `ensure_default_model`, whose progress reaches the page's
     callback. (Stubbed here: the real build takes minutes.)"""
 
@@ -142,6 +151,7 @@ def test_without_a_configured_model_the_embedded_default_is_resolved(monkeypatch
         return demo_checkpoint
 
     monkeypatch.setattr(demo_app, "ensure_default_model", built_default)
+    monkeypatch.chdir(tmp_path)  # no ./finedefics-default here, whose model the demo would take instead
     reports = []
     demo_model = demo_app.DemoModel()
     assert "embedded default" in demo_model.source

@@ -1,0 +1,79 @@
+"""The run recipe's top level (`RunConfig`), in a module that imports nothing heavy: `finedefics run --help` and the
+recipe check read it without loading torch. The steps that use it are in `hf_finedefics.pipeline`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+# Table 3 and 6b: (a) open-set-only fine-tuning, (b) the contrastive ablation, (c) one stage; 6b: each stage alone.
+VARIANTS = (
+    "zero_shot",
+    "open_set_only",
+    "instruction_tuning",
+    "contrastive_object_category",
+    "finedefics",
+    "one_stage",
+    "stage1_only",
+)
+WORLD_BASE = "world"
+EMBEDDED_RECIPE = "default.yaml"
+
+
+@dataclass
+class RunConfig:
+    output_dir: str = field(default="finedefics-default", metadata={"help": "Where every step writes."})
+    base_model: str = field(
+        default="HuggingFaceM4/idefics2-8b",
+        metadata={
+            "help": "Hub id or folder of the base VLM; `world` pretrains (once, then cached) a small MLLM of the "
+            "synthetic world (the embedded default, nothing to download); `testing:<architecture>` builds a small "
+            "randomly initialised checkpoint in-process."
+        },
+    )
+    seed: int = field(default=0, metadata={"help": "Seed of data generation, training and option shuffling."})
+    variants: list[str] = field(
+        default_factory=lambda: list(VARIANTS), metadata={"help": f"Table 3 variants to run: {', '.join(VARIANTS)}."}
+    )
+    data: dict[str, Any] = field(
+        default_factory=dict,
+        metadata={
+            "help": "`synthetic: {...}` (generated), `build: {...}` (build-dataset options) or `dataset: folder` "
+            "(already built)."
+        },
+    )
+    model: dict[str, Any] = field(default_factory=dict, metadata={"help": "FinedeficsModelConfig."})
+    stage1: dict[str, Any] = field(default_factory=dict, metadata={"help": "ContrastiveAlignmentConfig."})
+    stage2: dict[str, Any] = field(default_factory=dict, metadata={"help": "InstructionTuningConfig."})
+    evaluation: dict[str, Any] = field(default_factory=dict, metadata={"help": "EvaluationSettings."})
+    analysis: dict[str, Any] = field(default_factory=dict, metadata={"help": "AnalysisSettings."})
+    world: dict[str, Any] = field(
+        default_factory=dict, metadata={"help": "WorldPretrainingConfig, for `base_model: world`."}
+    )
+    rebuild_world: bool = field(
+        default=False, metadata={"help": "Pretrain the world base again even if it is cached."}
+    )
+
+    def __post_init__(self):
+        unknown = set(self.variants) - set(VARIANTS)
+        if unknown:
+            raise ValueError(f"Unknown variants {sorted(unknown)}; choose from {list(VARIANTS)}.")
+        if len(set(self.data) & {"synthetic", "build", "dataset"}) != 1 or set(self.data) - {
+            "synthetic",
+            "build",
+            "dataset",
+        }:
+            raise ValueError(
+                f"The recipe's data section needs exactly one of synthetic, build, dataset; got {sorted(self.data)}."
+            )
+        if self.base_model == WORLD_BASE and "synthetic" not in self.data:
+            raise ValueError(
+                "base_model: world is pretrained on the synthetic world: it needs data: {synthetic: ...}."
+            )
+
+
+def embedded_recipe_path() -> Path:
+    """The embedded default recipe shipped in the package (`recipes/tiny/config_run.yaml` links to it)."""
+    return Path(str(resources.files("hf_finedefics.data.recipes").joinpath(EMBEDDED_RECIPE)))
