@@ -522,7 +522,7 @@ class FinedeficsRun:
         ]
         if self.config.base_model == WORLD_BASE:
             cost = self.world.max_steps * self.world.batch_size
-            name = "world pretraining of the base model (cached)"
+            name = "world pretraining of the base model (once, then cached)"
             steps.append(PlannedStep(name, "world", cost, self._world, is_done=self._world_cached))
         for variant in self.config.variants:
             for stage, title in STAGE_TITLES.items():

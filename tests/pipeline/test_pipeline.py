@@ -156,7 +156,7 @@ def test_a_changed_stage2_setting_reruns_stage2_evaluation_and_analysis_only(tin
     redone = {m.split(" (")[0] for m in messages if "(redone, changed:" in m}
     assert skipped == {
         "build the training data",
-        "world pretraining of the base model (cached)",
+        "world pretraining of the base model (once, then cached)",
         "finedefics: stage I",
         "zero_shot: evaluate",
         "zero_shot: analyze",
