@@ -50,6 +50,7 @@ def main(argv: list[str] | None = None) -> None:
         return
     command = parser.parse_args(argv[:1]).command
     module_name, _ = COMMANDS[command]
+    quiet_library_notices()  # before the command's imports: bitsandbytes speaks when it is imported
     try:
         module = importlib.import_module(module_name)
     except ModuleNotFoundError as error:
@@ -57,8 +58,6 @@ def main(argv: list[str] | None = None) -> None:
             raise
         parser.exit(2, f"finedefics: the '{command}' command is not available in this version.\n")
     from hf_finedefics.scripts import parse_command_line
-
-    quiet_library_notices()
 
     sys.argv[0] = f"finedefics {command}"
     parsed = parse_command_line(module.make_parser(), argv[1:], keep=getattr(module, "KEPT_FLAGS", ()))

@@ -107,6 +107,13 @@ def test_user_mistakes_are_one_line(tmp_path):
     ]
 
 
+def test_library_notices_a_user_cannot_act_on_stay_silent():
+    """`stage1` imports bitsandbytes, whose CPU build asks on import for a kernel package from the Hub."""
+    result = _run("stage1", "--help")
+    assert result.returncode == 0 and "usage: finedefics stage1" in result.stdout
+    assert "kernels" not in result.stderr, result.stderr
+
+
 def test_a_data_dir_without_the_dataset_folder_names_the_flag_to_use(tmp_path):
     """`--data_dir` holds one folder per dataset: given the dataset's own folder, the error says what to pass."""
     with pytest.raises(FileNotFoundError, match=r"does not exist: --data_dir ROOT holds each dataset as ROOT/<name>.*"
