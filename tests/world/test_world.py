@@ -140,3 +140,21 @@ def test_image_pathway_trains_at_its_lower_rate(tmp_path):
     names = [name for name, _ in model.named_parameters()]
     assert len(image["params"]) == sum(name.startswith(("model.vision_model.", "model.connector.")) for name in names)
     assert len(language["params"]) + len(image["params"]) == len(names)
+
+
+def test_the_base_does_not_depend_on_the_thread_count(tmp_path):
+    """Float sums differ with torch's thread count (3.7e-9 on these tiny weights, up to 18 Table 3 points at the
+    default's size): pretraining runs single-threaded, so every machine builds the base its cache key names."""
+    world = WorldPretrainingConfig(**TINY_WORLD)
+    threads = torch.get_num_threads()
+    weights = {}
+    try:
+        for count in (1, 2):
+            torch.set_num_threads(count)
+            folder = pretrain_world(SMALL_SYNTHETIC, world, tmp_path / str(count), progress=False)
+            assert torch.get_num_threads() == count
+            weights[count] = load_file(folder / "model.safetensors")
+    finally:
+        torch.set_num_threads(threads)
+    for name, tensor in weights[1].items():
+        assert torch.equal(tensor, weights[2][name]), name
