@@ -15,7 +15,7 @@ import json
 import os
 import shutil
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import torch
 from transformers import (
@@ -31,6 +31,7 @@ from transformers import (
     LlavaConfig,
     LlavaOnevisionConfig,
     LlavaProcessor,
+    PreTrainedTokenizerFast,
     Qwen2_5_VLConfig,
     Qwen3VLConfig,
 )
@@ -97,6 +98,18 @@ def _text_config(model_type: str, vocab_size: int, pad_token_id: int, eos_token_
     }
 
 
+def _save_random_model(
+    model: torch.nn.Module, eos_token_id: int | list[int], pad_token_id: int, output_dir: Path, *preprocessors: Any
+) -> None:
+    """Save a randomly initialised `model` that stops generating at `eos_token_id`, with its processor (or its
+    tokenizer and image processor)."""
+    model.generation_config.eos_token_id = eos_token_id
+    model.generation_config.pad_token_id = pad_token_id
+    model.save_pretrained(output_dir)
+    for preprocessor in preprocessors:
+        preprocessor.save_pretrained(output_dir)
+
+
 def _idefics2(output_dir: Path) -> None:
     # Splits images into 4 crops + the whole image by default, like HuggingFaceM4/idefics2-8b's processor: every
     # path that follows the paper must turn it off (`processor_kwargs={"do_image_splitting": False}`).
@@ -117,13 +130,8 @@ def _idefics2(output_dir: Path) -> None:
         tie_word_embeddings=False,
     )
     model = AutoModelForImageTextToText.from_config(config)
-    model.generation_config.eos_token_id = [
-        tokenizer.eos_token_id,
-        tokenizer.convert_tokens_to_ids("<end_of_utterance>"),
-    ]
-    model.generation_config.pad_token_id = tokenizer.pad_token_id
-    model.save_pretrained(output_dir)
-    processor.save_pretrained(output_dir)
+    end_of_turn = tokenizer.convert_tokens_to_ids("<end_of_utterance>")
+    _save_random_model(model, [tokenizer.eos_token_id, end_of_turn], tokenizer.pad_token_id, output_dir, processor)
 
 
 def _llava(output_dir: Path) -> None:
@@ -155,10 +163,7 @@ def _llava(output_dir: Path) -> None:
         tie_word_embeddings=False,
     )
     model = AutoModelForImageTextToText.from_config(config)
-    model.generation_config.eos_token_id = tokenizer.eos_token_id
-    model.generation_config.pad_token_id = tokenizer.pad_token_id
-    model.save_pretrained(output_dir)
-    processor.save_pretrained(output_dir)
+    _save_random_model(model, tokenizer.eos_token_id, tokenizer.pad_token_id, output_dir, processor)
 
 
 # The chat template of HuggingFaceTB/SmolVLM-Instruct (Idefics3 architecture).
@@ -203,10 +208,8 @@ def _idefics3(output_dir: Path) -> None:
         tie_word_embeddings=False,
     )
     model = AutoModelForImageTextToText.from_config(config)
-    model.generation_config.eos_token_id = [eos_token_id, tokenizer.convert_tokens_to_ids("<end_of_utterance>")]
-    model.generation_config.pad_token_id = tokenizer.pad_token_id
-    model.save_pretrained(output_dir)
-    processor.save_pretrained(output_dir)
+    end_of_turn = tokenizer.convert_tokens_to_ids("<end_of_utterance>")
+    _save_random_model(model, [eos_token_id, end_of_turn], tokenizer.pad_token_id, output_dir, processor)
 
 
 # The chat template of google/gemma-3-4b-it: the system prompt joins the first user turn; the assistant is "model".
@@ -279,10 +282,8 @@ def _gemma3(output_dir: Path) -> None:
     torch.nn.init.normal_(
         model.model.multi_modal_projector.mm_input_projection_weight, std=text_config["initializer_range"]
     )
-    model.generation_config.eos_token_id = [tokenizer.eos_token_id, tokenizer.convert_tokens_to_ids("<end_of_turn>")]
-    model.generation_config.pad_token_id = tokenizer.pad_token_id
-    model.save_pretrained(output_dir)
-    processor.save_pretrained(output_dir)
+    end_of_turn = tokenizer.convert_tokens_to_ids("<end_of_turn>")
+    _save_random_model(model, [tokenizer.eos_token_id, end_of_turn], tokenizer.pad_token_id, output_dir, processor)
 
 
 # The chat template of Qwen/Qwen2.5-VL-7B-Instruct.
@@ -311,26 +312,30 @@ def _save_processorless(config, tokenizer, image_processor, output_dir: Path) ->
     """A random model of `config` saved with its tokenizer and image processor (no full processor: see
     PROCESSORLESS_ARCHITECTURES); generation stops at EOS or padding."""
     model = AutoModelForImageTextToText.from_config(config)
-    model.generation_config.eos_token_id = [tokenizer.eos_token_id, tokenizer.pad_token_id]
-    model.generation_config.pad_token_id = tokenizer.pad_token_id
-    model.save_pretrained(output_dir)
-    tokenizer.save_pretrained(output_dir)
-    image_processor.save_pretrained(output_dir)
+    eos_token_ids = [tokenizer.eos_token_id, tokenizer.pad_token_id]
+    _save_random_model(model, eos_token_ids, tokenizer.pad_token_id, output_dir, tokenizer, image_processor)
 
 
-def _qwen2_5_vl(output_dir: Path) -> None:
-    """Qwen2.5-VL-Instruct's tokens and template; patch 8, merge 2, images resized to 256..1024 pixels (multiples of
-    16 px a side): a 32x32 image is a 4x4 patch grid, 4 visual tokens; other aspect ratios give other grids."""
+def _qwen_tokens_and_images(chat_template: str) -> tuple[PreTrainedTokenizerFast, Qwen2VLImageProcessorPil]:
+    """The Qwen-VL family's special tokens with `chat_template`, and its image processor at patch 8, merge 2, images
+    resized to 256..1024 pixels (multiples of 16 px a side)."""
     tokenizer = byte_level_tokenizer(
         ["<|endoftext|>", "<|im_start|>", "<|im_end|>", "<|vision_start|>", "<|vision_end|>"]
         + ["<|image_pad|>", "<|video_pad|>"],
         eos_token="<|im_end|>",
         pad_token="<|endoftext|>",
-        chat_template=QWEN2_5_VL_CHAT_TEMPLATE,
+        chat_template=chat_template,
     )
     image_processor = Qwen2VLImageProcessorPil(
         patch_size=_PATCH_SIZE, temporal_patch_size=2, merge_size=2, min_pixels=16 * 16, max_pixels=_IMAGE_SIZE**2
     )
+    return tokenizer, image_processor
+
+
+def _qwen2_5_vl(output_dir: Path) -> None:
+    """Qwen2.5-VL-Instruct's tokens and template; patch 8, merge 2, images resized to 256..1024 pixels (multiples of
+    16 px a side): a 32x32 image is a 4x4 patch grid, 4 visual tokens; other aspect ratios give other grids."""
+    tokenizer, image_processor = _qwen_tokens_and_images(QWEN2_5_VL_CHAT_TEMPLATE)
     eos_token_id = tokenizer.eos_token_id
     text_config = _text_config("qwen2_5_vl_text", len(tokenizer), tokenizer.pad_token_id, eos_token_id)
     # M-RoPE splits each head's 8 rotary frequencies over (temporal, height, width).
@@ -364,16 +369,7 @@ def _qwen3_vl(output_dir: Path) -> None:
         "{% endif %}",
         "",
     )
-    tokenizer = byte_level_tokenizer(
-        ["<|endoftext|>", "<|im_start|>", "<|im_end|>", "<|vision_start|>", "<|vision_end|>"]
-        + ["<|image_pad|>", "<|video_pad|>"],
-        eos_token="<|im_end|>",
-        pad_token="<|endoftext|>",
-        chat_template=template,
-    )
-    image_processor = Qwen2VLImageProcessorPil(
-        patch_size=_PATCH_SIZE, temporal_patch_size=2, merge_size=2, min_pixels=16 * 16, max_pixels=_IMAGE_SIZE**2
-    )
+    tokenizer, image_processor = _qwen_tokens_and_images(template)
     eos_token_id = tokenizer.eos_token_id
     text_config = _text_config("qwen3_vl_text", len(tokenizer), tokenizer.pad_token_id, eos_token_id)
     text_config["head_dim"] = 16
