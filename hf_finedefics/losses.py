@@ -381,14 +381,53 @@ def object_category_losses(
 
 @torch.no_grad()
 def in_batch_retrieval_accuracy(
-    queries: torch.Tensor, keys: torch.Tensor, labels: torch.Tensor | None = None
+    queries: torch.Tensor,
+    keys: torch.Tensor,
+    labels: torch.Tensor | None = None,
+    negatives: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """Top-1 retrieval accuracy of queries[i] among all keys: right when the best key is row i, or, with
-    labels, any row of the same class (same-class rows share a category name)."""
-    best = (F.normalize(queries, dim=-1) @ F.normalize(keys, dim=-1).T).argmax(dim=1)
-    if labels is None:
-        return (best == torch.arange(len(queries), device=queries.device)).float().mean()
-    return (labels[best] == labels).float().mean()
+    """Top-1 retrieval accuracy of queries[i] among the batch's keys and, when given, its own (B, K, D) hard
+    negatives: right when the best key is row i, or, with labels, any row of the same class (same-class rows share a
+    category name); a hard negative (another category) is always wrong."""
+    queries, keys = F.normalize(queries, dim=-1), F.normalize(keys, dim=-1)
+    scores = queries @ keys.T
+    if negatives is not None:
+        scores = torch.cat([scores, _hard_negative_logits(queries, F.normalize(negatives, dim=-1))], dim=1)
+    best = scores.argmax(dim=1)
+    rows = torch.arange(len(queries), device=queries.device)
+    in_batch = best < len(keys)
+    hit = best == rows if labels is None else labels[best.clamp(max=len(keys) - 1)] == labels
+    return (in_batch & hit).float().mean()
+
+
+# The embedding pairs stage I aligns, by objective: (name, query, key, the key's hard negatives), fields of
+# `ContrastiveAlignmentOutput`.
+ALIGNED_PAIRS = {
+    "attribute_augmented": (
+        ("object_to_attribute", "object_embeds", "attribute_embeds", "neg_attribute_embeds"),
+        ("attribute_to_category", "attribute_embeds", "category_embeds", "neg_category_embeds"),
+        ("object_to_category", "object_embeds", "category_embeds", "neg_category_embeds"),
+    ),
+    "object_category": (("object_to_category", "object_embeds", "category_embeds", "neg_category_embeds"),),
+}
+
+
+@torch.no_grad()
+def alignment_metrics(
+    outputs: Any, objective: Objective, labels: torch.Tensor | None = None
+) -> dict[str, torch.Tensor]:
+    """Whether a stage I batch is aligning, beside its losses: for each pair the objective aligns, the top-1
+    retrieval among the batch's keys and the row's hard negatives (`accuracy_<pair>`), and the mean cosine of each
+    row to its positive and to its hard negatives (`cosine_positive_<pair>`, `cosine_negative_<pair>`). A loss can
+    fall while retrieval stays at chance; retrieval can rise while positives and negatives stay close."""
+    metrics = {}
+    for name, query_field, key_field, negatives_field in ALIGNED_PAIRS[objective]:
+        queries, keys, negatives = (getattr(outputs, f) for f in (query_field, key_field, negatives_field))
+        metrics[f"accuracy_{name}"] = in_batch_retrieval_accuracy(queries, keys, labels, negatives)
+        queries, keys, negatives = (F.normalize(x.float(), dim=-1) for x in (queries, keys, negatives))
+        metrics[f"cosine_positive_{name}"] = (queries * keys).sum(-1).mean()
+        metrics[f"cosine_negative_{name}"] = _hard_negative_logits(queries, negatives).mean()
+    return metrics
 
 
 class AttributeAugmentedContrastiveLoss(nn.Module):

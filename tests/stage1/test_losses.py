@@ -1,6 +1,7 @@
 """The stage I losses against eq. 5-7 written out term by term."""
 
 import math
+from types import SimpleNamespace
 
 import pytest
 import torch
@@ -8,6 +9,7 @@ import torch.nn.functional as F
 
 from hf_finedefics.losses import (
     AttributeAugmentedContrastiveLoss,
+    alignment_metrics,
     attribute_augmented_losses,
     category_category_loss,
     in_batch_retrieval_accuracy,
@@ -179,6 +181,26 @@ def test_retrieval_accuracy():
     queries = torch.eye(4)[[0, 2, 2, 3]]
     assert in_batch_retrieval_accuracy(queries, keys).item() == pytest.approx(0.75)
     assert in_batch_retrieval_accuracy(queries, keys, labels=torch.tensor([0, 1, 1, 2])).item() == 1.0
+
+
+def test_retrieval_with_hard_negatives_and_alignment_metrics_by_hand():
+    """Row 0 finds its positive; row 1 is beaten by its hard negative; row 2 by another row of the batch (right only
+    when that row is of its class); the cosines are the plain means."""
+    keys = torch.eye(3)
+    queries = torch.tensor([[1.0, 0.0, 0.0], [0.0, 0.6, 0.8], [0.1, 0.0, 0.0]])
+    negatives = torch.stack([-torch.eye(3)[[1]], torch.tensor([[0.0, 0.28, 0.96]]), -torch.eye(3)[[0]]])
+    assert in_batch_retrieval_accuracy(queries, keys, negatives=negatives).item() == pytest.approx(1 / 3)
+    same_class = torch.tensor([0, 1, 0])
+    assert in_batch_retrieval_accuracy(queries, keys, same_class, negatives).item() == pytest.approx(2 / 3)
+    outputs = SimpleNamespace(object_embeds=queries, category_embeds=keys, neg_category_embeds=negatives)
+    metrics = alignment_metrics(outputs, "object_category")
+    assert set(metrics) == {
+        "accuracy_object_to_category",
+        "cosine_positive_object_to_category",
+        "cosine_negative_object_to_category",
+    }
+    assert metrics["cosine_positive_object_to_category"].item() == pytest.approx((1 + 0.6 + 0) / 3)
+    assert metrics["cosine_negative_object_to_category"].item() == pytest.approx((0 + 0.936 - 1) / 3, abs=1e-6)
 
 
 def test_object_category_ablation_matches_its_equation(embeddings):
