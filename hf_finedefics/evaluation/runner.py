@@ -11,6 +11,7 @@ from typing import Any
 from PIL import Image
 from tqdm.auto import tqdm
 
+from dataset_builders.images import open_rgb
 from dataset_builders.prompts import open_set_prompt
 
 from .items import MultipleChoiceItem, get_dataset
@@ -85,7 +86,7 @@ def _cached_results(
 
 
 def _images(batch: list[MultipleChoiceItem]) -> list[Image.Image]:
-    return [Image.open(item.image).convert("RGB") for item in batch]
+    return [open_rgb(item.image) for item in batch]
 
 
 def score_items(
