@@ -58,7 +58,8 @@ DEFAULT_TOP_K = 5
 MAX_TOP_K = 20
 DESCRIPTION_MAX_NEW_TOKENS = 96
 MAX_REPLY_SHOWN = 200
-# Inference requests running at once, and waiting at most; beyond that the page says the queue is full.
+# Requests handled at once (reading the upload while the other's model calls run: the recognizer lets one call
+# at a time use the model), and waiting at most; beyond that the page says the queue is full.
 CONCURRENCY_LIMIT = 2
 QUEUE_MAX_SIZE = 32
 EMBEDDING_CACHE_SETS = 16
