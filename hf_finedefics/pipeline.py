@@ -76,6 +76,7 @@ VARIANT_TITLES = {
     "contrastive_object_category": "+ contrastive object-category (no attributes)",
     "contrastive_object_category_naming": "+ contrastive object-category, stage I also trained to name (3b variant)",
     "finedefics": "+ attribute augmented alignment (Finedefics)",
+    "finedefics_literal_ccc": "+ attribute augmented alignment, CCC as eq. 7 is printed",
     "one_stage": "One stage: alignment and instruction losses together (3c)",
     "stage1_only": "Stage I only, no instruction tuning (6b)",
 }
@@ -84,6 +85,7 @@ STAGE1_OF = {
     "contrastive_object_category": "contrastive_object_category",
     "contrastive_object_category_naming": "contrastive_object_category_naming",
     "finedefics": "finedefics",
+    "finedefics_literal_ccc": "finedefics_literal_ccc",
     "stage1_only": "finedefics",
 }
 STAGE_TITLES = {"stage1": "stage I", "stage2": "stage II"}
@@ -377,6 +379,7 @@ class FinedeficsRun:
             values |= {
                 "contrastive_object_category": {"objective": "object_category", "generation_loss_weight": 0.0},
                 "contrastive_object_category_naming": {"objective": "object_category"},
+                "finedefics_literal_ccc": {"ccc_form": "literal"},
             }.get(variant, {})
             return parse_section(ContrastiveAlignmentConfig, values, "stage1")
         stage1 = str(self.stage_dir(variant, "stage1")) if variant in STAGE1_OF else None

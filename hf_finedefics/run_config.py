@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 # Table 3 and 6b: (a) open-set-only fine-tuning, (b) the contrastive ablation (and its earlier form, whose stage I
-# also trained naming), (c) one stage; 6b: each stage alone.
+# also trained naming), Finedefics with eq. 7 as printed, (c) one stage; 6b: each stage alone.
 VARIANTS = (
     "zero_shot",
     "open_set_only",
@@ -17,6 +17,7 @@ VARIANTS = (
     "contrastive_object_category",
     "contrastive_object_category_naming",
     "finedefics",
+    "finedefics_literal_ccc",
     "one_stage",
     "stage1_only",
 )

@@ -275,7 +275,9 @@ def test_each_ablation_changes_one_thing(tmp_path):
     assert changed("contrastive_object_category", "stage1") == {"objective", "generation_loss_weight"}
     assert run.stage_args("contrastive_object_category", "stage1").generation_loss_weight == 0.0
     assert changed("contrastive_object_category_naming", "stage1") == {"objective"}
-    for variant in ("instruction_tuning", "contrastive_object_category", "contrastive_object_category_naming"):
+    assert changed("finedefics_literal_ccc", "stage1") == {"ccc_form"}
+    others = ("instruction_tuning", "contrastive_object_category", "contrastive_object_category_naming")
+    for variant in (*others, "finedefics_literal_ccc"):
         assert changed(variant, "stage2") == set()
     assert changed("one_stage", "stage2") == {"paradigm"}
     assert changed("open_set_only", "stage2") == {"instruction_types"}

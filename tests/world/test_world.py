@@ -3,6 +3,7 @@
 import dataclasses
 import json
 
+import numpy as np
 import pytest
 import torch
 from safetensors.torch import load_file
@@ -18,6 +19,7 @@ from hf_finedefics.world import (
     world_key,
 )
 from hf_finedefics.world.data import WorldDocument, WorldExample, draw_world_images
+from hf_finedefics.world.perception import embedding_spread
 from hf_finedefics.world.pretraining import (
     build_world_model,
     encode_documents,
@@ -211,3 +213,11 @@ def test_the_world_seed_sets_the_world_and_its_base(tmp_path):
         worlds[1], WorldPretrainingConfig(**{**TINY_WORLD, "seed": 1}), tmp_path / "1", progress=False
     )
     assert not torch.equal(load_file(other / "model.safetensors")["lm_head.weight"], first["lm_head.weight"])
+
+
+def test_embedding_spread_by_hand():
+    embeddings = np.array([[1.0, 0.0], [1.0, 1.0], [0.0, 1.0]])
+    spread = embedding_spread(embeddings, [0, 0, 1])
+    # Within class 0: cos(x, x + y) = 1/sqrt(2); across: (x, y) = 0 and (x + y, y) = 1/sqrt(2), each twice.
+    assert spread == pytest.approx({"within": 1 / np.sqrt(2), "across": 1 / (2 * np.sqrt(2))})
+    assert np.isnan(embedding_spread(embeddings, [0, 1, 2])["within"])
