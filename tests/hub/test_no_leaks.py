@@ -116,3 +116,20 @@ def test_recipe_push_to_hub_uploads_no_token_and_no_local_path(tmp_path, fake_hu
     # what stays on the machine holds no token either
     for saved in output_dir.rglob("training_args.bin"):
         assert FAKE_TOKEN.encode() not in saved.read_bytes(), saved
+
+
+def test_saved_training_args_hold_no_token(tmp_path):
+    """`finedefics stage1 ... --hub_token hf_...` without pushing: the run's training_args.bin keeps its settings
+    but not the token."""
+    data = tmp_path / "data"
+    synthetic_triples(num_categories=4, train_per_category=1, test_per_category=1).save_to_disk(data / "triples")
+    output_dir = tmp_path / "stage1"
+    cli(["stage1", "--model_name_or_path", str(create_tiny_checkpoint("idefics2")), "--dataset_name", str(data),
+         "--output_dir", str(output_dir), "--hub_token", FAKE_TOKEN, "--max_steps", "1",
+         "--per_device_train_batch_size", "2", "--report_to", "none", "--use_cpu", "true", "--save_strategy", "no",
+         "--processor_kwargs", '{"do_image_splitting": false}'])  # fmt: skip
+
+    saved = output_dir / "training_args.bin"
+    assert FAKE_TOKEN.encode() not in saved.read_bytes()
+    args = torch.load(saved, weights_only=False)
+    assert args.hub_token is None and args.output_dir == str(output_dir) and args.max_steps == 1
