@@ -59,9 +59,9 @@ STAGE_DESCRIPTIONS = {
     "stage2": "stage II, classification-centred instruction tuning on open-set and multiple-choice questions "
     "(the paper's eq. 9)",
 }
-# The top-level files that loading a published adapter (or model) needs, and nothing else.
+# The top-level files that loading a published adapter (or model) needs, and nothing else (the card is written
+# apart, see `upload_published_files`).
 PUBLISHED_FILES = (
-    "README.md",
     ADAPTER_CONFIG_NAME,
     "adapter_model.safetensors",
     "config.json",
