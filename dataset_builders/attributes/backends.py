@@ -224,17 +224,22 @@ class OpenAICompatibleBackend(GenerationBackend):
 
     def _attempt(self, request: GenerationRequest) -> tuple[str, str | None, str]:
         """One request: (answer, what makes the reply no answer or None, the start of the body)."""
+        import httpx2  # the openai client's HTTP library
+
         deadline = time.monotonic() + self.timeout
         body = bytearray()
         with self.client.chat.completions.with_streaming_response.create(
             model=self.model_id, messages=self._messages(request), max_tokens=self.max_new_tokens, temperature=0.0
         ) as response:
-            for chunk in response.iter_bytes():
-                body += chunk
-                if len(body) > self.max_reply_bytes:
-                    return "", f"sent a reply over {self.max_reply_bytes} bytes", _start(body)
-                if time.monotonic() > deadline:
-                    return "", f"did not complete its reply within {self.timeout} s", _start(body)
+            try:
+                for chunk in response.iter_bytes():
+                    body += chunk
+                    if len(body) > self.max_reply_bytes:
+                        return "", f"sent a reply over {self.max_reply_bytes} bytes", _start(body)
+                    if time.monotonic() > deadline:
+                        return "", f"did not complete its reply within {self.timeout} s", _start(body)
+            except httpx2.TransportError as error:  # the body is read here, after the client's own retries
+                return "", f"broke off its reply ({type(error).__name__}: {error})", _start(body)
         try:
             answer = (json.loads(body)["choices"][0]["message"]["content"] or "").strip()
         except (ValueError, LookupError, TypeError):

@@ -290,6 +290,21 @@ def trickle(handler: BaseHTTPRequestHandler, number: int) -> None:
         time.sleep(0.05)
 
 
+def broken_off_then_answered(handler: BaseHTTPRequestHandler, number: int) -> None:
+    """The first reply stops half way (the connection closes), the next is whole."""
+    payload = _completion("A jay.")
+    _send_headers(handler, len(payload))
+    handler.wfile.write(payload if number else payload[: len(payload) // 2])
+    handler.close_connection = True
+
+
+def test_reply_broken_off_midway_is_retried(stand_in):
+    server = stand_in(broken_off_then_answered)
+    remote = OpenAICompatibleBackend(server.url, "stand-in", max_retries=1)
+    assert remote.generate([GenerationRequest("hello")]) == ["A jay."]
+    assert server.chat_requests == 2
+
+
 def test_trickling_reply_is_cut_at_the_deadline(stand_in):
     server = stand_in(trickle)
     remote = OpenAICompatibleBackend(server.url, "stand-in", timeout=1.0, max_retries=0)
