@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import os
 import random
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,12 +23,35 @@ from pathlib import Path
 import datasets
 import yaml
 from datasets.table import embed_table_storage
+from huggingface_hub.errors import HFValidationError
+from huggingface_hub.utils import validate_repo_id
 
 from .hard_negatives import HardNegatives
 from .prompts import multiple_choice_answer, multiple_choice_prompt, open_set_prompt
 
 CONFIG_NAMES = ("triples", "instructions", "hard_negatives")
 DEFAULT_MAX_SHARD_BYTES = 500 * 1024 * 1024
+# What a published card says instead of a path on the machine that built it.
+LOCAL_NAME = "a local folder (not published)"
+
+
+def is_hub_id(name: str | None) -> bool:
+    """Whether `name` names a Hub repository rather than a local folder (which the Hub cannot link to)."""
+    if not name or Path(name).exists():
+        return False
+    try:
+        validate_repo_id(name)
+    except HFValidationError:
+        return False
+    return True
+
+
+def public_name(name: str) -> str:
+    """`name` (a model, dataset or adapter), or `LOCAL_NAME` when it is a path on this machine, which a published
+    card must not show."""
+    if os.path.isabs(os.path.expanduser(name)) or os.path.exists(name) or name.startswith(("./", "../")):
+        return LOCAL_NAME
+    return name
 
 
 def build_triples(source: datasets.Dataset, descriptions: list[str], negatives: HardNegatives) -> datasets.Dataset:
@@ -224,7 +248,7 @@ def dataset_card(
         f"- Attribute descriptions: `{info.description_source}`.",
         f"- Negatives: {info.num_negatives} per image, strategy `{info.negative_strategy}`.",
     ]
-    lines += [f"- {role} model: `{model}`" for role, model in info.models.items()]
+    lines += [f"- {role} model: `{public_name(model)}`" for role, model in info.models.items()]
     lines += [f"- {key}: {value}" for key, value in info.extra.items()]
     lines += ["", "## Configs", ""]
     lines += [f"- `{name}`: {d.num_rows} rows, columns {', '.join(d.column_names)}." for name, d in configs.items()]
@@ -296,15 +320,20 @@ def check_dataset_folder(folder: str | Path) -> Path:
     card = folder / "README.md"
     if not card.is_file():
         raise FileNotFoundError(f"{card} does not exist: {folder} is not a built dataset folder.")
-    text = card.read_text(encoding="utf-8")
-    if not text.startswith("---") or "configs:" not in text.split("---", 2)[1]:
-        raise ValueError(f"{card} has no YAML `configs:` header.")
-    for name in yaml.safe_load(text.split("---", 2)[1]).get("configs", []):
+    for name in _card_configs(card):
         if not list((folder / name["config_name"]).glob("*.parquet")):
             raise FileNotFoundError(
                 f"Config {name['config_name']!r} has no parquet files in {folder / name['config_name']}."
             )
     return folder
+
+
+def _card_configs(card: Path) -> list[dict]:
+    """The `configs:` of a dataset card's YAML header."""
+    text = card.read_text(encoding="utf-8")
+    if not text.startswith("---") or "configs:" not in text.split("---", 2)[1]:
+        raise ValueError(f"{card} has no YAML `configs:` header.")
+    return yaml.safe_load(text.split("---", 2)[1]).get("configs", [])
 
 
 def push_dataset_folder(
@@ -316,10 +345,15 @@ def push_dataset_folder(
     create_repo: bool = True,
     commit_message: str = "Upload Finedefics training data",
 ) -> str:
-    """Upload a built folder to the Hub dataset repo `repo_id` in one commit; returns the commit URL."""
+    """Upload a built folder to the Hub dataset repo `repo_id` in one commit; returns the commit URL.
+
+    Only the card and the parquet shards its `configs:` name are sent: the rest of the folder (build_info.json and
+    the run's fingerprint.json with local paths and endpoints, partial files of a killed build, shard outputs,
+    per-source parts) stays on the machine."""
     from huggingface_hub import HfApi
 
     folder = check_dataset_folder(folder)
+    shards = [files["path"] for config in _card_configs(folder / "README.md") for files in config["data_files"]]
     api = HfApi(token=token)
     if create_repo:
         api.create_repo(repo_id, repo_type="dataset", private=private, exist_ok=True)
@@ -329,7 +363,6 @@ def push_dataset_folder(
         repo_type="dataset",
         revision=revision,
         commit_message=commit_message,
-        # Shard outputs and per-source parts of a build are intermediate files, not part of the dataset.
-        ignore_patterns=["shards/*", "sources/*"],
+        allow_patterns=["README.md", *shards],
     )
     return str(getattr(commit, "commit_url", commit))

@@ -7,27 +7,38 @@ Two ways in, one card:
   if given, an evaluation `report.json`. The Trainer's `training_args.bin` is a pickle, which can run code when
   loaded, so a folder someone else made is never unpickled.
 - `push_to_hub: true` in a recipe: the trainers' `create_model_card` (see `FinedeficsModelCardMixin`) writes the
-  same card from the live trainer, and `Trainer.push_to_hub` uploads the output folder.
+  same card from the live trainer, and the trainers' `push_to_hub` uploads the output folder.
+
+Both upload only the `PUBLISHED_FILES` (an allow-list), staged in a temporary folder: what a run writes besides the
+model (training_args.bin with the Hub token and local paths, fingerprints, logs, checkpoints) never leaves the
+machine, nor does the card or adapter_config.json name a local path.
 
 Loading a published adapter is one call: `hf_finedefics.modeling.load_finedefics_model(repo_id)`.
 """
 
 from __future__ import annotations
 
+import copy
+import dataclasses
 import json
 import logging
 import os
+import shutil
+import tempfile
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from fnmatch import fnmatch
 from pathlib import Path
 from typing import Any
 
-from huggingface_hub import HfApi, ModelCard, ModelCardData
-from huggingface_hub.errors import HFValidationError
-from huggingface_hub.utils import validate_repo_id
+import torch
+from huggingface_hub import CommitInfo, HfApi, ModelCard, ModelCardData
 from peft import PeftConfig, PeftModel
 from transformers import TrainingArguments
 from transformers.trainer import TRAINING_ARGS_NAME
+from transformers.trainer_utils import HubStrategy
+
+from dataset_builders.publish import is_hub_id, public_name
 
 from .evaluation.items import DATASETS
 from .losses import FINEDEFICS_CITATION
@@ -48,17 +59,39 @@ STAGE_DESCRIPTIONS = {
     "stage2": "stage II, classification-centred instruction tuning on open-set and multiple-choice questions "
     "(the paper's eq. 9)",
 }
+# The top-level files that loading a published adapter (or model) needs, and nothing else (the card is written
+# apart, see `upload_published_files`).
+PUBLISHED_FILES = (
+    ADAPTER_CONFIG_NAME,
+    "adapter_model.safetensors",
+    "config.json",
+    "generation_config.json",
+    "model.safetensors",
+    "model-*-of-*.safetensors",
+    "model.safetensors.index.json",
+    "processor_config.json",
+    "preprocessor_config.json",
+    "video_preprocessor_config.json",
+    "chat_template.jinja",
+    "chat_template.json",
+    "tokenizer.json",
+    "tokenizer_config.json",
+    "tokenizer.model",
+    "special_tokens_map.json",
+    "added_tokens.json",
+    "vocab.json",
+    "merges.txt",
+)
 
 
-def is_hub_id(name: str | None) -> bool:
-    """Whether `name` names a Hub repository rather than a local folder (which the Hub cannot link to)."""
-    if not name or Path(name).exists():
-        return False
-    try:
-        validate_repo_id(name)
-    except HFValidationError:
-        return False
-    return True
+def without_credentials(training_args: TrainingArguments) -> TrainingArguments:
+    """A copy of `training_args` with its credentials (the `*_token` fields, which `TrainingArguments.to_dict` masks
+    too) unset, to pickle into training_args.bin."""
+    public = copy.copy(training_args)
+    for spec in dataclasses.fields(public):
+        if spec.name.endswith("_token"):
+            setattr(public, spec.name, None)
+    return public
 
 
 def training_stage(training_args: TrainingArguments | None) -> str | None:
@@ -185,15 +218,16 @@ def _usage(info: AdapterCardInfo) -> str:
         )
     adapter = info.repo_id or "<this adapter>"
     return (
-        f"The adapter was trained on a local model (`{info.base_model}`); load it on that model, or on its published "
-        "copy:\n\n```python\nfrom hf_finedefics.modeling import load_finedefics_model\n\n"
+        "The adapter was trained on a local model; load it on that model, or on its published copy:\n\n"
+        "```python\nfrom hf_finedefics.modeling import load_finedefics_model\n\n"
         f'model, processor = load_finedefics_model("<base model>", adapter="{adapter}")\n```'
     )
 
 
 def build_model_card(info: AdapterCardInfo) -> ModelCard:
     """A model card with Hub metadata (base model, peft, datasets, tags, pipeline) and a body giving the training
-    stage, the hyper-parameters, the evaluation table when known, how to load the adapter, and the citation."""
+    stage, the hyper-parameters, the evaluation table when known, how to load the adapter, and the citation. Local
+    paths (a local base, data folder or stage I adapter) are not named: the card is published."""
     stage = info.stage
     tags = [*CARD_TAGS, *([STAGE_TAGS[stage]] if stage else []), *info.tags]
     card_data = ModelCardData(
@@ -208,17 +242,19 @@ def build_model_card(info: AdapterCardInfo) -> ModelCard:
     kind = "LoRA adapter" if info.peft_config is not None else "model"
     sections = [
         f"# {info.model_name}",
-        f'A {kind} for `{info.base_model}` trained with hf-finedefics ({what}), the method of "Analyzing and '
-        'Boosting the Power of Fine-Grained Visual Recognition for Multi-modal Large Language Models" (Finedefics, '
-        f"ICLR 2025; [authors' code]({AUTHORS_CODE_URL})).",
+        f"A {kind} for `{public_name(str(info.base_model))}` trained with hf-finedefics ({what}), the method of "
+        '"Analyzing and Boosting the Power of Fine-Grained Visual Recognition for Multi-modal Large Language Models" '
+        f"(Finedefics, ICLR 2025; [authors' code]({AUTHORS_CODE_URL})).",
         "## Usage",
         _usage(info),
     ]
     if info.datasets:
-        sections += ["## Training data", "\n".join(f"- `{name}`" for name in info.datasets)]
+        sections += ["## Training data", "\n".join(f"- `{public_name(name)}`" for name in info.datasets)]
     table = hyperparameters(info.peft_config, info.training, info.quantization)
     if table:
-        rows = "\n".join(f"| {name} | {value} |" for name, value in table.items())
+        rows = "\n".join(
+            f"| {name} | {public_name(value) if isinstance(value, str) else value} |" for name, value in table.items()
+        )
         sections += ["## Training hyper-parameters", f"| Setting | Value |\n|---|---|\n{rows}"]
     if info.evaluation_report is not None:
         sections += [
@@ -232,15 +268,19 @@ def build_model_card(info: AdapterCardInfo) -> ModelCard:
 
 
 class FinedeficsModelCardMixin:
-    """Makes a Trainer write the Finedefics model card: put it before the Trainer class,
-    `class MyTrainer(FinedeficsModelCardMixin, Trainer)`. `Trainer.push_to_hub` (and TRL's checkpoint saving) call
-    `create_model_card`, so `push_to_hub: true` uploads this card with the adapter. Every save (final and
-    checkpoints) also writes the `training_summary` as JSON, which `push_adapter` reads instead of the pickle."""
+    """Makes a Trainer write the Finedefics model card and publish safely: put it before the Trainer class,
+    `class MyTrainer(FinedeficsModelCardMixin, Trainer)`. `push_to_hub` (and TRL's checkpoint saving) call
+    `create_model_card`, so `push_to_hub: true` uploads this card with the adapter, and every push (final and per
+    checkpoint) uploads only the `PUBLISHED_FILES` (`upload_published_files`). Every save (final and checkpoints)
+    also writes the `training_summary` as JSON, which `push_adapter` reads instead of the pickle, and keeps the Hub
+    token out of training_args.bin."""
 
     def save_model(self, output_dir: str | None = None, _internal_call: bool = False) -> None:
         super().save_model(output_dir, _internal_call)
         if self.args.should_save:
             folder = Path(output_dir or self.args.output_dir)
+            if (folder / TRAINING_ARGS_NAME).is_file():
+                torch.save(without_credentials(self.args), folder / TRAINING_ARGS_NAME)
             # A base beside the output folder (stage II's merged base) is recorded relative to the save, so a run
             # folder moved as a whole still loads; the summary is written last (it marks a finished save).
             record_relative_base_model(folder, Path(self.args.output_dir).resolve().parent)
@@ -277,6 +317,81 @@ class FinedeficsModelCardMixin:
         os.makedirs(args.output_dir, exist_ok=True)
         build_model_card(info).save(os.path.join(args.output_dir, "README.md"))
 
+    def push_to_hub(
+        self,
+        commit_message: str | None = "End of training",
+        token: str | None = None,
+        revision: str | None = None,
+        private: bool | None = None,
+        **kwargs: Any,
+    ) -> CommitInfo | None:
+        """`Trainer.push_to_hub` (save, card, one upload), uploading only the `PUBLISHED_FILES` and waiting for it:
+        the Trainer's own upload sends the whole output folder."""
+        self.callback_handler.on_push_begin(self.args, self.state, self.control)
+        token = token if token is not None else self.args.hub_token
+        if self.hub_model_id is None:
+            self.init_hf_repo(token=token, private=private)
+        self.save_model(_internal_call=True)
+        if not self.is_world_process_zero():
+            return None
+        self.create_model_card(model_name=kwargs.pop("model_name", self.hub_model_id.split("/")[-1]), **kwargs)
+        self._finish_current_push()
+        return self._upload(self.args.output_dir, commit_message, token, revision or self.args.hub_revision)
+
+    def _push_from_checkpoint(self, checkpoint_folder: str) -> None:
+        """Pushing a checkpoint uploads its `PUBLISHED_FILES` with the card, never the checkpoint folder itself
+        (optimizer state, training_args.bin), and waits for the upload."""
+        if not self.is_world_process_zero() or self.args.hub_strategy == HubStrategy.END:
+            return
+        self.callback_handler.on_push_begin(self.args, self.state, self.control)
+        self.create_model_card(model_name=self.hub_model_id.split("/")[-1])
+        message = f"Training in progress, step {self.state.global_step}"
+        self._upload(checkpoint_folder, message, self.args.hub_token, self.args.hub_revision)
+
+    def _upload(self, folder: str, commit_message: str | None, token: str | None, revision: str | None) -> CommitInfo:
+        base_model = PeftConfig.from_pretrained(folder).base_model_name_or_path if _is_adapter(folder) else None
+        return upload_published_files(
+            folder,
+            self.hub_model_id,
+            card=ModelCard.load(Path(self.args.output_dir) / "README.md"),
+            base_model=base_model if is_hub_id(base_model) else None,
+            token=token,
+            revision=revision,
+            commit_message=commit_message,
+        )
+
+
+def _is_adapter(folder: str | os.PathLike) -> bool:
+    return (Path(folder) / ADAPTER_CONFIG_NAME).is_file()
+
+
+def upload_published_files(
+    folder: str | os.PathLike,
+    repo_id: str,
+    *,
+    card: ModelCard,
+    base_model: str | None,
+    token: str | None,
+    revision: str | None,
+    commit_message: str | None,
+) -> CommitInfo:
+    """Upload the `PUBLISHED_FILES` of `folder` (top level only) with `card` as README.md to the model repo
+    `repo_id`. They are staged in a temporary folder, where an adapter's `adapter_config.json` is made to name
+    `base_model` (a Hub id, or None for a local base nobody else can load): `folder` is never changed."""
+    with tempfile.TemporaryDirectory(prefix="finedefics-upload-") as staging:
+        staging = Path(staging)
+        for path in Path(folder).iterdir():
+            if path.is_file() and any(fnmatch(path.name, pattern) for pattern in PUBLISHED_FILES):
+                shutil.copyfile(path, staging / path.name)
+        card.save(staging / "README.md")
+        if _is_adapter(staging):
+            config = json.loads((staging / ADAPTER_CONFIG_NAME).read_text(encoding="utf-8"))
+            config["base_model_name_or_path"] = base_model
+            (staging / ADAPTER_CONFIG_NAME).write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
+        return HfApi(token=token).upload_folder(
+            repo_id=repo_id, folder_path=staging, commit_message=commit_message, revision=revision
+        )
+
 
 def push_adapter(
     adapter_dir: str | os.PathLike,
@@ -290,13 +405,14 @@ def push_adapter(
     token: str | None = None,
     commit_message: str = "Upload Finedefics adapter",
 ) -> str:
-    """Write the model card into `adapter_dir` and upload the folder's top-level files to `repo_id`.
+    """Upload the adapter in `adapter_dir` with a model card to `repo_id`: only the `PUBLISHED_FILES`, staged in a
+    temporary folder (`upload_published_files`), so `adapter_dir` is left exactly as it was.
 
     Args:
         adapter_dir: a peft adapter folder (as `finedefics stage1` / `stage2` save them).
         repo_id: the Hub model repository, created if missing.
         base_model: Hub id of the model the adapter goes on, when the folder records a local one (stage II
-            records its merged base). It is written into `adapter_config.json`, so `load_finedefics_model(repo_id)`
+            records its merged base). The uploaded `adapter_config.json` names it, so `load_finedefics_model(repo_id)`
             finds it.
         datasets: Hub ids (or names) of the training data, listed on the card.
         evaluation_report: a `report.json` written by `finedefics evaluate`; its accuracy table goes on the card.
@@ -311,7 +427,6 @@ def push_adapter(
     peft_config = PeftConfig.from_pretrained(str(adapter_dir))
     if base_model is not None:
         peft_config.base_model_name_or_path = base_model
-        peft_config.save_pretrained(str(adapter_dir))
     elif not is_hub_id(peft_config.base_model_name_or_path):
         raise ValueError(
             f"The adapter's base model is the local folder {peft_config.base_model_name_or_path!r}, which nobody else "
@@ -334,16 +449,14 @@ def push_adapter(
             evaluation_report=report,
         )
     )
-    card.save(adapter_dir / "README.md")
-
-    api = HfApi(token=token)
-    api.create_repo(repo_id, private=private, exist_ok=True)
-    commit = api.upload_folder(
-        repo_id=repo_id,
-        folder_path=adapter_dir,
-        commit_message=commit_message,
+    HfApi(token=token).create_repo(repo_id, private=private, exist_ok=True)
+    commit = upload_published_files(
+        adapter_dir,
+        repo_id,
+        card=card,
+        base_model=peft_config.base_model_name_or_path,
+        token=token,
         revision=revision,
-        # Top-level files only: checkpoints, logs and stage II's merged base live in sub-folders.
-        ignore_patterns=["*/*"],
+        commit_message=commit_message,
     )
     return commit.commit_url

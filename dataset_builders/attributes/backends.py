@@ -3,15 +3,18 @@
 Both take a list of `GenerationRequest`s (a prompt, optionally with one image) and return one answer
 per request, in order, or (`iter_answers`) each answer as soon as it is ready, which the pipeline caches at once.
 The pipeline hands each backend `batch_size` requests at a time: the local backend runs them as one padded
-`generate` call, the HTTP backend sends them concurrently.
+`generate` call, the HTTP backend sends them concurrently. An empty, oversized or degenerate reply
+(`reply_problem`) is no answer: the HTTP backend retries it, then refuses it, and the pipeline never caches it.
 """
 
 from __future__ import annotations
 
 import base64
 import io
+import json
 import logging
 import time
+import zlib
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor, as_completed
@@ -22,6 +25,25 @@ from PIL import Image
 
 logger = logging.getLogger(__name__)
 
+# A reply longer than this many characters per new token is no answer (text runs about 4 per token).
+MAX_CHARS_PER_TOKEN = 32
+# Replies this long that compress below this ratio repeat themselves (a model stuck in a loop): prose compresses to
+# about 0.4.
+DEGENERATE_MIN_CHARS = 256
+DEGENERATE_COMPRESSION = 0.1
+
+
+def reply_problem(answer: str, max_chars: int) -> str | None:
+    """What makes `answer` no answer (empty, over `max_chars` characters, or the same text repeated), or None."""
+    if not answer.strip():
+        return "an empty reply"
+    if len(answer) > max_chars:
+        return f"a reply of {len(answer)} characters (the cap is {max_chars})"
+    data = answer.encode("utf-8")
+    if len(answer) >= DEGENERATE_MIN_CHARS and len(zlib.compress(data)) < DEGENERATE_COMPRESSION * len(data):
+        return "a degenerate reply (the same text repeated)"
+    return None
+
 
 @dataclass(frozen=True)
 class GenerationRequest:
@@ -29,6 +51,9 @@ class GenerationRequest:
 
     prompt: str
     image: bytes | None = None
+
+    def __str__(self) -> str:
+        return f"the request {self.prompt[:100]!r}" + (" (with an image)" if self.image is not None else "")
 
 
 class GenerationBackend(ABC):
@@ -41,6 +66,11 @@ class GenerationBackend(ABC):
     @property
     def cache_id(self) -> str:
         return f"{self.model_id}|max_new_tokens={self.max_new_tokens}|greedy"
+
+    @property
+    def max_answer_chars(self) -> int:
+        """The longest answer taken (`reply_problem`)."""
+        return self.max_new_tokens * MAX_CHARS_PER_TOKEN
 
     @abstractmethod
     def iter_answers(self, requests: list[GenerationRequest]) -> Iterator[tuple[int, str]]:
@@ -136,6 +166,11 @@ class LocalBackend(GenerationBackend):
                 yield from zip(batch, self._generate_group([requests[i] for i in batch]))
 
 
+def _start(body: bytes) -> str:
+    """The start of a reply body, for messages."""
+    return body[:500].decode("utf-8", errors="replace")
+
+
 class OpenAICompatibleBackend(GenerationBackend):
     """An OpenAI-compatible chat-completions endpoint, through the official `openai` client.
 
@@ -143,8 +178,11 @@ class OpenAICompatibleBackend(GenerationBackend):
     for small runs) or, to scale out, `vllm serve <model>` or Text Generation Inference (batched serving on GPUs).
     Requests run `concurrency` at a time; each answer is handed back as soon as it arrives. The client retries
     timeouts, dropped connections, 408/409/429 and 5xx replies `max_retries` times with exponential back-off; this
-    backend also retries replies without `choices` (some servers answer 200 with an error body), and the final
-    error names the endpoint, the HTTP status and the start of the body.
+    backend also retries replies without `choices` (some servers answer 200 with an error body), replies not
+    complete `timeout` seconds after the request was sent (the client's own timeout bounds each read, so a server
+    trickling bytes is cut at the first byte past this deadline), replies over `max_reply_bytes` (not read further)
+    and answers that are empty, oversized or degenerate (`reply_problem`). The final error names the endpoint, the
+    request, the problem and the start of the body.
     """
 
     def __init__(
@@ -165,7 +203,10 @@ class OpenAICompatibleBackend(GenerationBackend):
         self.concurrency = concurrency
         # Hand the pipeline enough requests per batch to keep every connection busy.
         self.batch_size = concurrency * 4
+        self.timeout = timeout
         self.max_retries = max_retries
+        # The JSON of the longest answer taken (up to 12 bytes per character, escaped) and its envelope.
+        self.max_reply_bytes = 12 * self.max_answer_chars + 64 * 1024
         # Local servers need no key, but the client insists on one.
         self.client = OpenAI(
             base_url=self.base_url, api_key=api_key or "no-key", timeout=timeout, max_retries=max_retries
@@ -181,18 +222,38 @@ class OpenAICompatibleBackend(GenerationBackend):
             content.insert(0, {"type": "image_url", "image_url": {"url": url}})
         return [{"role": "user", "content": content}]
 
+    def _attempt(self, request: GenerationRequest) -> tuple[str, str | None, str]:
+        """One request: (answer, what makes the reply no answer or None, the start of the body)."""
+        import httpx2  # the openai client's HTTP library
+
+        deadline = time.monotonic() + self.timeout
+        body = bytearray()
+        with self.client.chat.completions.with_streaming_response.create(
+            model=self.model_id, messages=self._messages(request), max_tokens=self.max_new_tokens, temperature=0.0
+        ) as response:
+            try:
+                for chunk in response.iter_bytes():
+                    body += chunk
+                    if len(body) > self.max_reply_bytes:
+                        return "", f"sent a reply over {self.max_reply_bytes} bytes", _start(body)
+                    if time.monotonic() > deadline:
+                        return "", f"did not complete its reply within {self.timeout} s", _start(body)
+            except httpx2.TransportError as error:  # the body is read here, after the client's own retries
+                return "", f"broke off its reply ({type(error).__name__}: {error})", _start(body)
+        try:
+            answer = (json.loads(body)["choices"][0]["message"]["content"] or "").strip()
+        except (ValueError, LookupError, TypeError):
+            return "", f"answered {response.status_code} without choices", _start(body)
+        problem = reply_problem(answer, self.max_answer_chars)
+        return answer, problem and f"sent {problem}", _start(body)
+
     def _answer(self, request: GenerationRequest) -> str:
         import openai
 
         endpoint = f"{self.base_url}/chat/completions"
         for attempt in range(self.max_retries + 1):
             try:
-                raw = self.client.chat.completions.with_raw_response.create(
-                    model=self.model_id,
-                    messages=self._messages(request),
-                    max_tokens=self.max_new_tokens,
-                    temperature=0.0,
-                )
+                answer, problem, body = self._attempt(request)
             except openai.APIStatusError as error:
                 raise RuntimeError(
                     f"{endpoint} answered {error.status_code} for model {self.model_id!r}: {error.response.text[:500]}"
@@ -201,18 +262,14 @@ class OpenAICompatibleBackend(GenerationBackend):
                 raise RuntimeError(
                     f"{endpoint} failed after {self.max_retries + 1} attempts: {type(error).__name__}: {error}"
                 ) from error
-            try:
-                choices = raw.parse().choices
-            except ValueError:  # not JSON
-                choices = None
-            if choices:
-                return (choices[0].message.content or "").strip()
-            body = raw.http_response.text[:500]
+            if problem is None:
+                return answer
             if attempt < self.max_retries:
-                logger.warning("%s answered %s without choices (%r); retrying.", endpoint, raw.status_code, body)
+                logger.warning("%s %s for %s (%r); retrying.", endpoint, problem, request, body)
                 time.sleep(min(2**attempt * 0.5, 8.0))
         raise RuntimeError(
-            f"{endpoint} answered {raw.status_code} without choices {self.max_retries + 1} times; last body: {body!r}"
+            f"{endpoint} {problem} {self.max_retries + 1} times for model {self.model_id!r} and {request}, which is "
+            f"refused (not cached); last body: {body!r}"
         )
 
     def iter_answers(self, requests: list[GenerationRequest]) -> Iterator[tuple[int, str]]:

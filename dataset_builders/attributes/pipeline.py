@@ -5,7 +5,8 @@
 3. Summarization: the LLM condenses those answers into a five-sentence description of the image.
 
 Every answer goes through the `AnswerCache` first, keyed by (image content hash, prompt, model), and is
-written back as soon as it arrives: rerunning a killed build only asks for what is missing.
+written back as soon as it arrives: rerunning a killed build only asks for what is missing. Empty, oversized or
+degenerate replies (`reply_problem`) are refused, never cached, and such an answer found in the cache is asked again.
 Images are processed in chunks, extraction then summarization per chunk, so a kill loses at most one
 batch of work.
 """
@@ -24,7 +25,7 @@ from tqdm.auto import tqdm
 
 from ..build_config import ATTRIBUTE_TYPE_KEYWORDS
 from ..cache import AnswerCache, answer_key, content_hash
-from .backends import GenerationBackend, GenerationRequest
+from .backends import GenerationBackend, GenerationRequest, reply_problem
 from .prompts import AttributePrompts
 
 logger = logging.getLogger(__name__)
@@ -41,7 +42,7 @@ def parse_attribute_list(text: str, max_attributes: int = 30) -> list[str]:
         try:
             parsed = ast.literal_eval(match.group(0))
             items = [str(item) for item in parsed if isinstance(item, str)]
-        except (ValueError, SyntaxError):
+        except (ValueError, SyntaxError, MemoryError, RecursionError):  # a degenerate reply can nest too deep
             items = [item.strip(" '\"") for item in match.group(0)[1:-1].split(",")]
     if not items:
         items = re.split(r"[\n,;]", text)
@@ -116,16 +117,28 @@ class AttributeDescriber:
         self.discovered: dict[str, list[str]] = {}
 
     def answer(self, backend: GenerationBackend, requests: list[tuple[str | None, GenerationRequest]]) -> list[str]:
-        """Answer (image hash, request) pairs from the cache, asking `backend` only for what is missing."""
+        """Answer (image hash, request) pairs from the cache, asking `backend` only for what is missing (or cached
+        but no answer, as a build before replies were checked could store)."""
         keys = [answer_key(image_hash, request.prompt, backend.cache_id) for image_hash, request in requests]
-        answers = self.cache.get_many(keys)
-        missing = list({key: request for key, (_, request) in zip(keys, requests) if key not in answers}.items())
+        by_key = {key: request for key, (_, request) in zip(keys, requests)}
+        answers = {}
+        for key, answer in self.cache.get_many(keys).items():
+            if problem := reply_problem(answer, backend.max_answer_chars):
+                logger.warning(
+                    "Cached answer of %s to %s is %s: asking again.", backend.model_id, by_key[key], problem
+                )
+            else:
+                answers[key] = answer
+        missing = [(key, request) for key, request in by_key.items() if key not in answers]
         for start in range(0, len(missing), backend.batch_size):
             batch = missing[start : start + backend.batch_size]
             # Each answer is saved as it arrives: a request that keeps failing loses no other answer.
             for position, answer in backend.iter_answers([request for _, request in batch]):
-                self.cache.put_many({batch[position][0]: answer})
-                answers[batch[position][0]] = answer
+                key, request = batch[position]
+                if problem := reply_problem(answer, backend.max_answer_chars):
+                    raise ValueError(f"{backend.model_id} gave {problem} to {request}, which is refused (not cached).")
+                self.cache.put_many({key: answer})
+                answers[key] = answer
         return [answers[key] for key in keys]
 
     def discover_attributes(self, superclass: str) -> list[str]:

@@ -3,9 +3,11 @@
     finedefics push-adapter --adapter outputs/idefics2-8b/stage1 --repo-id your-hf-user/finedefics-idefics2-8b-stage1 \\
         --dataset_name your-hf-user/finedefics-fgvr --eval_report outputs/evaluation/report.json
 
-The card (README.md, written into the adapter folder) gives the base model, the training data, the LoRA and
-training hyper-parameters (from adapter_config.json and finedefics_training.json; the pickled training_args.bin
-is never loaded, since unpickling can run code), the evaluation table and the citation. Load the published adapter with `hf_finedefics.modeling.load_finedefics_model("<repo id>")`.
+The card (the uploaded README.md) gives the base model, the training data, the LoRA and training hyper-parameters
+(from adapter_config.json and finedefics_training.json; the pickled training_args.bin is never loaded, since
+unpickling can run code), the evaluation table and the citation. Only what loading needs is uploaded, and the
+adapter folder is left unchanged. Load the published adapter with
+`hf_finedefics.modeling.load_finedefics_model("<repo id>")`.
 """
 
 from __future__ import annotations
@@ -32,7 +34,7 @@ class PushAdapterArguments:
         default=None,
         metadata={
             "help": "Hub id of the model the adapter goes on, when the adapter records a local folder (stage II "
-            "records its merged base); written into adapter_config.json."
+            "records its merged base); written into the uploaded adapter_config.json, the local one is left as it is."
         },
     )
     revision: str | None = field(default=None, metadata={"help": "Existing branch to push to (default: main)."})

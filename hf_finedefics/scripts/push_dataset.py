@@ -1,6 +1,8 @@
 """`finedefics push-dataset`: upload a folder written by `finedefics build-dataset` to a Hub dataset repo.
 
 finedefics push-dataset --dataset_name finedefics-fgvr --repo_id your-hf-user/finedefics-fgvr
+
+Only the dataset card and the parquet shards it names are uploaded; the rest of the folder stays on the machine.
 """
 
 from __future__ import annotations

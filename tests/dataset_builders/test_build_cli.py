@@ -5,6 +5,7 @@ import pytest
 import yaml
 from huggingface_hub import HfApi
 
+from dataset_builders.publish import LOCAL_NAME
 from hf_finedefics.cli import main as finedefics
 from hf_finedefics.testing import create_tiny_checkpoint
 
@@ -55,7 +56,8 @@ def test_build_then_shard_and_merge(pets, idefics2_path, tmp_path):
     instructions = datasets.load_dataset(str(whole), "instructions", split="train")
     assert instructions.num_rows == 16
     card = (whole / "README.md").read_text()
-    assert "license: cc-by-sa-4.0" in card and f"CLIP model: `{create_tiny_checkpoint('clip')}`" in card
+    # the card is published: the local CLIP folder is not named
+    assert "license: cc-by-sa-4.0" in card and f"CLIP model: `{LOCAL_NAME}`" in card
     assert "- pet: ear shape, coat color" in card
 
     # Two shards described separately (own caches, so the work is really redone), then merged.

@@ -2,11 +2,14 @@
 
 Faults a healthy server does not make on demand (dropped connections, 200 replies without choices, hangs, a
 request that keeps failing) come from `FaultyProxy`, which sits in front of the real server and passes every
-other request through to it."""
+other request through to it; replies no model should send (trickled, oversized, empty, degenerate) come from a
+`StandInServer` on 127.0.0.1."""
 
 from __future__ import annotations
 
+import contextlib
 import json
+import logging
 import os
 import threading
 import time
@@ -206,3 +209,156 @@ def test_timeout_and_retries_are_build_options(tmp_path):
     ])  # fmt: skip
     backend = make_backend(config.llm, config.llm_base_url, config)
     assert (backend.client.timeout, backend.client.max_retries) == (7.5, 1)
+
+
+class StandInServer:
+    """An OpenAI-compatible endpoint on 127.0.0.1 where `respond(handler, number)` writes the reply to each chat
+    request (numbered from 0)."""
+
+    def __init__(self, respond: Callable[[BaseHTTPRequestHandler, int], None]):
+        self.chat_requests = 0
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args):
+                pass
+
+            def do_POST(self):
+                self.rfile.read(int(self.headers["Content-Length"]))
+                server.chat_requests += 1
+                with contextlib.suppress(BrokenPipeError, ConnectionResetError):  # the client stopped reading
+                    respond(self, server.chat_requests - 1)
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/v1"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def stand_in() -> Iterator[Callable[[Callable[[BaseHTTPRequestHandler, int], None]], StandInServer]]:
+    servers = []
+
+    def make(respond: Callable[[BaseHTTPRequestHandler, int], None]) -> StandInServer:
+        servers.append(StandInServer(respond))
+        return servers[-1]
+
+    yield make
+    for started in servers:
+        started.close()
+
+
+def _completion(content: str) -> bytes:
+    message = {"role": "assistant", "content": content}
+    choice = {"index": 0, "message": message, "finish_reason": "stop"}
+    return json.dumps(
+        {"id": "0", "object": "chat.completion", "created": 0, "model": "m", "choices": [choice]}
+    ).encode()
+
+
+def _send_headers(handler: BaseHTTPRequestHandler, length: int) -> None:
+    handler.send_response(200)
+    handler.send_header("Content-Type", "application/json")
+    handler.send_header("Content-Length", str(length))
+    handler.end_headers()
+
+
+def answers(*contents: str) -> Callable[[BaseHTTPRequestHandler, int], None]:
+    """Reply to request n with the n-th of `contents` (the last one once they run out)."""
+
+    def respond(handler: BaseHTTPRequestHandler, number: int) -> None:
+        payload = _completion(contents[min(number, len(contents) - 1)])
+        _send_headers(handler, len(payload))
+        handler.wfile.write(payload)
+
+    return respond
+
+
+def trickle(handler: BaseHTTPRequestHandler, number: int) -> None:
+    """A valid reply sent one byte every 100 ms, for at most 10 s: each read is quick, the reply takes 17 s."""
+    payload = _completion("A jay.")
+    _send_headers(handler, len(payload))
+    stop = time.monotonic() + 10
+    for byte in payload:
+        if time.monotonic() > stop:
+            return
+        handler.wfile.write(bytes([byte]))
+        time.sleep(0.1)
+
+
+def broken_off_then_answered(handler: BaseHTTPRequestHandler, number: int) -> None:
+    """The first reply stops half way (the connection closes), the next is whole."""
+    payload = _completion("A jay.")
+    _send_headers(handler, len(payload))
+    handler.wfile.write(payload if number else payload[: len(payload) // 2])
+    handler.close_connection = True
+
+
+def test_reply_broken_off_midway_is_retried(stand_in):
+    server = stand_in(broken_off_then_answered)
+    remote = OpenAICompatibleBackend(server.url, "stand-in", max_retries=1)
+    assert remote.generate([GenerationRequest("hello")]) == ["A jay."]
+    assert server.chat_requests == 2
+
+
+def test_trickling_reply_is_cut_at_the_deadline(stand_in):
+    server = stand_in(trickle)
+    remote = OpenAICompatibleBackend(server.url, "stand-in", timeout=1.0, max_retries=0)
+    start = time.monotonic()
+    with pytest.raises(RuntimeError, match=r"did not complete its reply within 1.0 s 1 times .*'hello'"):
+        remote.generate([GenerationRequest("hello")])
+    assert time.monotonic() - start < 3  # not the 10 s the server trickles for (margin for a loaded machine)
+
+
+def test_oversized_replies_are_refused(stand_in):
+    remote = OpenAICompatibleBackend(stand_in(answers("x" * 20_000_000)).url, "stand-in", max_new_tokens=8)
+    with pytest.raises(RuntimeError, match=rf"sent a reply over {remote.max_reply_bytes} bytes 4 times"):
+        remote.generate([GenerationRequest("hello")])
+    text = " ".join(str(number) for number in range(300))  # 1089 characters, over 8 tokens' worth
+    remote = OpenAICompatibleBackend(stand_in(answers(text)).url, "stand-in", max_new_tokens=8, max_retries=0)
+    with pytest.raises(RuntimeError, match=r"sent a reply of 1089 characters \(the cap is 256\)"):
+        remote.generate([GenerationRequest("hello")])
+
+
+def test_empty_and_degenerate_replies_are_retried_then_refused(stand_in):
+    empty = stand_in(answers("", "  \n"))
+    remote = OpenAICompatibleBackend(empty.url, "stand-in", max_new_tokens=64, max_retries=1)
+    with pytest.raises(RuntimeError, match=r"sent an empty reply 2 times for model 'stand-in' and the request 'Name"):
+        remote.generate([GenerationRequest("Name a bird.")])
+    assert empty.chat_requests == 2
+
+    degenerate = stand_in(answers("the bird " * 100))
+    remote = OpenAICompatibleBackend(degenerate.url, "stand-in", max_new_tokens=64, max_retries=1)
+    with pytest.raises(RuntimeError, match=r"sent a degenerate reply \(the same text repeated\) 2 times"):
+        remote.generate([GenerationRequest("Name a bird.")])
+
+    recovering = stand_in(answers("", "A jay."))
+    remote = OpenAICompatibleBackend(recovering.url, "stand-in", max_new_tokens=64, max_retries=1)
+    assert remote.generate([GenerationRequest("Name a bird.")]) == ["A jay."]
+
+
+def test_refused_replies_are_never_cached(stand_in, tmp_path):
+    remote = OpenAICompatibleBackend(stand_in(answers("")).url, "stand-in", max_retries=0)
+    cache = AnswerCache(tmp_path / "cache.sqlite")
+    with pytest.raises(RuntimeError, match="empty reply"):
+        AttributeDescriber(remote, remote, cache).discover_attributes("bird")
+    assert len(cache) == 0
+
+
+def test_cached_degenerate_answer_is_asked_again(stand_in, tmp_path, caplog):
+    """A 100 KB degenerate reply cached by an older build: ignored with a warning and asked again, not a MemoryError
+    on every rerun."""
+    server = stand_in(answers("['wing color', 'bill shape']"))
+    remote = OpenAICompatibleBackend(server.url, "stand-in", max_retries=0)
+    cache = AnswerCache(tmp_path / "cache.sqlite")
+    describer = AttributeDescriber(remote, remote, cache)
+    key = answer_key(None, describer.prompts.discovery_prompt("bird"), remote.cache_id)
+    cache.put_many({key: "[" + "-" * 100_000 + "1]"})
+    with caplog.at_level(logging.WARNING):
+        assert describer.discover_attributes("bird") == ["wing color", "bill shape"]
+    assert server.chat_requests == 1 and "asking again" in caplog.text
+    assert cache.get_many([key]) == {key: "['wing color', 'bill shape']"}

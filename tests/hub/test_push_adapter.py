@@ -5,12 +5,10 @@ Only the Hub calls are replaced (`conftest.FakeHub`): everything else, card and 
 from __future__ import annotations
 
 import json
-import shutil
 
 import huggingface_hub
 import pytest
 import torch
-from huggingface_hub import ModelCard
 from peft import PeftModel, get_peft_model
 from transformers import AutoModelForImageTextToText, AutoProcessor
 
@@ -75,10 +73,10 @@ def test_push_adapter_writes_the_card_and_uploads_once(adapter_dir, eval_report,
     assert len(fake_hub.uploads) == 1
     upload = fake_hub.uploads[0]
     assert upload.repo_id == REPO_ID
-    assert {"adapter_config.json", "adapter_model.safetensors", "README.md", "training_args.bin"} <= upload.files
+    assert {"adapter_config.json", "adapter_model.safetensors", "README.md"} <= upload.files
     assert not any(name.startswith("checkpoint-") for name in upload.files)
 
-    card = ModelCard.load(adapter_dir / "README.md")
+    card = upload.card()
     assert card.data.base_model == BASE_REPO_ID
     assert card.data.library_name == "peft"
     assert card.data.pipeline_tag == "image-text-to-text"
@@ -95,18 +93,15 @@ def test_push_adapter_writes_the_card_and_uploads_once(adapter_dir, eval_report,
     assert "| finedefics-tiny | generation | 75.00 | 75.00 |" in text
     assert FINEDEFICS_CITATION in text
     assert f'load_finedefics_model("{REPO_ID}")' in text
-    # the adapter now names a base model anyone can load
-    assert json.loads((adapter_dir / "adapter_config.json").read_text())["base_model_name_or_path"] == BASE_REPO_ID
+    # the uploaded adapter names a base model anyone can load
+    assert json.loads(upload.contents["adapter_config.json"])["base_model_name_or_path"] == BASE_REPO_ID
 
 
 def test_uploaded_files_load_in_one_call_on_the_named_base(adapter_dir, tiny_base, fake_hub, tmp_path, monkeypatch):
     """What push-adapter uploads is a complete adapter: copied to a fresh folder, `load_finedefics_model` loads it
     in one call, fetching the base by the Hub id written into adapter_config.json (here from a local Hub cache)."""
     cli(["push-adapter", "--adapter", str(adapter_dir), "--repo-id", REPO_ID, "--model_name_or_path", BASE_REPO_ID])
-    downloaded = tmp_path / "downloaded"
-    for name in fake_hub.uploads[0].files:
-        (downloaded / name).parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy(adapter_dir / name, downloaded / name)
+    downloaded = fake_hub.uploads[0].write_to(tmp_path / "downloaded")
     cache = tmp_path / "hub-cache"
     publish_to_local_cache(cache, BASE_REPO_ID, tiny_base, {path.name for path in tiny_base.iterdir()})
     monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(cache))
@@ -120,6 +115,17 @@ def test_uploaded_files_load_in_one_call_on_the_named_base(adapter_dir, tiny_bas
     for (name, loaded), (_, reference) in zip(model.named_parameters(), expected.named_parameters()):
         torch.testing.assert_close(loaded, reference, msg=name)
     assert processor.tokenizer.get_vocab() == AutoProcessor.from_pretrained(tiny_base).tokenizer.get_vocab()
+
+
+def test_push_adapter_leaves_the_adapter_folder_unchanged(adapter_dir, tiny_base, fake_hub):
+    """Naming the Hub base changes only the uploaded adapter_config.json: the local folder still loads offline."""
+    before = {path: path.read_bytes() for path in adapter_dir.rglob("*") if path.is_file()}
+
+    cli(["push-adapter", "--adapter", str(adapter_dir), "--repo-id", REPO_ID, "--model_name_or_path", BASE_REPO_ID])
+
+    assert {path: path.read_bytes() for path in adapter_dir.rglob("*") if path.is_file()} == before
+    model, _ = load_finedefics_model(adapter_dir)
+    assert model.peft_config["default"].base_model_name_or_path == str(tiny_base)
 
 
 def test_local_base_model_needs_a_hub_id(adapter_dir, fake_hub):
@@ -151,14 +157,14 @@ def test_training_args_pickle_is_never_unpickled(adapter_dir, fake_hub, tmp_path
     cli(["push-adapter", "--adapter", str(adapter_dir), "--repo-id", REPO_ID, "--model_name_or_path", BASE_REPO_ID])
 
     assert not marker.exists()
-    text = ModelCard.load(adapter_dir / "README.md").text
+    text = fake_hub.uploads[0].card().text
     assert "| gradient accumulation steps | 4 |" in text and "| global batch size | 8 |" in text  # from the JSON
 
 
 def test_card_without_training_summary_lists_only_lora(adapter_dir, fake_hub):
     (adapter_dir / TRAINING_SUMMARY_NAME).unlink()
     cli(["push-adapter", "--adapter", str(adapter_dir), "--repo-id", REPO_ID, "--model_name_or_path", BASE_REPO_ID])
-    text = ModelCard.load(adapter_dir / "README.md").text
+    text = fake_hub.uploads[0].card().text
     assert "| LoRA rank | 8 |" in text and "learning rate" not in text
 
 

@@ -8,6 +8,7 @@ import json
 import pytest
 from huggingface_hub import ModelCard
 
+from dataset_builders.publish import LOCAL_NAME
 from hf_finedefics.cli import main as cli
 from hf_finedefics.hub import FINEDEFICS_CITATION, TRAINING_SUMMARY_NAME
 from hf_finedefics.testing import create_tiny_checkpoint
@@ -28,13 +29,14 @@ def tiny_base():
 
 
 def _uploaded_card(fake_hub, output_dir) -> ModelCard:
-    """The single upload is the output folder, with its model card among the files."""
+    """The single upload holds the output folder's adapter and the model card the trainer wrote there."""
     assert fake_hub.created[0]["repo_id"] == HUB_MODEL_ID
     assert len(fake_hub.uploads) == 1
     upload = fake_hub.uploads[0]
-    assert upload.repo_id == HUB_MODEL_ID and upload.folder == output_dir
+    assert upload.repo_id == HUB_MODEL_ID
     assert {"README.md", "adapter_config.json", "adapter_model.safetensors"} <= upload.files
-    return ModelCard.load(output_dir / "README.md")
+    assert upload.card().text == ModelCard.load(output_dir / "README.md").text
+    return upload.card()
 
 
 def test_stage1_recipe_with_push_to_hub(tiny_base, fake_hub, tmp_path):
@@ -51,9 +53,9 @@ def test_stage1_recipe_with_push_to_hub(tiny_base, fake_hub, tmp_path):
     card = _uploaded_card(fake_hub, output_dir)
     assert card.data.library_name == "peft" and card.data.pipeline_tag == "image-text-to-text"
     assert {"finedefics", "fgvr", "contrastive-alignment"} <= set(card.data.tags)
-    assert card.data.base_model is None  # a local folder cannot be linked; the text names it
-    assert str(tiny_base) in card.text
-    assert str(data) in card.text  # the training data
+    assert card.data.base_model is None  # a local folder cannot be linked, nor is it named
+    assert str(tiny_base) not in card.text
+    assert str(data) not in card.text and f"- `{LOCAL_NAME}`" in card.text  # the training data
     for row in ("| LoRA rank | 8 |", "| temperature | 0.07 |", "| per-device batch size | 2 |",
                 "| global batch size | 2 |"):  # fmt: skip
         assert row in card.text
@@ -79,7 +81,7 @@ def test_stage2_recipe_with_push_to_hub(tiny_base, fake_hub, tmp_path):
     assert {"finedefics", "fgvr", "instruction-tuning"} <= set(card.data.tags)
     assert "| stage I adapter | none (instruction tuning only) |" in card.text
     assert "| instruction types | open_set, multiple_choice |" in card.text
-    assert str(data) in card.text  # the training data
+    assert str(data) not in card.text  # the training data
     assert json.loads((output_dir / "adapter_config.json").read_text())["base_model_name_or_path"] == str(tiny_base)
 
 
@@ -106,5 +108,4 @@ def test_stage2_push_leaves_the_merged_base_out(tiny_base, fake_hub, tmp_path):
 
     upload = fake_hub.uploads[-1]
     assert not [name for name in upload.files if name.endswith(".safetensors") and "adapter" not in name]
-    card = ModelCard.load(output_dir / "README.md")
-    assert f"| stage I adapter | {stage1_dir} |" in card.text
+    assert f"| stage I adapter | {LOCAL_NAME} |" in upload.card().text
