@@ -23,6 +23,8 @@ from dataclasses import dataclass
 import torch
 from PIL import Image
 
+from ..images import to_rgb
+
 logger = logging.getLogger(__name__)
 
 # A reply longer than this many characters per new token is no answer (text runs about 4 per token).
@@ -87,7 +89,7 @@ class GenerationBackend(ABC):
 
 def _decode_image(data: bytes) -> Image.Image:
     with Image.open(io.BytesIO(data)) as image:
-        return image.convert("RGB")
+        return to_rgb(image)
 
 
 class LocalBackend(GenerationBackend):
