@@ -4,7 +4,7 @@
 
 Trains the stage I of each `--variants` entry (Finedefics, CCC as eq. 7 is printed, the object-category ablation)
 exactly as `finedefics run` does (same recipe, data, base and settings; `--stage1 key=value` overrides the recipe's
-stage1 section for all of them alike), logging every `--logging-steps`, and reads the logged metrics back:
+stage1 section for all of them alike, e.g. `logging_steps=5`), and reads the logged metrics back:
 top-1 retrieval object->attribute, attribute->category and object->category among the batch and each row's hard
 negatives, each loss term, and the mean cosine to positives and to hard negatives. Chance for a retrieval is about
 1 / (batch + hard negatives), higher for attribute->category and object->category where same-class rows of the
@@ -38,9 +38,12 @@ def _override(text: str) -> tuple[str, object]:
     return key, yaml.safe_load(value)
 
 
-def train_stage1(recipe: str | None, world_seed: int, variant: str, output_dir: Path, stage1: dict) -> list[dict]:
-    """Stage I of `variant` in world `world_seed`, as `finedefics run` trains it; its logged history."""
-    config = load_run_config(recipe, world_seed=world_seed, output_dir=str(output_dir), variants=[variant])
+def train_stage1(
+    recipe: str | None, world_seed: int, seed: int, variant: str, output_dir: Path, stage1: dict
+) -> list[dict]:
+    """Stage I of `variant` in world `world_seed`, as `finedefics run --world_seed W --seed S` trains it (a finished
+    one in `output_dir`, e.g. a `table3_seeds.py` run, is reused); its logged history."""
+    config = load_run_config(recipe, world_seed=world_seed, seed=seed, output_dir=str(output_dir), variants=[variant])
     config.stage1 = {**config.stage1, **stage1}
     run = FinedeficsRun(config)
     run.step_build()
@@ -88,22 +91,21 @@ def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--recipe", help="Run recipe (default: the embedded default).")
     parser.add_argument("--world-seeds", type=int, nargs="+", default=[0])
+    parser.add_argument("--seed", type=int, default=0, help="Training seed.")
     parser.add_argument(
         "--variants", nargs="+", default=["finedefics", "finedefics_literal_ccc", "contrastive_object_category"]
     )
     parser.add_argument("--stage1", type=_override, nargs="*", default=[], help="key=value overrides of stage1.")
-    parser.add_argument("--logging-steps", type=int, default=5)
     parser.add_argument("--output-dir", default="benchmark-runs/stage1_alignment")
     args = parser.parse_args(argv)
 
-    stage1 = {"logging_steps": args.logging_steps, **dict(args.stage1)}
+    stage1 = dict(args.stage1)
     output_dir = Path(args.output_dir)
     histories: dict[str, dict[int, list[dict]]] = {variant: {} for variant in args.variants}
     for world in args.world_seeds:
         for variant in args.variants:
-            histories[variant][world] = train_stage1(
-                args.recipe, world, variant, output_dir / f"world-{world}", stage1
-            )
+            folder = output_dir / f"world-{world}" / f"seed-{args.seed}"  # the layout of table3_seeds.py
+            histories[variant][world] = train_stage1(args.recipe, world, args.seed, variant, folder, stage1)
     recipe = load_run_config(args.recipe)
     batch_size = {**recipe.stage1, **stage1}.get("per_device_train_batch_size", 8)
     print(
