@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import functools
+import json
 import os
 from collections import defaultdict
+from pathlib import Path
 
 import datasets
 import torch
@@ -23,7 +25,7 @@ from transformers.trainer import TRAINING_ARGS_NAME
 
 from ..backbones import get_backbone
 from ..collators import ContrastiveAlignmentCollator, validate_triples
-from ..hub import FinedeficsModelCardMixin
+from ..hub import TRAINING_SUMMARY_NAME, FinedeficsModelCardMixin
 from ..losses import AttributeAugmentedContrastiveLoss, alignment_metrics
 from ..objectives import ContrastiveAlignmentModel, cached_stage1_objective, stage1_objective
 from .checkpoints import resume_checkpoint
@@ -208,6 +210,26 @@ class ContrastiveAlignmentTrainer(FinedeficsModelCardMixin, Trainer):
             metrics = {f"eval_{name}": value for name, value in metrics.items()}
         super().log({**logs, **metrics}, start_time)
         self._metrics[mode].clear()
+
+    def save_model(self, output_dir: str | None = None, _internal_call: bool = False) -> None:
+        super().save_model(output_dir, _internal_call)
+        if not _internal_call and self.args.should_save:
+            self._record_alignment(Path(output_dir or self.args.output_dir))
+
+    def _record_alignment(self, folder: Path) -> None:
+        """Add to the final save's training summary where stage I ended: the last logged window's losses, retrievals
+        and cosines (checkpoints keep the plain summary, which resuming compares)."""
+        logged = [entry for entry in self.state.log_history if "loss" in entry]
+        summary_path = folder / TRAINING_SUMMARY_NAME
+        if not logged or not summary_path.is_file():
+            return
+        prefixes = ("loss_", "accuracy_", "cosine_")
+        alignment = {"step": logged[-1]["step"]}
+        alignment |= {key: value for key, value in logged[-1].items() if key.startswith(prefixes)}
+        summary = json.loads(summary_path.read_text(encoding="utf-8")) | {"alignment": alignment}
+        temporary = summary_path.with_suffix(".tmp")
+        temporary.write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
+        os.replace(temporary, summary_path)
 
     # The Trainer's model is the stage I wrapper; checkpoints hold the inner (peft) model so that they are
     # ordinary adapter / model folders that `from_pretrained` loads.

@@ -24,6 +24,7 @@ from transformers import (
 from hf_finedefics.backbones import get_backbone
 from hf_finedefics.collators import ContrastiveAlignmentCollator
 from hf_finedefics.embeddings import image_inputs, tokenize_texts
+from hf_finedefics.hub import TRAINING_SUMMARY_NAME
 from hf_finedefics.losses import AttributeAugmentedContrastiveLoss
 from hf_finedefics.objectives import ContrastiveAlignmentModel, stage1_objective
 from hf_finedefics.testing import PROCESSORLESS_ARCHITECTURES, create_tiny_checkpoint, paper_processor_kwargs
@@ -154,6 +155,12 @@ def test_logs_every_term(tiny_checkpoint, triples, tmp_path):
     gradient_norms = [f"grad_norm_{term}" for term in ("gen", "oac", "acc", "ccc")]
     assert all(train_log[name] > 0 for name in gradient_norms)
     assert not any(f"eval_{name}" in eval_log for name in gradient_norms)
+    # The final save's training summary says where stage I ended, as logged last.
+    trainer.save_model(str(tmp_path / "final"))
+    summary = json.loads((tmp_path / "final" / TRAINING_SUMMARY_NAME).read_text())
+    last = [entry for entry in trainer.state.log_history if "loss" in entry][-1]
+    assert summary["alignment"]["step"] == last["step"]
+    assert all(summary["alignment"][name] == last[name] for name in names)
     weighted = train_log["loss_gen"] + 0.5 * (train_log["loss_oac"] + train_log["loss_acc"] + train_log["loss_ccc"])
     assert train_log["loss"] == pytest.approx(weighted, rel=1e-4)
 
