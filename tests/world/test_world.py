@@ -9,7 +9,7 @@ import torch
 from safetensors.torch import load_file
 from transformers import AutoModelForImageTextToText
 
-from dataset_builders.sources.synthetic import SyntheticFGVRConfig, synthetic_categories
+from dataset_builders.sources.synthetic import SyntheticFGVRConfig, generate_synthetic_fgvr, synthetic_categories
 from hf_finedefics.world import (
     WorldExamples,
     WorldPretrainingConfig,
@@ -205,6 +205,10 @@ def test_the_world_seed_sets_the_world_and_its_base(tmp_path):
     worlds = {seed: dataclasses.replace(SMALL_SYNTHETIC, seed=seed) for seed in (0, 1)}
     names = {seed: [c.name for c in synthetic_categories(world)] for seed, world in worlds.items()}
     assert names[0] != names[1]
+    drawn = [generate_synthetic_fgvr(worlds[seed])["train"] for seed in (0, 0, 1)]
+    pixels = [[image.tobytes() for image in split["image"]] for split in drawn]
+    assert pixels[0] == pixels[1] and drawn[0]["attribute_description"] == drawn[1]["attribute_description"]
+    assert pixels[0] != pixels[2]
     world = WorldPretrainingConfig(**TINY_WORLD)
     bases = [pretrain_world(worlds[0], world, tmp_path / str(index), progress=False) for index in range(2)]
     first, second = (load_file(base / "model.safetensors") for base in bases)
