@@ -64,7 +64,7 @@ from .trainer.contrastive_alignment_config import ContrastiveAlignmentConfig
 from .trainer.contrastive_alignment_trainer import train_stage1
 from .trainer.instruction_tuning_config import InstructionTuningConfig
 from .trainer.instruction_tuning_trainer import train_stage2
-from .trainer.model_config import FinedeficsModelConfig
+from .trainer.model_config import FinedeficsModelConfig, check_model_location
 from .world import WorldPretrainingConfig, ensure_world_base, world_key
 from .world.pretraining import MARKER as WORLD_MARKER
 from .world.pretraining import default_cache_dir
@@ -128,6 +128,10 @@ class EvaluationSettings:
             raise ValueError(f"Unknown evaluation.tasks {sorted(unknown)}; choose from {', '.join(TASKS)}.")
         if unknown := set(self.scorers) - set(SCORER_NAMES):
             raise ValueError(f"Unknown scorers {sorted(unknown)}; choose from {', '.join(SCORER_NAMES)}.")
+        if not self.tasks:
+            raise ValueError(f"tasks is empty: evaluate at least one of {', '.join(TASKS)}.")
+        if MULTIPLE_CHOICE in self.tasks and not self.scorers:
+            raise ValueError(f"scorers is empty: the {MULTIPLE_CHOICE} task needs one of {', '.join(SCORER_NAMES)}.")
         require_at_least_one(self, "batch_size", "max_new_tokens")
 
 
@@ -179,6 +183,13 @@ class FinedeficsRun:
         self.evaluation = parse_section(EvaluationSettings, config.evaluation, "evaluation")
         self.analysis = parse_section(AnalysisSettings, config.analysis, "analysis")
         self.world = parse_section(WorldPretrainingConfig, config.world, "world")
+        check_model_location(config.base_model, "base_model")
+        analysed = [variant for variant in self.analysis.variants if variant in config.variants]
+        if "confusion" in self.analysis.analyses and analysed and MULTIPLE_CHOICE not in self.evaluation.tasks:
+            raise ValueError(
+                f"analysis.analyses has confusion, which reads the {MULTIPLE_CHOICE} predictions, but "
+                f"evaluation.tasks is {self.evaluation.tasks}: add {MULTIPLE_CHOICE} or drop confusion."
+            )
         self._data_config()
         self._model_args(config.base_model)
         for variant in config.variants:
