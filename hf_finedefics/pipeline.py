@@ -55,6 +55,7 @@ from .run_steps import (
     PlannedStep,
     StepRecord,
     fingerprint,
+    folder_lock,
     recorded,
     run_log,
     run_steps,
@@ -567,7 +568,7 @@ class FinedeficsRun:
         """Every step of the recipe, one console line each; the libraries' own output goes to `run.log`."""
         results: dict[str, Any] = {}
         log_path = self.output_dir / RUN_LOG_NAME
-        with run_log(log_path) as self._console:
+        with folder_lock(self.output_dir), run_log(log_path) as self._console:
             # On a terminal the default display also keeps the running step's elapsed time and estimate current.
             live = self.progress == self._print_progress and self._console.isatty()
             update = self._redraw_progress if live else None

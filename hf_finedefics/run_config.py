@@ -75,7 +75,9 @@ class RunConfig:
             )
         for name, values in self.data.items():
             if name != "dataset" and not isinstance(values, dict):
-                raise ValueError(f"Recipe field `data.{name}` must be a mapping ({{}} for the defaults), got {values!r}.")
+                raise ValueError(
+                    f"Recipe field `data.{name}` must be a mapping ({{}} for the defaults), got {values!r}."
+                )
         if self.base_model == WORLD_BASE and "synthetic" not in self.data:
             raise ValueError(
                 "base_model: world is pretrained on the synthetic world: it needs data: {synthetic: ...}."
