@@ -232,7 +232,7 @@ def train_stage1(
         processing_class=processor,
         peft_config=model_args.lora_config(model) if model_args.use_peft else None,
     )
-    trainer.train(resume_from_checkpoint=resume_checkpoint(training_args))
+    trainer.train(resume_from_checkpoint=resume_checkpoint(training_args, trainer.model, train_dataset))
     if training_args.push_to_hub:
         trainer.push_to_hub(dataset_name=dataset_name)  # saves, writes the model card and uploads once
     else:

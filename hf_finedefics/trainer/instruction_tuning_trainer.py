@@ -221,7 +221,7 @@ def train_stage2(
 ) -> Path:
     """Run stage II and save the adapter with the processor to `output_dir`, which is returned."""
     trainer = build_stage2_trainer(model_args, training_args, train_dataset, auxiliary_dataset)
-    trainer.train(resume_from_checkpoint=resume_checkpoint(training_args))
+    trainer.train(resume_from_checkpoint=resume_checkpoint(training_args, trainer.model, train_dataset))
     if training_args.push_to_hub:
         trainer.push_to_hub(dataset_name=dataset_name)  # saves, writes the model card and uploads once
     else:

@@ -55,6 +55,22 @@ def test_rerun_with_other_settings_is_refused_saying_how_to_go_on(triples_dir, t
     assert (output_dir / "checkpoint-1" / "trainer_state.json").stat().st_mtime_ns == written
 
 
+def test_rerun_on_another_lora_shape_or_dataset_is_refused_not_resumed(triples_dir, tmp_path):
+    """The training arguments alone do not say what a checkpoint is: another LoRA rank cannot even be loaded into the
+    new adapter, and another dataset would be continued as if it were the same run."""
+    output_dir = tmp_path / "stage1"
+    stage1(triples_dir, output_dir, "--max_steps", "1")
+    written = (output_dir / "checkpoint-1" / "trainer_state.json").stat().st_mtime_ns
+    with pytest.raises(ValueError, match=r"(?s)checkpoint-1.*LoRA: \{'r': 8.*\{'r': 4.*--resume_from_checkpoint"):
+        stage1(triples_dir, output_dir, "--max_steps", "2", "--lora_r", "4")
+    other_data = tmp_path / "other"
+    synthetic_triples(num_categories=4, train_per_category=3, test_per_category=1).save_to_disk(other_data / "triples")
+    with pytest.raises(ValueError, match=r"(?s)checkpoint-1.*dataset: \w+ -> \w+.*another --output_dir"):
+        stage1(other_data, output_dir, "--max_steps", "2")
+    assert (output_dir / "checkpoint-1" / "trainer_state.json").stat().st_mtime_ns == written
+    assert not (output_dir / "checkpoint-2").exists()
+
+
 CHECKPOINT_KILLS = {
     # What a kill leaves of checkpoint-2, in the order the Trainer writes it: the two last points, where the most is
     # on disk; an earlier kill leaves a subset of these files, and the rule (no readable trainer state) is the same.
