@@ -36,7 +36,7 @@ from .publish import (
     build_triples,
     write_dataset_folder,
 )
-from .sources import LABEL_SEPARATOR, load_source, paper_split
+from .sources import LABEL_SEPARATOR, folder_fingerprint, load_source, paper_split
 from .sources.synthetic import SyntheticFGVRConfig, category_neighbours, synthetic_categories, write_synthetic_fgvr
 
 logger = logging.getLogger(__name__)
@@ -173,11 +173,14 @@ def merge_shards(config: BuildConfig, name: str, num_rows: int) -> tuple[list[st
 
 
 def _part_settings(config: BuildConfig, name: str) -> dict:
-    """What a source's part depends on: a part built under other settings is rebuilt, not reused."""
+    """What a source's part depends on: a part built under other settings, or from a source folder whose files
+    changed since, is rebuilt, not reused."""
     settings = dataclasses.asdict(config)
     for key in PART_INDEPENDENT_FIELDS:
         settings.pop(key)
-    return json.loads(json.dumps({**settings, "source": name, "folder": str(config.folders()[name])}))
+    folder = config.folders()[name]
+    files = folder_fingerprint(folder)
+    return json.loads(json.dumps({**settings, "source": name, "folder": str(folder), "files": files}))
 
 
 def build_source_part(config: BuildConfig, name: str) -> tuple[datasets.Dataset, datasets.Dataset, dict]:
@@ -196,6 +199,12 @@ def build_source_part(config: BuildConfig, name: str) -> tuple[datasets.Dataset,
             provenance,
         )
     dataset = _load_source(config, name)
+    # Mining negatives comes after the descriptions: a source too small for them must fail before any request.
+    if (categories := len(set(dataset["label"]))) < config.num_negatives + 1:
+        raise ValueError(
+            f"{name}: {config.num_negatives} negatives per image need at least {config.num_negatives + 1} categories "
+            f"with images, but {dataset.num_rows} image(s) read (limit: {config.limit}) cover {categories}."
+        )
     if config.num_shards > 1:
         descriptions, provenance = merge_shards(config, name, dataset.num_rows)
     else:

@@ -39,6 +39,7 @@ from datasets import Dataset, load_dataset
 
 from dataset_builders import BuildConfig, build_dataset
 from dataset_builders.build import build_synthetic_dataset
+from dataset_builders.sources import folder_fingerprint
 from dataset_builders.sources.synthetic import SyntheticFGVRConfig
 
 from . import __version__
@@ -247,6 +248,8 @@ class FinedeficsRun:
         if config is None:  # a folder built earlier, never written to
             return None
         values = {k: v for k, v in dataclasses.asdict(config).items() if k not in ("output_dir", "api_key")}
+        if isinstance(config, BuildConfig):  # a build is redone when its source folders' files changed
+            values["source files"] = {name: folder_fingerprint(path) for name, path in config.folders().items()}
         discard = (self.data_dir, self.output_dir / "source") if self.synthetic else (self.data_dir,)
         return StepRecord("data", self.data_dir / FINGERPRINT_NAME, self._settings(data=values), discard)
 
