@@ -25,14 +25,15 @@ TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "tokenizer.model",
 _PATH_PREFIXES = ("/", "./", "../", "~")
 
 
-def check_model_location(name: str | None, key: str = "model_name_or_path") -> None:
+def check_model_location(name: str | None, key: str = "model_name_or_path", *, missing_ok: bool = False) -> None:
     """Refuse, before any work, a model that cannot load: a path that does not exist (rather than reading it as a
-    bad Hub id), a model folder without a tokenizer, an adapter that does not name its base."""
+    bad Hub id; unless `missing_ok`, for commands that check their data first), a model folder without a
+    tokenizer, an adapter that does not name its base."""
     if not name:
         return
     path = Path(name).expanduser()
     if not path.exists():
-        if name.startswith(_PATH_PREFIXES):
+        if name.startswith(_PATH_PREFIXES) and not missing_ok:
             raise FileNotFoundError(f"{key}: {name} does not exist.")
         return  # a Hub id
     if not path.is_dir():
@@ -132,7 +133,7 @@ class FinedeficsModelConfig(ModelConfig):
             )
         require_at_least_one(self, "lora_r", "lora_alpha")
         require_in_range(self, "lora_dropout", 0, 1, high_included=False)
-        check_model_location(self.model_name_or_path)
+        check_model_location(self.model_name_or_path, missing_ok=True)
 
     def quantization_config(self) -> BitsAndBytesConfig | None:
         """QLoRA's 4-bit NF4 settings when `load_in_4bit`, 8-bit with `load_in_8bit`, else None."""
