@@ -1,6 +1,7 @@
 """`finedefics build-dataset` and `finedefics push-dataset` end to end on fixture layouts and tiny models."""
 
 import logging
+import re
 
 import datasets
 import pytest
@@ -183,3 +184,21 @@ def test_a_source_too_small_for_its_negatives_fails_before_any_request(tmp_path)
                     "--descriptions", "tags", "--llm", "some-model", "--llm_base_url", "http://127.0.0.1:9/v1",
                     "--max_retries", "0", "--negatives", "random", "--num-negatives", "3", "--limit", "1",
                     "--output_dir", str(tmp_path / "out")])  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "prompts, message",
+    [
+        ({"attribute_question": "Describe the {foo} of the {superclass}."}, r"attribute_question uses \{foo\}; its placeholders: \{attribute\}, \{superclass\}"),
+        ({"summarization": "Summarize {superclass"}, r"summarization is not a valid template"),
+    ],
+    ids=["unknown-placeholder", "unclosed-brace"],
+)  # fmt: skip
+def test_a_prompts_file_with_placeholders_no_step_fills_is_refused_before_any_work(tmp_path, capsys, prompts, message):
+    (tmp_path / "prompts.yaml").write_text(yaml.safe_dump(prompts))
+    with pytest.raises(SystemExit):
+        finedefics(["build-dataset", "--sources", "imagefolder", "--source_dirs", f"imagefolder={tmp_path}",
+                    "--llm", "some-model", "--llm_base_url", "http://127.0.0.1:9/v1", "--negatives", "random",
+                    "--prompts", str(tmp_path / "prompts.yaml"), "--output_dir", str(tmp_path / "out")])  # fmt: skip
+    assert re.search(rf"{tmp_path / 'prompts.yaml'}: {message}", capsys.readouterr().err)
+    assert not (tmp_path / "out").exists()
