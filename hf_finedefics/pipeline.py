@@ -45,6 +45,7 @@ from dataset_builders.sources.synthetic import SyntheticFGVRConfig
 from . import __version__
 from .analysis.names import ANALYSES
 from .collators import ATTRIBUTE_COLUMNS
+from .data.loading import check_parquet_files
 from .evaluation.items import DATASETS
 from .evaluation.names import DEFAULT_SIMILARITY_MODEL, MULTIPLE_CHOICE, OPEN_SET, SCORER_NAMES, TASKS
 from .evaluation.report import comparison_table, mean_accuracies, read_summaries
@@ -193,6 +194,8 @@ class FinedeficsRun:
                 f"evaluation.tasks is {self.evaluation.tasks}: add {MULTIPLE_CHOICE} or drop confusion."
             )
         self._data_config()
+        if "dataset" in config.data and self.data_dir.is_dir():
+            check_parquet_files(self.data_dir)
         self._model_args(config.base_model)
         for variant in config.variants:
             for stage in ("stage1", "stage2"):

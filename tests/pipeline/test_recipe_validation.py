@@ -173,3 +173,21 @@ def test_debug_shows_the_traceback(tmp_path, monkeypatch):
     monkeypatch.setattr("sys.argv", ["finedefics", "run", "--config", str(tmp_path)])
     with pytest.raises(FileNotFoundError, match="is a folder"):
         console_main()
+
+
+def test_a_truncated_parquet_shard_is_named_before_any_work(tmp_path, monkeypatch, capsys):
+    from dataset_builders.build import build_synthetic_dataset
+    from dataset_builders.sources.synthetic import SyntheticFGVRConfig
+    from hf_finedefics.data.loading import load_dataset_split
+
+    config = SyntheticFGVRConfig(num_categories=4, train_per_category=1, test_per_category=1)
+    built = build_synthetic_dataset(config, tmp_path / "data", tmp_path / "source")
+    shard = next((built / "instructions").rglob("*.parquet"))
+    shard.write_bytes(shard.read_bytes()[:100])  # a copy cut short
+    run_dir = tmp_path / "run"
+    recipe = _recipe(tmp_path, base_model="testing:idefics2", data={"dataset": str(built)})
+    error = _console_error(["run", "--config", recipe, "--output_dir", str(run_dir)], monkeypatch, capsys)
+    assert f"{shard} is not a readable parquet file" in error
+    assert not run_dir.exists()
+    with pytest.raises(ValueError, match=f"{shard} is not a readable parquet file"):
+        load_dataset_split(built, "instructions")
