@@ -34,7 +34,7 @@ from typing import Any, TextIO
 
 FINGERPRINT_NAME = "fingerprint.json"
 RUN_LOG_NAME = "run.log"
-LOCK_NAME = "finedefics.lock"
+LOCK_NAME = "_finedefics.lock"  # "_": left out of the Trainer's Hub uploads of a stage folder
 
 logger = logging.getLogger(__name__)
 

@@ -8,6 +8,7 @@ or taken for a finished stage.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -19,6 +20,7 @@ from transformers import TrainingArguments
 from transformers.trainer import TRAINER_STATE_NAME
 
 from ..hub import TRAINING_SUMMARY_NAME, load_training_summary, training_summary
+from ..run_steps import folder_lock
 
 if TYPE_CHECKING:
     from torch import nn
@@ -26,7 +28,7 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 # What the checkpoints of `output_dir` were trained from (`training_identity`), beside them.
-RESUME_NAME = "finedefics_resume.json"
+RESUME_NAME = "_finedefics_resume.json"  # "_": left out of the Trainer's Hub uploads
 
 _CHECKPOINT = re.compile(r"checkpoint-(\d+)")
 
@@ -64,6 +66,12 @@ def last_complete_checkpoint(output_dir: str | os.PathLike) -> Path | None:
             TRAINER_STATE_NAME,
         )
     return None
+
+
+def stage_lock(args: TrainingArguments) -> contextlib.AbstractContextManager:
+    """The lock of a stage's output folder, held by the process that saves (`run_steps.folder_lock`): a second
+    command training into the folder would resume from, or save over, the first's checkpoints while it trains."""
+    return folder_lock(Path(args.output_dir)) if args.should_save else contextlib.nullcontext()
 
 
 def training_identity(model: nn.Module, train_dataset: Any) -> dict[str, Any]:

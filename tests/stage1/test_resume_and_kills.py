@@ -15,6 +15,7 @@ from hf_finedefics.cli import main as cli
 from hf_finedefics.testing import create_tiny_checkpoint
 
 from ..conftest import synthetic_triples
+from ..pipeline.test_run_lock import lock_held_by_another_process
 
 RUN = ["--per_device_train_batch_size", "2", "--warmup_steps", "0", "--report_to", "none", "--use_cpu", "true",
        "--save_strategy", "steps", "--save_steps", "1", "--logging_steps", "1",
@@ -69,6 +70,15 @@ def test_rerun_on_another_lora_shape_or_dataset_is_refused_not_resumed(triples_d
         stage1(other_data, output_dir, "--max_steps", "2")
     assert (output_dir / "checkpoint-1" / "trainer_state.json").stat().st_mtime_ns == written
     assert not (output_dir / "checkpoint-2").exists()
+
+
+def test_a_second_command_into_a_stage_folder_in_use_is_refused(triples_dir, tmp_path):
+    output_dir = tmp_path / "stage1"
+    with lock_held_by_another_process(output_dir) as holder, pytest.raises(BlockingIOError, match=f"PID {holder.pid}"):
+        stage1(triples_dir, output_dir, "--max_steps", "1")
+    assert not (output_dir / "checkpoint-1").exists()
+    stage1(triples_dir, output_dir, "--max_steps", "1")  # the killed holder's lock is taken over
+    assert (output_dir / "checkpoint-1" / "trainer_state.json").is_file()
 
 
 CHECKPOINT_KILLS = {
