@@ -121,3 +121,19 @@ def test_a_data_dir_without_the_dataset_folder_names_the_flag_to_use(tmp_path):
         finedefics(
             ["evaluate", "--model_name_or_path", "unused", "--sources", "synthetic", "--data_dir", str(tmp_path)]
         )
+
+
+def test_an_operating_system_error_is_one_line_naming_its_path(tmp_path, monkeypatch, capsys):
+    """What the system refuses (here a file where the run folder goes; a full disk or a read-only folder alike)
+    is one line with the path, not a traceback."""
+    from hf_finedefics.cli import console_main
+
+    taken = tmp_path / "run"
+    taken.write_text("not a folder")
+    recipe = tmp_path / "recipe.yaml"
+    recipe.write_text("base_model: testing:idefics2\ndata: {synthetic: {}}\nvariants: [zero_shot]\n")
+    monkeypatch.setenv("HF_FINEDEFICS_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr("sys.argv", ["finedefics", "run", "--config", str(recipe), "--output_dir", str(taken)])
+    with pytest.raises(SystemExit) as exit_info:
+        console_main()
+    assert exit_info.value.code == f"finedefics run: error: File exists: {taken}"
