@@ -86,16 +86,22 @@ def load_attribute_file(path: str | Path) -> dict[str, list[str]]:
     return content
 
 
-def _describer(config: BuildConfig) -> AttributeDescriber:
+def _check_description_models(config: BuildConfig) -> None:
+    """Refuse a description method without the models it asks, before any source is read."""
+    if config.descriptions == "ground-truth":
+        return
     if not config.llm:
         raise ValueError(f"descriptions={config.descriptions!r} needs an LLM (--llm).")
+    if config.descriptions == "pipeline" and not config.vqa:
+        raise ValueError("descriptions='pipeline' needs a VQA model (--vqa).")
+
+
+def _describer(config: BuildConfig) -> AttributeDescriber:
+    _check_description_models(config)
     llm = make_backend(config.llm, config.llm_base_url, config)
     vqa = llm
-    if config.descriptions == "pipeline":
-        if not config.vqa:
-            raise ValueError("descriptions='pipeline' needs a VQA model (--vqa).")
-        if (config.vqa, config.vqa_base_url) != (config.llm, config.llm_base_url):
-            vqa = make_backend(config.vqa, config.vqa_base_url, config)
+    if config.descriptions == "pipeline" and (config.vqa, config.vqa_base_url) != (config.llm, config.llm_base_url):
+        vqa = make_backend(config.vqa, config.vqa_base_url, config)
     return AttributeDescriber(
         llm,
         vqa,
@@ -199,7 +205,10 @@ def build_source_part(config: BuildConfig, name: str) -> tuple[datasets.Dataset,
             provenance,
         )
     dataset = _load_source(config, name)
-    # Mining negatives comes after the descriptions: a source too small for them must fail before any request.
+    # Refused before any request: a description method without its models (a merge of shards describes nothing),
+    # and a source too small for its negatives, which are mined after the descriptions.
+    if config.num_shards == 1:
+        _check_description_models(config)
     if (categories := len(set(dataset["label"]))) < config.num_negatives + 1:
         raise ValueError(
             f"{name}: {config.num_negatives} negatives per image need at least {config.num_negatives + 1} categories "

@@ -108,12 +108,11 @@ def require_at_least_one(config: object, *names: str) -> None:
             raise ValueError(f"{name} must be at least 1, got {getattr(config, name)}.")
 
 
-def require_in_range(config: object, name: str, low: float, high: float, *, high_included: bool = True) -> None:
-    """Refuse a value outside [low, high] (or [low, high)), and nan or inf, naming the field."""
+def require_in_range(config: object, name: str, low: float, high: float) -> None:
+    """Refuse a value outside [low, high) (nan and inf included), naming the field."""
     value = getattr(config, name)
-    if not (math.isfinite(value) and low <= value and (value <= high if high_included else value < high)):
-        bound = "]" if high_included else ")"
-        raise ValueError(f"{name} must be in [{low}, {high}{bound}, got {value}.")
+    if not (math.isfinite(value) and low <= value < high):
+        raise ValueError(f"{name} must be in [{low}, {high}), got {value}.")
 
 
 def require_training_length(config: object) -> None:
@@ -131,7 +130,7 @@ def require_training_length(config: object) -> None:
         )
 
 
-def check_field_types(config: object, section: str = "") -> None:
+def check_field_types(config: object) -> None:
     """Check every field of the dataclass `config` against its type hint, as `parse_section` does for a recipe
     mapping: a command line's `--config` file reaches a dataclass without `parse_section`, and argparse leaves
     its non-string values (`seed: [1, 2]`, `variants: finedefics` for a list) as YAML typed them."""
@@ -141,8 +140,9 @@ def check_field_types(config: object, section: str = "") -> None:
         try:
             _convert(value, hints[field.name])
         except _Mismatch:
-            key = f"{section}.{field.name}" if section else field.name
-            raise ValueError(f"Recipe field `{key}` must be {_describe(hints[field.name])}, got {value!r}.") from None
+            raise ValueError(
+                f"Recipe field `{field.name}` must be {_describe(hints[field.name])}, got {value!r}."
+            ) from None
 
 
 def parse_section(cls: type, values: dict[str, Any], section: str) -> Any:

@@ -132,7 +132,7 @@ class FinedeficsModelConfig(ModelConfig):
                 f"bnb_4bit_compute_dtype must be one of {', '.join(COMPUTE_DTYPES)}, got {self.bnb_4bit_compute_dtype!r}."
             )
         require_at_least_one(self, "lora_r", "lora_alpha")
-        require_in_range(self, "lora_dropout", 0, 1, high_included=False)
+        require_in_range(self, "lora_dropout", 0, 1)
         check_model_location(self.model_name_or_path, missing_ok=True)
 
     def quantization_config(self) -> BitsAndBytesConfig | None:
