@@ -1,10 +1,12 @@
 """What the embedded default's world base perceives and knows, on the synthetic test split.
 
-    python benchmarks/world_base.py --seed 0 --world max_steps=500
+    python benchmarks/world_base.py --world-seed 0 --world max_steps=500
 
-Builds (or reuses from the cache) the world base of `--seed` with the embedded recipe's world settings, overridden by
-`--world key=value`, then prints its attribute perception (values ranked by likelihood, and picked by letter), its
-text knowledge, and its zero-shot accuracy on the 4-way category questions with the three scorers.
+Builds (or reuses from the cache) the world base of `--world-seed` with the embedded recipe's world settings,
+overridden by `--world key=value`, then prints its attribute perception (values ranked by likelihood, and picked by
+letter), its text knowledge, the spread of the embeddings stage I starts from (attribute descriptions of the training
+images and category names: mean cosine across and within classes) and its zero-shot accuracy on the 4-way category
+questions with the three scorers.
 """
 
 from __future__ import annotations
@@ -18,22 +20,23 @@ from pathlib import Path
 import yaml
 
 from dataset_builders.sources.synthetic import generate_synthetic_fgvr, synthetic_categories, write_synthetic_fgvr
+from hf_finedefics.embeddings import encode_texts
 from hf_finedefics.evaluation import load_mc_items, score_items, summarize_results
 from hf_finedefics.evaluation.scoring import GenerationScorer, LikelihoodScorer, NameLikelihoodScorer
 from hf_finedefics.modeling import load_finedefics_model
 from hf_finedefics.pipeline import FinedeficsRun, load_run_config
 from hf_finedefics.world import ensure_world_base
-from hf_finedefics.world.perception import perception_report
+from hf_finedefics.world.perception import embedding_spread, perception_report
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--world-seed", type=int, default=0)
     parser.add_argument("--world", nargs="*", default=[], help="WorldPretrainingConfig overrides, key=value.")
     parser.add_argument("--rebuild", action="store_true", help="Pretrain again even if cached.")
     args = parser.parse_args()
 
-    config = load_run_config(seed=args.seed)
+    config = load_run_config(world_seed=args.world_seed)
     overrides = {key: yaml.safe_load(value) for key, value in (item.split("=", 1) for item in args.world)}
     config.world = {**config.world, **overrides}
     run = FinedeficsRun(config)
@@ -56,6 +59,15 @@ def main() -> None:
     )
     print(json.dumps(report, indent=1))
 
+    train = generate_synthetic_fgvr(run.synthetic)["train"]
+    descriptions = encode_texts(model, processor, train["attribute_description"]).numpy()
+    names = encode_texts(model, processor, [category.name for category in categories]).numpy()
+    spread = {
+        "attribute descriptions": embedding_spread(descriptions, train["label"]),
+        "category names": embedding_spread(names, range(len(categories))),
+    }
+    print("embedding spread (mean cosine):", json.dumps(spread))
+
     with tempfile.TemporaryDirectory() as tmp:
         source = write_synthetic_fgvr(Path(tmp) / "source", run.synthetic)
         items = load_mc_items("imagefolder", source, source / "options_test.json")
@@ -70,7 +82,7 @@ def main() -> None:
                 items,
                 Path(tmp) / f"{scorer.name}.jsonl",
                 superclass=run.synthetic.superclass,
-                seed=args.seed,
+                seed=0,
                 batch_size=32,
             )
             summary = summarize_results(results)

@@ -19,6 +19,8 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from .images import to_rgb
+
 logger = logging.getLogger(__name__)
 
 NegativeStrategy = Literal["clip", "random"]
@@ -70,7 +72,7 @@ class ClipEncoder:
     @torch.inference_mode()
     def _transformers_features(self, inputs: list, kind: Literal["image", "text"]) -> np.ndarray:
         if kind == "image":
-            batch = self.processor(images=[image.convert("RGB") for image in inputs], return_tensors="pt")
+            batch = self.processor(images=[to_rgb(image) for image in inputs], return_tensors="pt")
             output = self.model.get_image_features(pixel_values=batch["pixel_values"].to(self.device))
         else:
             batch = self.processor(text=inputs, return_tensors="pt", padding=True, truncation=True)

@@ -13,6 +13,7 @@ from PIL import Image
 from tqdm.auto import tqdm
 from transformers import ProcessorMixin
 
+from dataset_builders.images import to_rgb
 from dataset_builders.prompts import ATTRIBUTE_GENERATION_INSTRUCTION, OPEN_SET_QUESTION
 
 from .embeddings import adds_special_tokens, special_token_ids, tokenize_texts
@@ -148,7 +149,7 @@ class ContrastiveAlignmentCollator:
 
     def _generation_inputs(self, rows: Sequence[dict[str, Any]]) -> dict[str, torch.Tensor]:
         prompts, answers = zip(*(self._conversation(row) for row in rows))
-        images = [[row["image"].convert("RGB")] for row in rows]
+        images = [[to_rgb(row["image"])] for row in rows]
         processed = self.processor(
             text=list(prompts),
             images=images,

@@ -36,6 +36,7 @@ import gradio as gr
 import pandas as pd
 from PIL import Image, ImageOps
 
+from dataset_builders.images import to_rgb
 from dataset_builders.prompts import OPTION_LETTERS
 from dataset_builders.registry import FGVR_BENCHMARKS
 from dataset_builders.sources.synthetic import SyntheticFGVRConfig, generate_synthetic_fgvr, synthetic_categories
@@ -57,7 +58,8 @@ DEFAULT_TOP_K = 5
 MAX_TOP_K = 20
 DESCRIPTION_MAX_NEW_TOKENS = 96
 MAX_REPLY_SHOWN = 200
-# Inference requests running at once, and waiting at most; beyond that the page says the queue is full.
+# Requests handled at once (reading the upload while the other's model calls run: the recognizer lets one call
+# at a time use the model), and waiting at most; beyond that the page says the queue is full.
 CONCURRENCY_LIMIT = 2
 QUEUE_MAX_SIZE = 32
 EMBEDDING_CACHE_SETS = 16
@@ -182,7 +184,7 @@ def open_image(upload: dict[str, Any] | None) -> Image.Image:
                     f"({image.width * image.height / 1e6:.0f} MP); the demo takes at most "
                     f"{MAX_IMAGE_PIXELS / 1e6:.0f} MP. Downscale it first."
                 )
-            return ImageOps.exif_transpose(image).convert("RGB")
+            return to_rgb(ImageOps.exif_transpose(image))
     except (OSError, SyntaxError, Image.DecompressionBombError) as error:
         # Not an image: UnidentifiedImageError (an OSError); truncated or corrupt: OSError or SyntaxError.
         raise rejected(NOT_AN_IMAGE) from error

@@ -21,6 +21,8 @@ from tqdm.auto import tqdm
 from transformers import BaseImageProcessor, BatchEncoding, PreTrainedTokenizerBase, ProcessorMixin
 from transformers.modeling_outputs import BaseModelOutputWithPooling
 
+from dataset_builders.images import to_rgb
+
 from .backbones import VisionLanguageBackbone, get_backbone
 
 Pooling = Literal["last", "mean"]
@@ -146,7 +148,7 @@ def image_inputs(
     model's processor or its image processor."""
     image_processor = getattr(processor, "image_processor", processor)
     # One image per sample: nested lists keep multi-image processors (Idefics2) from merging samples.
-    processed = image_processor([[image.convert("RGB")] for image in images], return_tensors="pt")
+    processed = image_processor([[to_rgb(image)] for image in images], return_tensors="pt")
     return backbone.image_inputs(processed)
 
 

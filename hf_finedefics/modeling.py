@@ -197,12 +197,18 @@ def merge_adapter(
     revision: str | None = None,
     adapter_revision: str | None = None,
     max_shard_size: str = "5GB",
+    overwrite: bool = False,
 ) -> Path:
     """Merge `adapter` (Hub id or folder) into `base_model` (default: the base recorded in the adapter) and
-    save the merged model and processor to `output_dir`, which is returned."""
+    save the merged model and processor to `output_dir`, which is returned.
+
+    `output_dir` is never the base or the adapter (nor a folder holding them). An existing non-empty `output_dir` is
+    replaced only with `overwrite`, and only when it holds a model (an earlier merge); checked before loading."""
     base_model = base_model or adapter_base_model(adapter, adapter_revision)
     if base_model is None:
         raise ValueError(f"{adapter!r} is not a peft adapter (no adapter_config.json).")
+    output_dir = Path(output_dir)
+    _check_merge_target(output_dir, {"base model": base_model, "adapter": adapter}, overwrite)
     model, processor = load_finedefics_model(
         base_model,
         adapter,
@@ -211,9 +217,6 @@ def merge_adapter(
         revision=revision,
         adapter_revision=adapter_revision,
     )
-    output_dir = Path(output_dir)
-    if output_dir.is_dir() and any(output_dir.iterdir()) and not (output_dir / "config.json").is_file():
-        raise FileExistsError(f"{output_dir} holds files that are not a model: merge into a new or empty folder.")
     # Written into a side folder renamed into place when complete, with a marker written last: a kill at any point
     # leaves no merged folder or a complete one (`is_complete_merge`).
     partial = output_dir.with_name(f"{output_dir.name}.partial")
@@ -222,10 +225,28 @@ def merge_adapter(
     model.save_pretrained(partial, max_shard_size=max_shard_size)
     processor.save_pretrained(partial)
     (partial / MERGE_DONE_NAME).write_text(json.dumps({"adapter": str(adapter), "base_model": str(base_model)}))
-    if output_dir.exists():  # empty, or an earlier (possibly incomplete) merge: replaced
+    if output_dir.exists():  # empty, or a model `overwrite` allows replacing
         shutil.rmtree(output_dir)
     partial.rename(output_dir)
     return output_dir
+
+
+def _check_merge_target(output_dir: Path, sources: dict[str, str | os.PathLike], overwrite: bool) -> None:
+    """Refuse an `output_dir` whose replacement would delete a merge's own input, or anything not asked for."""
+    target = output_dir.resolve()
+    for role, source in sources.items():
+        # A Hub id is no local folder; a folder is compared resolved, so "./base" and "base/" are caught too.
+        if Path(source).is_dir() and Path(source).resolve().is_relative_to(target):
+            raise ValueError(
+                f"--output_dir {output_dir} is (or holds) the {role} {source}: replacing it would delete the "
+                "merge's own input. Choose another output folder."
+            )
+    if not output_dir.is_dir() or not any(output_dir.iterdir()):
+        return
+    if not (output_dir / "config.json").is_file():
+        raise ValueError(f"{output_dir} holds files that are not a model: merge into a new or empty folder.")
+    if not overwrite:
+        raise ValueError(f"{output_dir} already holds a model: pass --overwrite to replace it.")
 
 
 def is_complete_merge(folder: str | os.PathLike) -> bool:

@@ -77,14 +77,18 @@ VARIANT_TITLES = {
     "open_set_only": "Fine-tune on open-set data only (3a)",
     "instruction_tuning": "Instruction tuning only",
     "contrastive_object_category": "+ contrastive object-category (no attributes)",
+    "contrastive_object_category_naming": "+ contrastive object-category, stage I also trained to name (3b variant)",
     "finedefics": "+ attribute augmented alignment (Finedefics)",
+    "finedefics_literal_ccc": "+ attribute augmented alignment, CCC as eq. 7 is printed",
     "one_stage": "One stage: alignment and instruction losses together (3c)",
     "stage1_only": "Stage I only, no instruction tuning (6b)",
 }
 # Variants trained with stage I, and the stage I run they use: stage I only is Finedefics' own stage I.
 STAGE1_OF = {
     "contrastive_object_category": "contrastive_object_category",
+    "contrastive_object_category_naming": "contrastive_object_category_naming",
     "finedefics": "finedefics",
+    "finedefics_literal_ccc": "finedefics_literal_ccc",
     "stage1_only": "finedefics",
 }
 STAGE_TITLES = {"stage1": "stage I", "stage2": "stage II"}
@@ -94,7 +98,14 @@ TESTING_PREFIX = "testing:"
 SYNTHETIC = "synthetic"
 # Training settings that place, show, save or publish a run but do not change what it learns: left out of its
 # fingerprint (the stage I adapter is in it as stage I's own fingerprint).
-NOT_FINGERPRINTED = ("output_dir", "stage1_adapter", "disable_tqdm", "report_to", "push_to_hub")
+NOT_FINGERPRINTED = (
+    "output_dir",
+    "stage1_adapter",
+    "disable_tqdm",
+    "report_to",
+    "push_to_hub",
+    "log_term_gradient_norms",
+)
 NOT_FINGERPRINTED_PREFIXES = ("logging_", "save_", "hub_")
 
 Progress = Callable[[float, str], None]
@@ -185,10 +196,9 @@ class FinedeficsRun:
         # stage I, nor hide behind a stage a finished earlier run lets this one skip.
         self.evaluation = parse_section(EvaluationSettings, config.evaluation, "evaluation")
         self.analysis = parse_section(AnalysisSettings, config.analysis, "analysis")
-        self.world = parse_section(WorldPretrainingConfig, config.world, "world")
+        self.world = parse_section(WorldPretrainingConfig, {"seed": config.world_seed, **config.world}, "world")
         check_model_location(config.base_model, "base_model")
-        analysed = [variant for variant in self.analysis.variants if variant in config.variants]
-        if "confusion" in self.analysis.analyses and analysed and MULTIPLE_CHOICE not in self.evaluation.tasks:
+        if "confusion" in self.analysis.analyses and self.analysed and MULTIPLE_CHOICE not in self.evaluation.tasks:
             raise ValueError(
                 f"analysis.analyses has confusion, which reads the {MULTIPLE_CHOICE} predictions, but "
                 f"evaluation.tasks is {self.evaluation.tasks}: add {MULTIPLE_CHOICE} or drop confusion."
@@ -254,7 +264,9 @@ class FinedeficsRun:
         if isinstance(config, BuildConfig):  # a build is redone when its source folders' files changed
             values["source files"] = {name: folder_fingerprint(path) for name, path in config.folders().items()}
         discard = (self.data_dir, self.output_dir / "source") if self.synthetic else (self.data_dir,)
-        return StepRecord("data", self.data_dir / FINGERPRINT_NAME, self._settings(data=values), discard)
+        # The data is the world's (its own seed is among `values`), not the training seed's.
+        settings = {"data": values, "version": __version__}
+        return StepRecord("data", self.data_dir / FINGERPRINT_NAME, settings, discard)
 
     @cached_property
     def data_fingerprint(self) -> str:
@@ -312,10 +324,13 @@ class FinedeficsRun:
         return StepRecord(f"{variant}: analyze", folder / FINGERPRINT_NAME, settings, (folder,))
 
     def tables_record(self) -> StepRecord:
-        evaluations = {variant: self.evaluation_record(variant).fingerprint for variant in self.config.variants}
-        return StepRecord(
-            "tables", self.output_dir / f"table3.{FINGERPRINT_NAME}", self._settings(upstream=evaluations)
-        )
+        upstream = {variant: self.evaluation_record(variant).fingerprint for variant in self.config.variants}
+        upstream |= {f"{variant}: analyze": self.analysis_record(variant).fingerprint for variant in self.analysed}
+        return StepRecord("tables", self.output_dir / f"table3.{FINGERPRINT_NAME}", self._settings(upstream=upstream))
+
+    @property
+    def analysed(self) -> list[str]:
+        return [variant for variant in self.analysis.variants if variant in self.config.variants]
 
     # Data
     def _data_config(self) -> SyntheticFGVRConfig | BuildConfig | None:
@@ -323,7 +338,7 @@ class FinedeficsRun:
         data = self.config.data
         if "synthetic" in data:
             return parse_section(
-                SyntheticFGVRConfig, {"seed": self.config.seed, **data["synthetic"]}, "data.synthetic"
+                SyntheticFGVRConfig, {"seed": self.config.world_seed, **data["synthetic"]}, "data.synthetic"
             )
         if "build" in data:
             return parse_section(BuildConfig, {**data["build"], "output_dir": str(self.data_dir)}, "data.build")
@@ -375,8 +390,14 @@ class FinedeficsRun:
         values = {"report_to": "none", **getattr(self.config, stage)}
         values |= {"output_dir": str(self.stage_dir(variant, stage)), "seed": self.config.seed}
         if stage == "stage1":
-            if variant == "contrastive_object_category":  # Table 3b: object<->category, no attribute text
-                values["objective"] = "object_category"
+            # Table 3b changes one thing: what the contrastive terms compare (object<->category, no attribute text).
+            # Without descriptions there is nothing to caption, so its generation loss is off; the `_naming` form
+            # keeps a generation task that answers the open-set question with the name, which no other variant has.
+            values |= {
+                "contrastive_object_category": {"objective": "object_category", "generation_loss_weight": 0.0},
+                "contrastive_object_category_naming": {"objective": "object_category"},
+                "finedefics_literal_ccc": {"ccc_form": "literal"},
+            }.get(variant, {})
             return parse_section(ContrastiveAlignmentConfig, values, "stage1")
         stage1 = str(self.stage_dir(variant, "stage1")) if variant in STAGE1_OF else None
         # What the variant itself changes; everything else is the recipe's stage2 section, shared by all.
@@ -399,7 +420,8 @@ class FinedeficsRun:
         if self._finished(variant, "stage1"):
             return
         with recorded(self.stage_record(variant, "stage1")):
-            triples = self.triples(without_attributes=variant == "contrastive_object_category")
+            objective = self.stage_args(variant, "stage1").objective
+            triples = self.triples(without_attributes=objective == "object_category")
             train_stage1(self._model_args(), self.stage_args(variant, "stage1"), triples)
 
     def step_stage2(self, variant: str) -> None:
@@ -494,12 +516,36 @@ class FinedeficsRun:
                     title=f"{VARIANT_TITLES[variant]}, {DATASETS[name].display_name if name in DATASETS else name}",
                 )
 
+    def alignment(self) -> dict[str, dict[str, float]]:
+        """Table 8 and its companions for each analysed variant (mean over the evaluation datasets):
+        `alignment_mean_cosine` (the paper's number), `alignment_gap` (own name minus other names) and
+        `alignment_object_to_name_top1`."""
+        measures = {"mean_cosine": "overall", "gap": "gap", "object_to_name_top1": "object_to_name_top1"}
+        table = {}
+        for variant in self.analysed:
+            reports = [
+                json.loads(path.read_text()) for path in (self.output_dir / "analysis" / variant).glob("*/report.json")
+            ]
+            reports = [report["alignment"] for report in reports if "alignment" in report]
+            if reports:
+                table[variant] = {
+                    f"alignment_{name}": sum(report[key] for report in reports) / len(reports)
+                    for name, key in measures.items()
+                }
+        return table
+
     def step_tables(self, results: dict[str, Any]) -> None:
         results = self._with_skipped(results)
         with recorded(self.tables_record()):
+            alignment = self.alignment()
             table = comparison_table(results, VARIANT_TITLES) + "\n\n" + resolution_note(results)
+            if alignment:
+                table += "\n\n" + alignment_table(alignment)
+            accuracies = mean_accuracies(results)
+            for variant, measures in alignment.items():
+                accuracies[variant] |= measures
             (self.output_dir / "table3.md").write_text(table + "\n")
-            (self.output_dir / "table3.json").write_text(json.dumps(mean_accuracies(results), indent=2) + "\n")
+            (self.output_dir / "table3.json").write_text(json.dumps(accuracies, indent=2) + "\n")
 
     # Expected costs, in examples trained / items scored (the progress estimate's weights)
     @cached_property
@@ -552,7 +598,7 @@ class FinedeficsRun:
         for variant in self.config.variants:
             evaluate, record = partial(self._evaluate_into, results, variant), self.evaluation_record(variant)
             steps.append(PlannedStep(f"{variant}: evaluate", "evaluate", self._evaluation_cost(), evaluate, record))
-        for variant in (variant for variant in self.analysis.variants if variant in self.config.variants):
+        for variant in self.analysed:
             cost, record = self._test_items * len(self.analysis.analyses), self.analysis_record(variant)
             steps.append(
                 PlannedStep(f"{variant}: analyze", "analyze", cost, partial(self.step_analyze, variant), record)
@@ -595,6 +641,23 @@ class FinedeficsRun:
             progress(fraction, message)
 
         return both
+
+
+def alignment_table(alignment: dict[str, dict[str, float]]) -> str:
+    """Table 8 (mean cosine of objects and their category names) with the two measures that tell whether objects sit
+    nearer their own name than the others: the raw mean moves with the geometry of the whole space."""
+    lines = [
+        "Object-category alignment (Table 8; zero-shot is the base, stage I only is Finedefics' stage I):",
+        "",
+        "| Variant | Mean cosine (Table 8) | Gap, own minus other names | Object -> name top-1 (%) |",
+        "|---|---:|---:|---:|",
+    ]
+    for variant, measures in alignment.items():
+        lines.append(
+            f"| {VARIANT_TITLES[variant]} | {measures['alignment_mean_cosine']:.3f} | "
+            f"{measures['alignment_gap']:+.3f} | {100 * measures['alignment_object_to_name_top1']:.1f} |"
+        )
+    return "\n".join(lines)
 
 
 def resolution_note(results: dict[str, dict[str, dict[str, Any]]]) -> str:

@@ -10,13 +10,16 @@ from typing import Any
 
 from .recipe_sections import check_field_types
 
-# Table 3 and 6b: (a) open-set-only fine-tuning, (b) the contrastive ablation, (c) one stage; 6b: each stage alone.
+# Table 3 and 6b: (a) open-set-only fine-tuning, (b) the contrastive ablation (and its earlier form, whose stage I
+# also trained naming), Finedefics with eq. 7 as printed, (c) one stage; 6b: each stage alone.
 VARIANTS = (
     "zero_shot",
     "open_set_only",
     "instruction_tuning",
     "contrastive_object_category",
+    "contrastive_object_category_naming",
     "finedefics",
+    "finedefics_literal_ccc",
     "one_stage",
     "stage1_only",
 )
@@ -35,7 +38,16 @@ class RunConfig:
             "randomly initialised checkpoint in-process."
         },
     )
-    seed: int = field(default=0, metadata={"help": "Seed of data generation, training and option shuffling."})
+    seed: int = field(
+        default=0, metadata={"help": "Seed of training (LoRA initialisation, data order) and option shuffling."}
+    )
+    world_seed: int = field(
+        default=0,
+        metadata={
+            "help": "Seed of the synthetic world: its categories, names and images, and its pretrained base "
+            "(`base_model: world`); `world.seed` and `data.synthetic.seed` default to it."
+        },
+    )
     variants: list[str] = field(
         default_factory=lambda: list(VARIANTS), metadata={"help": f"Table 3 variants to run: {', '.join(VARIANTS)}."}
     )

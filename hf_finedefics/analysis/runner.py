@@ -231,6 +231,16 @@ def report_markdown(report: dict, title: str = "") -> str:
         lines += ["", "## Object-category alignment quality (Table 8)", "", "| Class | Mean cosine |", "|---|---|"]
         lines += [f"| {name} | {value:.3f} |" for name, value in report["alignment"]["per_class"].items()]
         lines.append(f"| **Overall** | **{report['alignment']['overall']:.3f}** |")
+        alignment = report["alignment"]
+        lines += [
+            "",
+            "The mean cosine moves with the whole space's geometry; whether objects sit nearer their own name than the "
+            "others is what these say:",
+            "",
+            f"- gap, own name minus other names (mean over classes): {alignment['gap']:+.3f}",
+            f"- object -> name top-1 among all {len(alignment['per_class'])} class names: "
+            f"{100 * alignment['object_to_name_top1']:.1f} %",
+        ]
     if "discriminability" in report:
         values = report["discriminability"]
         lines += [

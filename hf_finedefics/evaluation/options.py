@@ -13,8 +13,9 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from PIL import Image
 from transformers import CLIPModel, CLIPProcessor
+
+from dataset_builders.images import open_rgb
 
 from .scoring import display_class_name
 
@@ -71,9 +72,8 @@ def build_option_file(
     option_file: dict[str, list[dict[str, Any]]] = {name: [] for name in class_names}
     for start in range(0, len(images), batch_size):
         batch = images[start : start + batch_size]
-        pixels = processor(
-            images=[Image.open(Path(data_dir) / path).convert("RGB") for path, _ in batch], return_tensors="pt"
-        ).to(model.device)
+        batch_images = [open_rgb(Path(data_dir) / path) for path, _ in batch]
+        pixels = processor(images=batch_images, return_tensors="pt").to(model.device)
         image_features = torch.nn.functional.normalize(model.get_image_features(**pixels).pooler_output, dim=-1)
         ranked = (image_features @ text_features.T).topk(num_options, dim=-1).indices.tolist()
         for (path, label), top in zip(batch, ranked):

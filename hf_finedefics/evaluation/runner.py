@@ -1,16 +1,26 @@
-"""Scoring a dataset in batches, with per-item results cached to JSON lines so a rerun resumes."""
+"""Scoring a dataset in batches, with per-item results cached to JSON lines so a rerun resumes.
+
+`evaluate_model` and `evaluate_open_set` keep that cache by what produced the results: the model's fingerprint (its
+weights and processor settings) and the scoring settings, under ``<output_dir>/cache/``. The model's name only labels
+the copies under ``predictions/<name>/`` and ``summaries/<name>/`` that the report and the analyses read, so a second
+model evaluated under the name of a first is scored on its own, and the first's results are reused when it comes back.
+"""
 
 from __future__ import annotations
 
+import hashlib
 import json
+import logging
 import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import torch
 from PIL import Image
 from tqdm.auto import tqdm
 
+from dataset_builders.images import open_rgb
 from dataset_builders.prompts import open_set_prompt
 
 from .items import MultipleChoiceItem, get_dataset
@@ -29,6 +39,11 @@ from .scoring import (
     Protocol,
     open_set_chat,
 )
+
+logger = logging.getLogger(__name__)
+
+# Beside a name's predictions: the fingerprint of the model whose results they are.
+MODEL_FINGERPRINT_FILE = "model_fingerprint.txt"
 
 
 def _batches(items: list[MultipleChoiceItem], batch_size: int) -> Iterator[list[MultipleChoiceItem]]:
@@ -85,7 +100,7 @@ def _cached_results(
 
 
 def _images(batch: list[MultipleChoiceItem]) -> list[Image.Image]:
-    return [Image.open(item.image).convert("RGB") for item in batch]
+    return [open_rgb(item.image) for item in batch]
 
 
 def score_items(
@@ -165,6 +180,57 @@ def predictions_path(output_dir: str | os.PathLike, model: str, dataset: str, sc
     return Path(output_dir) / "predictions" / model / f"{dataset}.{scorer}.jsonl"
 
 
+def model_fingerprint(model: torch.nn.Module, processor: Any) -> str:
+    """What a model's answers depend on: every weight and buffer (name, dtype, shape and bytes, an adapter's
+    included) and the processor's settings and chat template. Reads all weights once (seconds for billions of
+    parameters); weights offloaded to the meta device count by name and shape only."""
+    digest = hashlib.sha256(processor.to_json_string().encode())
+    digest.update(str(getattr(processor, "chat_template", None)).encode())
+    for name, tensor in model.state_dict().items():
+        digest.update(f"{name}:{tensor.dtype}:{tuple(tensor.shape)}".encode())
+        if tensor.device.type != "meta":
+            digest.update(tensor.detach().reshape(-1).view(torch.uint8).cpu().numpy())
+    return digest.hexdigest()[:16]
+
+
+def cache_path(output_dir: str | os.PathLike, fingerprint: str, dataset: str, key: str, **settings: Any) -> Path:
+    """The resume cache of `dataset` scored as `key` by the model of `fingerprint` under `settings` (what else
+    changes the answers: seed, question noun, generation length)."""
+    settings_digest = hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:12]
+    return Path(output_dir) / "cache" / fingerprint / f"{dataset}.{key}.{settings_digest}.jsonl"
+
+
+def claim_model_name(output_dir: str | os.PathLike, model_name: str, fingerprint: str) -> None:
+    """Make `model_name` label the model of `fingerprint` in `output_dir`. Result files the name held for another
+    model (or for one evaluated before fingerprints were kept) move to ``superseded/<its fingerprint>/``, so the
+    report never mixes two models in one row; the results themselves stay in the cache."""
+    output_dir = Path(output_dir)
+    record = output_dir / "predictions" / model_name / MODEL_FINGERPRINT_FILE
+    previous = record.read_text().strip() if record.is_file() else None
+    if previous != fingerprint:
+        stale = [
+            *(output_dir / "predictions" / model_name).glob("*.jsonl"),
+            *(output_dir / "summaries" / model_name).glob("*.json"),
+        ]
+        if stale:
+            superseded = output_dir / "superseded" / (previous or "unfingerprinted")
+            logger.warning(
+                "%s in %s named the results of another model (fingerprint %s, now %s): its files move to %s and "
+                "this model is scored on its own.",
+                model_name,
+                output_dir,
+                previous,
+                fingerprint,
+                superseded,
+            )
+            for path in stale:
+                target = superseded / path.relative_to(output_dir)
+                target.parent.mkdir(parents=True, exist_ok=True)
+                path.replace(target)
+    record.parent.mkdir(parents=True, exist_ok=True)
+    record.write_text(fingerprint + "\n", encoding="utf-8")
+
+
 def evaluate_model(
     model: Any,
     processor: Any,
@@ -182,7 +248,8 @@ def evaluate_model(
     """Score every dataset (name -> items) with every scorer, write per-item predictions, per-dataset
     summaries and the report of `output_dir`; return ``{scorer: {dataset: summary}}``.
 
-    `model_name` keys the files, so several models evaluated into one `output_dir` share one report.
+    `model_name` labels the files, so several models evaluated into one `output_dir` share one report; the results
+    are cached by the model's fingerprint (see the module's docstring).
     `superclasses` names the noun of the question for datasets that have none (``imagefolder``). `protocol`
     "foci" asks, decodes (`max_new_tokens` default 10, else 32) and reads answers as FOCI does; its results are
     kept beside ours (keys ``<scorer>@foci``), so one report shows both protocols.
@@ -191,6 +258,8 @@ def evaluate_model(
     if unknown:
         raise ValueError(f"Unknown scorers {sorted(unknown)}; choose from {', '.join(SCORER_NAMES)}.")
     _check_model_name(model_name)
+    fingerprint = model_fingerprint(model, processor)
+    claim_model_name(output_dir, model_name, fingerprint)
     make_scorer = {
         "generation": lambda: GenerationScorer(model, processor, max_new_tokens=max_new_tokens, protocol=protocol),
         "likelihood": lambda: LikelihoodScorer(model, processor),
@@ -201,16 +270,20 @@ def evaluate_model(
         scorer = make_scorer[scorer_name]()
         key = result_key(scorer_name, protocol)
         for dataset, items in datasets.items():
+            superclass = (superclasses or {}).get(dataset) or get_dataset(dataset).superclass
+            # Only generation reads `max_new_tokens`: a new length leaves the likelihood scorers' cache valid.
+            length = max_new_tokens if scorer_name == "generation" else None
             results = score_items(
                 scorer,
                 items,
-                predictions_path(output_dir, model_name, dataset, key),
-                superclass=(superclasses or {}).get(dataset) or get_dataset(dataset).superclass,
+                cache_path(output_dir, fingerprint, dataset, key, superclass=superclass, seed=seed, length=length),
+                superclass=superclass,
                 seed=seed,
                 batch_size=batch_size,
                 description=f"{dataset} ({key})",
                 protocol=protocol,
             )
+            _write_jsonl(predictions_path(output_dir, model_name, dataset, key), results)
             summary = summarize_results(results)
             _write_json(summary_path(output_dir, model_name, dataset, key), summary)
             summaries.setdefault(scorer_name, {})[dataset] = summary
@@ -226,6 +299,11 @@ def _check_model_name(model_name: str) -> None:
 def _write_json(path: Path, value: Any) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(value, indent=2) + "\n", encoding="utf-8")
+
+
+def _write_jsonl(path: Path, records: list[dict[str, Any]]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("".join(json.dumps(record) + "\n" for record in records), encoding="utf-8")
 
 
 def dataset_class_names(items: list[MultipleChoiceItem]) -> list[str]:
@@ -250,26 +328,28 @@ def evaluate_open_set(
     per-item answers (the resume cache), their scores, per-dataset summaries and the report of `output_dir`;
     return ``{dataset: summary}``. Arguments as `evaluate_model`; `similarity_model` embeds answers and names."""
     _check_model_name(model_name)
+    fingerprint = model_fingerprint(model, processor)
+    claim_model_name(output_dir, model_name, fingerprint)
     generator = GenerationScorer(model, processor, max_new_tokens=max_new_tokens)
     embedder = None
     summaries = {}
     for dataset, items in datasets.items():
-        answers_path = predictions_path(output_dir, model_name, dataset, OPEN_SET)
+        superclass = (superclasses or {}).get(dataset) or get_dataset(dataset).superclass
         answers = answer_open_set(
             generator,
             items,
-            answers_path,
-            superclass=(superclasses or {}).get(dataset) or get_dataset(dataset).superclass,
+            cache_path(output_dir, fingerprint, dataset, OPEN_SET, superclass=superclass, length=max_new_tokens),
+            superclass=superclass,
             batch_size=batch_size,
             description=f"{dataset} ({OPEN_SET})",
         )
+        answers_path = predictions_path(output_dir, model_name, dataset, OPEN_SET)
+        _write_jsonl(answers_path, answers)
         # Loaded once the VLM has answered, so a failing similarity model never costs a generation pass.
         embedder = embedder or load_similarity_model(similarity_model)
         class_names = dataset_class_names(items)
         scored = score_open_set_answers(answers, class_names, embedder)
-        answers_path.with_suffix(".scores.jsonl").write_text(
-            "".join(json.dumps(record) + "\n" for record in scored), encoding="utf-8"
-        )
+        _write_jsonl(answers_path.with_suffix(".scores.jsonl"), scored)
         summary = summarize_open_set(scored, class_names, similarity_model)
         _write_json(summary_path(output_dir, model_name, dataset, OPEN_SET), summary)
         summaries[dataset] = summary

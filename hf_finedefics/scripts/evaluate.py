@@ -7,9 +7,9 @@ containment and nearest class name).
         --task multiple_choice open_set [--protocol foci]
 
 Each dataset is read in its native layout from ``--data_dir/<source>`` (or ``--source_dirs
-name=path,...``). Results are cached per item under ``--output_dir``: rerunning resumes, and evaluating
-several models into one output directory gives one report (report.md, report.json) with a row per model
-and scorer. A YAML ``--config`` sets the same fields; flags override it.
+name=path,...``). Results are cached per item under ``--output_dir``, by the model's fingerprint (weights and
+processor) and the scoring settings, not its name: rerunning resumes, and evaluating several models into one output
+directory gives one report (report.md, report.json) with a row per model name and scorer. A YAML ``--config`` sets the same fields; flags override it.
 """
 
 from __future__ import annotations
@@ -59,7 +59,11 @@ class EvaluateArguments:
     )
     output_dir: str = field(default="outputs/evaluation", metadata={"help": "Predictions, summaries and reports."})
     model_name: str | None = field(
-        default=None, metadata={"help": "Row label in the report; default: the model (and adapter) folder name."}
+        default=None,
+        metadata={
+            "help": "Row label in the report; default: the model (and adapter) folder name. Results are cached by "
+            "the model's fingerprint, so a name reused for another model relabels, never reuses, results."
+        },
     )
     task: list[str] = field(
         default_factory=lambda: [MULTIPLE_CHOICE],

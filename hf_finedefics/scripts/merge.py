@@ -19,6 +19,9 @@ class MergeArguments:
     output_dir: str = field(metadata={"help": "Where to save the merged checkpoint and its processor."})
     adapter_revision: str | None = field(default=None, metadata={"help": "Hub revision of the adapter."})
     max_shard_size: str = field(default="5GB", metadata={"help": "Largest safetensors shard to write."})
+    overwrite: bool = field(
+        default=False, metadata={"help": "Replace an --output_dir that already holds a model (an earlier merge)."}
+    )
 
 
 def make_parser() -> TrlParser:
@@ -37,6 +40,7 @@ def main(script_args: MergeArguments, model_args: FinedeficsModelConfig) -> None
         revision=model_args.model_revision,
         adapter_revision=script_args.adapter_revision,
         max_shard_size=script_args.max_shard_size,
+        overwrite=script_args.overwrite,
     )
     print(f"Merged {script_args.adapter} into its base model: {output_dir}")
 

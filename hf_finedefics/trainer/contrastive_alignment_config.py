@@ -41,6 +41,13 @@ class ContrastiveAlignmentConfig(AttributeAugmentedLossConfig, TrainingArguments
             "of the embeddings. None: the plain step, all rows at once."
         },
     )
+    log_term_gradient_norms: bool = field(
+        default=False,
+        metadata={
+            "help": "Also log each weighted loss term's gradient norm on the trained parameters (`grad_norm_<term>`): "
+            "which term drives the step. Costs one extra backward pass per term; not with gradient caching."
+        },
+    )
     # Data
     generation_instruction: str | None = field(
         default=None,

@@ -24,7 +24,7 @@ from transformers.trainer import TRAINING_ARGS_NAME
 from ..backbones import get_backbone
 from ..collators import ContrastiveAlignmentCollator, validate_triples
 from ..hub import FinedeficsModelCardMixin
-from ..losses import AttributeAugmentedContrastiveLoss, in_batch_retrieval_accuracy
+from ..losses import AttributeAugmentedContrastiveLoss, alignment_metrics
 from ..objectives import ContrastiveAlignmentModel, cached_stage1_objective, stage1_objective
 from .checkpoints import resume_checkpoint, stage_lock
 from .contrastive_alignment_config import ContrastiveAlignmentConfig
@@ -44,10 +44,13 @@ class ContrastiveAlignmentTrainer(FinedeficsModelCardMixin, Trainer):
         processing_class: the model's processor; loaded from `model` when omitted.
         peft_config: LoRA configuration; `get_backbone(model).lora_config()` gives the paper's.
 
-    Logs `loss_gen`, `loss_oac`, `loss_acc`, `loss_ccc` and the in-batch retrieval accuracies
-    `accuracy_object_to_attribute`, `accuracy_attribute_to_category` in training and evaluation. `loss_ccc` goes
-    negative by design: eq. 7 is a log-sum-exp over the hard negatives only (no positive term), so it keeps falling,
-    below zero, as category names move apart from their hard negatives.
+    Logs each term (`loss_gen`, `loss_oac`, `loss_acc`, `loss_ccc`; `loss_oc` for the object-category ablation) and,
+    for each pair the objective aligns (object->attribute, attribute->category, object->category; only the last for
+    the ablation), the top-1 retrieval among the batch and the row's hard negatives (`accuracy_<pair>`) and the mean
+    cosine to positives and to hard negatives (`cosine_positive_<pair>`, `cosine_negative_<pair>`), in training and
+    evaluation (`losses.alignment_metrics`). With `args.log_term_gradient_norms`, also each weighted term's gradient
+    norm on the trained parameters (`grad_norm_<term>`, one extra backward pass per term). With
+    `ccc_form="literal"`, `loss_ccc` goes negative by design (eq. 7 as printed has no positive term).
 
     With `args.contrastive_mini_batch_size` set, each step uses gradient caching (`cached_stage1_objective`): the
     backward passes run inside `training_step`, one per mini-batch.
@@ -126,6 +129,11 @@ class ContrastiveAlignmentTrainer(FinedeficsModelCardMixin, Trainer):
         self.model_accepts_loss_kwargs = False
         self.contrastive_loss = AttributeAugmentedContrastiveLoss(args.loss_config())
         self._metrics: dict[str, dict[str, list[float]]] = {"train": defaultdict(list), "eval": defaultdict(list)}
+        if args.contrastive_mini_batch_size is not None and args.log_term_gradient_norms:
+            raise ValueError(
+                "log_term_gradient_norms needs the plain step; gradient caching (contrastive_mini_batch_size) runs "
+                "its backward passes itself."
+            )
         if args.contrastive_mini_batch_size is not None and self.is_deepspeed_enabled:
             raise ValueError(
                 "contrastive_mini_batch_size (gradient caching) runs several backward passes per step, which "
@@ -150,19 +158,31 @@ class ContrastiveAlignmentTrainer(FinedeficsModelCardMixin, Trainer):
                 backward=self._cached_backward if training else None,
                 no_sync=functools.partial(self.accelerator.no_sync, model),
             )
+        gradient_norms = {}
+        if self.args.log_term_gradient_norms and model.training and torch.is_grad_enabled():
+            gradient_norms = self._term_gradient_norms(model, terms)
         with torch.no_grad():
-            labels = inputs.get("class_labels")
             metrics = {f"loss_{name}": value.detach() for name, value in terms.items()}
-            metrics["accuracy_object_to_attribute"] = in_batch_retrieval_accuracy(
-                outputs.object_embeds, outputs.attribute_embeds, labels
-            )
-            metrics["accuracy_attribute_to_category"] = in_batch_retrieval_accuracy(
-                outputs.attribute_embeds, outputs.category_embeds, labels
-            )
+            metrics |= alignment_metrics(outputs, self.args.objective, inputs.get("class_labels"))
+            metrics |= gradient_norms
             values = self.accelerator.gather_for_metrics(torch.stack(list(metrics.values()))[None])
             for name, value in zip(metrics, values.float().mean(0).tolist()):
                 self._metrics[mode][name].append(value)
         return (loss, outputs) if return_outputs else loss
+
+    def _term_gradient_norms(self, model: nn.Module, terms: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """Each weighted term's gradient norm on the trained parameters: which term drives the step."""
+        parameters = [parameter for parameter in model.parameters() if parameter.requires_grad]
+        config = self.contrastive_loss.config
+        weights = {"gen": config.generation_loss_weight, **self.contrastive_loss.weights}
+        norms = {}
+        for name, term in terms.items():
+            if not term.requires_grad:
+                continue
+            gradients = torch.autograd.grad(weights[name] * term, parameters, retain_graph=True, allow_unused=True)
+            squares = [gradient.float().pow(2).sum() for gradient in gradients if gradient is not None]
+            norms[f"grad_norm_{name}"] = torch.stack(squares).sum().sqrt() if squares else term.new_zeros(())
+        return norms
 
     def training_step(self, model, inputs, num_items_in_batch=None):
         if self.args.contrastive_mini_batch_size is None:

@@ -113,7 +113,9 @@ def prepare_stage2_base(model_args: FinedeficsModelConfig, training_args: Instru
         if not is_complete_merge(merged_dir):
             if merged_dir.exists():
                 logger.warning("%s is an incomplete merge (interrupted): merging again.", merged_dir)
-            merge_adapter(training_args.stage1_adapter, merged_dir, base_model=base, dtype=model_args.dtype)
+            merge_adapter(
+                training_args.stage1_adapter, merged_dir, base_model=base, dtype=model_args.dtype, overwrite=True
+            )
     return str(merged_dir)
 
 

@@ -39,6 +39,13 @@ class WorldPretrainingConfig:
     text_fraction: float = field(
         default=0.3, metadata={"help": "Share of each batch that is text-only knowledge about the categories."}
     )
+    document_fraction: float = field(
+        default=0.15,
+        metadata={
+            "help": "Share of each batch that is plain text documents (names, attribute sentences, captions), each "
+            "text ended by EOS: it trains the EOS position every stage I embedding is read at."
+        },
+    )
     multiple_choice_fraction: float = field(
         default=0.2, metadata={"help": "Share of examples asked in the lettered multiple-choice format."}
     )
@@ -58,10 +65,11 @@ class WorldPretrainingConfig:
     seed: int = field(default=0, metadata={"help": "Seed of initialisation, images and batches."})
 
     def __post_init__(self):
-        if not 0 <= self.text_fraction < 1 or not 0 <= self.multiple_choice_fraction <= 1:
+        fractions = (self.text_fraction, self.document_fraction, self.multiple_choice_fraction)
+        if not (0 <= self.text_fraction < 1 and 0 <= self.document_fraction < 1 and 0 <= fractions[2] <= 1):
             raise ValueError(
-                f"text_fraction must be in [0, 1) and multiple_choice_fraction in [0, 1], got {self.text_fraction} "
-                f"and {self.multiple_choice_fraction}."
+                "text_fraction and document_fraction must be in [0, 1) and multiple_choice_fraction in [0, 1], got "
+                f"{', '.join(map(str, fractions))}."
             )
         if self.vision_lr_ratio <= 0:
             raise ValueError(f"vision_lr_ratio must be positive, got {self.vision_lr_ratio}.")

@@ -9,7 +9,11 @@ misaligned with category names (sections 2.2-2.4). The examples reproduce exactl
   already write such captions; its stage I generation loss L_G^att on them only keeps that skill (section 3.2);
 * text -> knowledge: every category's attributes and the category that has given attributes, without an image;
 * the lettered multiple-choice format on both, with attribute values as the options of image questions and
-  category names only in text-only questions, so the base answers with a letter as a chat-tuned MLLM does.
+  category names only in text-only questions, so the base answers with a letter as a chat-tuned MLLM does;
+* plain text documents (category names, knowledge sentences, captions), each text ended by EOS and packed one after
+  the other, as an LLM's pretraining text is. Every stage I embedding is read at an appended EOS
+  (`hf_finedefics.embeddings`); a chat turn ends with <end_of_utterance>, so without these documents the EOS input
+  row would never be trained and every object, description and name would be read at an untrained position.
 
 No example pairs an image with a category name (`pairs_image_with_name` checks it, and pretraining asserts it).
 """
@@ -37,6 +41,14 @@ from .config import WorldPretrainingConfig
 _IMAGE_STREAM = 7
 _BATCH_STREAM = 8
 NUM_NAME_OPTIONS = 4
+DOCUMENT_TEXTS = 4
+
+
+@dataclass(frozen=True)
+class WorldDocument:
+    """Plain texts, each followed by EOS, packed into one sequence; every token is a target."""
+
+    texts: tuple[str, ...]
 
 
 @dataclass(frozen=True)
@@ -141,10 +153,26 @@ class WorldExamples:
             question, answer = self._multiple_choice(question, answer, options, rng)
         return WorldExample(question, answer)
 
-    def batch(self, step: int) -> list[WorldExample]:
+    def document(self, rng: np.random.Generator) -> WorldDocument:
+        """`DOCUMENT_TEXTS` texts, each a category's name, its attribute sentence or an image's caption."""
+        texts = []
+        for _ in range(DOCUMENT_TEXTS):
+            kind = int(rng.integers(3))
+            if kind == 2:
+                texts.append(self.image_captions[int(rng.integers(len(self.image_captions)))])
+                continue
+            category = self.categories[int(rng.integers(len(self.categories)))]
+            sentence = f"The {category.name} is a {attribute_phrase(category.attributes, self.superclass)}."
+            texts.append(category.name if kind == 0 else sentence)
+        return WorldDocument(tuple(texts))
+
+    def batch(self, step: int) -> list[WorldExample | WorldDocument]:
         rng = np.random.default_rng(np.random.SeedSequence([self.world.seed, _BATCH_STREAM, step]))
         examples = []
         for _ in range(self.world.batch_size):
+            if rng.random() < self.world.document_fraction:
+                examples.append(self.document(rng))
+                continue
             text_only = rng.random() < self.world.text_fraction
             multiple_choice = bool(rng.random() < self.world.multiple_choice_fraction)
             if text_only:
@@ -166,7 +194,9 @@ class WorldExamples:
         return lines
 
 
-def pairs_image_with_name(example: WorldExample, categories: list[SyntheticCategory]) -> bool:
+def pairs_image_with_name(example: WorldExample | WorldDocument, categories: list[SyntheticCategory]) -> bool:
     """Whether an image example mentions a category name (world pretraining must never do so)."""
+    if isinstance(example, WorldDocument):
+        return False
     text = f"{example.question} {example.answer}".lower()
     return example.image is not None and any(category.name.lower() in text for category in categories)

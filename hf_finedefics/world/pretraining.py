@@ -31,11 +31,11 @@ from dataset_builders.sources.synthetic import SyntheticFGVRConfig, synthetic_ca
 
 from ..evaluation.scoring import encode_answered_questions, render_answered_question
 from .config import WorldPretrainingConfig
-from .data import WorldExample, WorldExamples, draw_world_images, pairs_image_with_name
+from .data import WorldDocument, WorldExample, WorldExamples, draw_world_images, pairs_image_with_name
 from .tokenization import idefics2_processor
 
 # Bump when the data or the training code changes what a config builds, so cached bases are rebuilt.
-WORLD_VERSION = 2
+WORLD_VERSION = 3
 MARKER = "world_base.json"
 CHECKPOINT = "checkpoint.pt"
 # Split sizes choose the dataset's images, not the world: they do not change the base.
@@ -124,6 +124,15 @@ def encode_examples(
         labels[row, length - answer_length : length] = inputs["input_ids"][row, length - answer_length : length]
     inputs["labels"] = labels
     return inputs
+
+
+def encode_documents(tokenizer: Any, documents: list[WorldDocument]) -> dict[str, torch.Tensor]:
+    """Right-padded documents, each text followed by EOS, with every token a label (the EOS tokens included, so the
+    text after one is predicted from it)."""
+    texts = ["".join(f"{text}{tokenizer.eos_token}" for text in document.texts) for document in documents]
+    inputs = tokenizer(texts, padding=True, padding_side="right", add_special_tokens=False, return_tensors="pt")
+    inputs["labels"] = inputs["input_ids"].masked_fill(inputs["attention_mask"] == 0, -100)
+    return dict(inputs)
 
 
 def length_buckets(examples: list[WorldExample], count: int = 2) -> list[list[WorldExample]]:
@@ -226,9 +235,14 @@ def _pretrain_world(
             for group in optimizer.param_groups:
                 group["lr"] = _learning_rate(world, step) * group["lr_ratio"]
             loss = 0.0
-            for bucket in length_buckets(batch):
+            documents = [example for example in batch if isinstance(example, WorldDocument)]
+            chats = [example for example in batch if not isinstance(example, WorldDocument)]
+            encoded = [encode_examples(processor, bucket, images, render) for bucket in length_buckets(chats)]
+            if documents:
+                encoded.append(encode_documents(processor.tokenizer, documents))
+            for inputs in encoded:
                 # Each bucket is padded to its own longest sequence; weighted by its share of the batch.
-                bucket_loss = per_example_loss(model, encode_examples(processor, bucket, images, render)) * len(bucket)
+                bucket_loss = per_example_loss(model, inputs) * len(inputs["input_ids"])
                 (bucket_loss / len(batch)).backward()
                 loss += bucket_loss.item() / len(batch)
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)

@@ -22,6 +22,25 @@ def test_alignment_quality_by_hand():
     # class 0: cos(x, x) = 1 and cos(y, x) = 0; class 1: both objects are z, cos(z, (0, 1, 1)) = 1/sqrt(2).
     assert result["per_class"] == pytest.approx({"cat": 0.5, "dog": 1 / np.sqrt(2)})
     assert result["overall"] == pytest.approx((0.5 + 1 / np.sqrt(2)) / 2)
+    # Gap own minus other name: x (1 - 0), y (0 - 1/sqrt(2)); both z: 1/sqrt(2) - 0. y is nearest the dog's name.
+    gap_cat, gap_dog = (1 - 1 / np.sqrt(2)) / 2, 1 / np.sqrt(2)
+    assert result["gap_per_class"] == pytest.approx({"cat": gap_cat, "dog": gap_dog})
+    assert result["gap"] == pytest.approx((gap_cat + gap_dog) / 2)
+    assert result["object_to_name_top1"] == pytest.approx(0.75)
+
+
+def test_alignment_gap_ignores_what_moves_every_cosine():
+    """Adding the same offset to every name raises the raw mean cosine of Table 8 but is no better alignment; the
+    gap and the top-1 see that."""
+    rng = np.random.default_rng(0)
+    names = rng.normal(size=(5, 16))
+    objects = np.repeat(names, 4, axis=0) + rng.normal(scale=2.0, size=(20, 16))
+    labels = np.repeat(np.arange(5), 4)
+    shared = 6 * rng.normal(size=16)
+    base = alignment_quality(objects + shared, labels, names, list("abcde"))
+    shifted = alignment_quality(objects + shared, labels, names + shared, list("abcde"))
+    assert shifted["overall"] > base["overall"] + 0.3
+    assert shifted["gap"] < base["gap"]
 
 
 def test_discriminability_by_hand():

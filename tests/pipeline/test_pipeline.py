@@ -105,12 +105,21 @@ def test_run_chains_every_step_and_skips_finished_ones(tiny_run, monkeypatch):
 
     table = (run / "table3.md").read_text()
     assert "Finedefics" in table and "name_likelihood" in table and "standard error of a difference" in table
-    assert len([line for line in table.splitlines() if line.startswith("|")]) == len(VARIANTS) + 2
+    comparison, _, alignment = table.partition("Object-category alignment (Table 8")
+    assert len([line for line in comparison.splitlines() if line.startswith("|")]) == len(VARIANTS) + 2
+    # Table 8 and its companions for the analysed variants, in the table and in table3.json.
+    assert len([line for line in alignment.splitlines() if line.startswith("|")]) == 2 + 2
     assert "| Open-set exact | Open-set contains |" in table
     accuracies = json.loads((run / "table3.json").read_text())
     measures = ("name_likelihood", "likelihood", "generation", "open_set_exact", "open_set_contains")
     measures += ("open_set_top1", "open_set_top5")
     assert all(0.0 <= accuracies[v][s] <= 100.0 for v in VARIANTS for s in measures)
+    for variant in ("zero_shot", "finedefics"):
+        report = json.loads(next((run / "analysis" / variant).glob("*/report.json")).read_text())["alignment"]
+        assert accuracies[variant]["alignment_mean_cosine"] == pytest.approx(report["overall"])
+        assert accuracies[variant]["alignment_gap"] == pytest.approx(report["gap"])
+        assert accuracies[variant]["alignment_object_to_name_top1"] == pytest.approx(report["object_to_name_top1"])
+    assert not any(key.startswith("alignment_") for key in accuracies["instruction_tuning"])
     # The open-set accuracy of the table is the mean of the per-dataset summaries the report shows; the generated
     # world is named as the registry names it, in results, reports and folders.
     open_set = results["finedefics"]["open_set"]["synthetic"]
@@ -230,3 +239,45 @@ def test_a_stage_killed_during_its_final_save_is_trained_again(tmp_path, caplog,
         run.step_stage1("finedefics")
     assert f"{stage_dir} holds an unfinished save" in caplog.text
     assert (stage_dir / TRAINING_SUMMARY_NAME).is_file() and (stage_dir / "adapter_model.safetensors").is_file()
+
+
+def test_world_seed_sets_the_world_and_seed_the_training(tmp_path):
+    recipe = tmp_path / "recipe.yaml"
+    recipe.write_text(yaml.safe_dump(SMALL_RECIPE))
+
+    def run(**overrides):
+        return FinedeficsRun(load_run_config(recipe, output_dir=str(tmp_path / "run"), **overrides))
+
+    default, trained_otherwise, other_world = run(), run(seed=3), run(world_seed=2)
+    assert (default.synthetic.seed, default.world.seed) == (0, 0)
+    assert (other_world.synthetic.seed, other_world.world.seed) == (2, 2)
+    # The training seed changes the training, not the world: the same data, the same base.
+    assert trained_otherwise.data_fingerprint == default.data_fingerprint
+    assert trained_otherwise.base_model_identity == default.base_model_identity
+    assert trained_otherwise.stage_args("finedefics", "stage1").seed == 3
+    assert other_world.data_fingerprint != default.data_fingerprint
+    assert other_world.base_model_identity != default.base_model_identity
+    assert other_world.stage_args("finedefics", "stage1").seed == 0
+
+
+def test_each_ablation_changes_one_thing(tmp_path):
+    """Stage I of the object-category ablation differs from Finedefics' only in what its contrastive terms compare
+    (and so has nothing to caption: no generation loss); its `_naming` form keeps the naming task; stage II is the
+    same for every variant."""
+    recipe = tmp_path / "recipe.yaml"
+    recipe.write_text(yaml.safe_dump(SMALL_RECIPE))
+    run = FinedeficsRun(load_run_config(recipe, output_dir=str(tmp_path / "run")))
+
+    def changed(variant, stage, reference="finedefics"):
+        ours, theirs = (run.stage_args(v, stage).to_dict() for v in (variant, reference))
+        return {key for key in ours if ours[key] != theirs[key]} - {"output_dir", "logging_dir", "stage1_adapter"}
+
+    assert changed("contrastive_object_category", "stage1") == {"objective", "generation_loss_weight"}
+    assert run.stage_args("contrastive_object_category", "stage1").generation_loss_weight == 0.0
+    assert changed("contrastive_object_category_naming", "stage1") == {"objective"}
+    assert changed("finedefics_literal_ccc", "stage1") == {"ccc_form"}
+    others = ("instruction_tuning", "contrastive_object_category", "contrastive_object_category_naming")
+    for variant in (*others, "finedefics_literal_ccc"):
+        assert changed(variant, "stage2") == set()
+    assert changed("one_stage", "stage2") == {"paradigm"}
+    assert changed("open_set_only", "stage2") == {"instruction_types"}

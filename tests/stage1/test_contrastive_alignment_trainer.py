@@ -140,14 +140,20 @@ def test_activation_checkpointing_trains_the_wrapped_model(tiny_checkpoint, trip
 
 def test_logs_every_term(tiny_checkpoint, triples, tmp_path):
     model = AutoModelForImageTextToText.from_pretrained(tiny_checkpoint)
-    config = _config(tmp_path, eval_strategy="steps", eval_steps=2, per_device_eval_batch_size=8)
+    config = _config(
+        tmp_path, eval_strategy="steps", eval_steps=2, per_device_eval_batch_size=8, log_term_gradient_norms=True
+    )
     trainer = _trainer(model, config, triples, eval_dataset=triples.select(range(16)))
     trainer.train()
     names = ["loss_gen", "loss_oac", "loss_acc", "loss_ccc"]
-    names += ["accuracy_object_to_attribute", "accuracy_attribute_to_category"]
+    for pair in ("object_to_attribute", "attribute_to_category", "object_to_category"):
+        names += [f"accuracy_{pair}", f"cosine_positive_{pair}", f"cosine_negative_{pair}"]
     train_log, eval_log = trainer.state.log_history[0], trainer.state.log_history[2]
     assert all(name in train_log for name in names)
     assert all(f"eval_{name}" in eval_log for name in names)
+    gradient_norms = [f"grad_norm_{term}" for term in ("gen", "oac", "acc", "ccc")]
+    assert all(train_log[name] > 0 for name in gradient_norms)
+    assert not any(f"eval_{name}" in eval_log for name in gradient_norms)
     weighted = train_log["loss_gen"] + 0.5 * (train_log["loss_oac"] + train_log["loss_acc"] + train_log["loss_ccc"])
     assert train_log["loss"] == pytest.approx(weighted, rel=1e-4)
 
@@ -170,6 +176,8 @@ def test_object_category_ablation_trains_without_attribute_text(tiny_checkpoint,
     trainer.train()
     log = trainer.state.log_history[0]
     assert "loss_oc" in log and not {"loss_oac", "loss_acc", "loss_ccc"} & set(log)
+    # The ablation's metrics name what it aligns: no attribute text, so no attribute pair.
+    assert "accuracy_object_to_category" in log and not [name for name in log if "attribute" in name]
     assert log["loss"] == pytest.approx(log["loss_gen"] + 0.5 * log["loss_oc"], rel=1e-4)
     with pytest.raises(ValueError, match="lacks the column"):
         _trainer(AutoModelForImageTextToText.from_pretrained(tiny_checkpoint), _config(tmp_path), without)

@@ -1,6 +1,7 @@
 """The stage I losses against eq. 5-7 written out term by term."""
 
 import math
+from types import SimpleNamespace
 
 import pytest
 import torch
@@ -8,7 +9,9 @@ import torch.nn.functional as F
 
 from hf_finedefics.losses import (
     AttributeAugmentedContrastiveLoss,
+    alignment_metrics,
     attribute_augmented_losses,
+    category_category_loss,
     in_batch_retrieval_accuracy,
     object_category_losses,
 )
@@ -18,10 +21,10 @@ def _sim(x, y, temperature):
     return (F.normalize(x, dim=-1) @ F.normalize(y, dim=-1)).item() / temperature
 
 
-def _reference(o, a, c, na, nc, temperature, labels=None, masked_terms=("ac",)):
+def _reference(o, a, c, na, nc, temperature, labels=None, masked_terms=("ac",), ccc_form="bounded"):
     """Eq. 5-7 with explicit sums; in the terms named by `masked_terms` (default: attribute -> category, whose
     same-class keys are the positive's own category name), same-label rows j != i are dropped from the in-batch
-    sum when labels are given."""
+    sum when labels are given. CCC: `bounded` has the name itself as the positive, `literal` is eq. 7 as printed."""
     batch, num_negatives = na.shape[:2]
 
     def term(name, query, keys, negatives):
@@ -37,13 +40,15 @@ def _reference(o, a, c, na, nc, temperature, labels=None, masked_terms=("ac",)):
     ao = sum(term("ao", (a[i], i), o, []) for i in range(batch)) / batch
     ac = sum(term("ac", (a[i], i), c, nc[i]) for i in range(batch)) / batch
     ca = sum(term("ca", (c[i], i), a, na[i]) for i in range(batch)) / batch
-    ccc = (
-        sum(
-            -math.log(1 / sum(math.exp(_sim(c[i], nc[i, k], temperature)) for k in range(num_negatives)))
-            for i in range(batch)
-        )
-        / batch
-    )
+
+    def ccc_row(i):
+        negatives = sum(math.exp(_sim(c[i], nc[i, k], temperature)) for k in range(num_negatives))
+        if ccc_form == "literal":
+            return -math.log(1 / negatives)
+        positive = math.exp(_sim(c[i], c[i], temperature))
+        return -math.log(positive / (positive + negatives))
+
+    ccc = sum(ccc_row(i) for i in range(batch)) / batch
     return {"oac": (oa + ao) / 2, "acc": (ac + ca) / 2, "ccc": ccc}
 
 
@@ -55,14 +60,38 @@ def embeddings():
     return [torch.randn(*shape, generator=generator, dtype=torch.float64) for shape in shapes]
 
 
+@pytest.mark.parametrize("ccc_form", ["bounded", "literal"])
 @pytest.mark.parametrize("temperature", [0.07, 1.0])
-def test_losses_match_equations(embeddings, temperature):
-    losses = attribute_augmented_losses(*embeddings, temperature=temperature)
-    expected = _reference(*embeddings, temperature)
+def test_losses_match_equations(embeddings, temperature, ccc_form):
+    losses = attribute_augmented_losses(*embeddings, temperature=temperature, ccc_form=ccc_form)
+    expected = _reference(*embeddings, temperature, ccc_form=ccc_form)
     assert set(losses) == {"oac", "acc", "ccc"}
     for name in expected:
         assert losses[name].ndim == 0
         assert losses[name].item() == pytest.approx(expected[name], rel=1e-9), name
+
+
+def test_bounded_ccc_is_non_negative_and_its_gradient_vanishes_as_names_separate():
+    """The bounded form has a floor of 0 that it approaches as the negatives move away, with a gradient that dies
+    out; the literal form keeps falling below 0 with a gradient that does not shrink."""
+    generator = torch.Generator().manual_seed(1)
+    names = F.normalize(torch.randn(4, 8, generator=generator, dtype=torch.float64), dim=-1)
+    noise = torch.randn(4, 3, 8, generator=generator, dtype=torch.float64)
+    # Unit directions orthogonal to each row's name, to place negatives at a chosen cosine from it.
+    orthogonal = F.normalize(noise - (noise * names[:, None]).sum(-1, keepdim=True) * names[:, None], dim=-1)
+    gradients = {"bounded": [], "literal": []}
+    for cosine in (0.9, 0.0, -0.9):
+        negatives = (cosine * names[:, None] + (1 - cosine**2) ** 0.5 * orthogonal).requires_grad_()
+        for form in gradients:
+            loss = category_category_loss(names, negatives, 0.07, form)
+            (gradient,) = torch.autograd.grad(loss, negatives)
+            gradients[form].append(gradient.norm().item())
+            if form == "bounded":
+                assert loss.item() >= 0
+    assert gradients["bounded"][-1] < 1e-3 * gradients["bounded"][0]
+    assert gradients["literal"][-1] > 0.1 * gradients["literal"][0]
+    with pytest.raises(ValueError, match="ccc_form"):
+        AttributeAugmentedContrastiveLoss(ccc_form="printed")
 
 
 def test_default_masks_only_the_positives_own_text(embeddings):
@@ -152,6 +181,26 @@ def test_retrieval_accuracy():
     queries = torch.eye(4)[[0, 2, 2, 3]]
     assert in_batch_retrieval_accuracy(queries, keys).item() == pytest.approx(0.75)
     assert in_batch_retrieval_accuracy(queries, keys, labels=torch.tensor([0, 1, 1, 2])).item() == 1.0
+
+
+def test_retrieval_with_hard_negatives_and_alignment_metrics_by_hand():
+    """Row 0 finds its positive; row 1 is beaten by its hard negative; row 2 by another row of the batch (right only
+    when that row is of its class); the cosines are the plain means."""
+    keys = torch.eye(3)
+    queries = torch.tensor([[1.0, 0.0, 0.0], [0.0, 0.6, 0.8], [0.1, 0.0, 0.0]])
+    negatives = torch.stack([-torch.eye(3)[[1]], torch.tensor([[0.0, 0.28, 0.96]]), -torch.eye(3)[[0]]])
+    assert in_batch_retrieval_accuracy(queries, keys, negatives=negatives).item() == pytest.approx(1 / 3)
+    same_class = torch.tensor([0, 1, 0])
+    assert in_batch_retrieval_accuracy(queries, keys, same_class, negatives).item() == pytest.approx(2 / 3)
+    outputs = SimpleNamespace(object_embeds=queries, category_embeds=keys, neg_category_embeds=negatives)
+    metrics = alignment_metrics(outputs, "object_category")
+    assert set(metrics) == {
+        "accuracy_object_to_category",
+        "cosine_positive_object_to_category",
+        "cosine_negative_object_to_category",
+    }
+    assert metrics["cosine_positive_object_to_category"].item() == pytest.approx((1 + 0.6 + 0) / 3)
+    assert metrics["cosine_negative_object_to_category"].item() == pytest.approx((0 + 0.936 - 1) / 3, abs=1e-6)
 
 
 def test_object_category_ablation_matches_its_equation(embeddings):

@@ -1,5 +1,9 @@
 from __future__ import annotations
 
+import shutil
+import sys
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -7,8 +11,11 @@ from peft import PeftModel
 from PIL import Image
 from transformers import AutoModelForImageTextToText, AutoProcessor
 
+from hf_finedefics.cli import console_main
 from hf_finedefics.cli import main as cli
-from hf_finedefics.modeling import adapter_base_model, load_finedefics_model, merge_adapter
+from hf_finedefics.modeling import adapter_base_model, is_complete_merge, load_finedefics_model, merge_adapter
+from hf_finedefics.testing import create_tiny_checkpoint
+from tests.stage2.conftest import make_stage1_adapter
 
 
 def _inputs(processor):
@@ -59,3 +66,45 @@ def test_merge_refuses_what_is_not_an_adapter(tiny_model_path, tmp_path):
         merge_adapter(tiny_model_path, tmp_path / "merged")
     with pytest.raises(ValueError, match="quantized"):
         load_finedefics_model(tiny_model_path, quantization="4bit", merge_adapter=True)
+
+
+@pytest.fixture
+def own_base_and_adapter(tmp_path) -> tuple[Path, Path]:
+    """A tiny base copied into tmp_path (a broken refusal must never delete the shared cached checkpoint), and a
+    stage I adapter recording it as its base."""
+    base = Path(shutil.copytree(create_tiny_checkpoint("llava"), tmp_path / "base"))
+    return base, make_stage1_adapter(base, tmp_path / "adapter")
+
+
+def _contents(folder: Path) -> dict[Path, bytes]:
+    return {path.relative_to(folder): path.read_bytes() for path in sorted(folder.rglob("*")) if path.is_file()}
+
+
+@pytest.mark.parametrize("overwrite", [[], ["--overwrite"]])
+def test_merge_into_its_own_base_is_refused_and_the_base_kept(own_base_and_adapter, monkeypatch, overwrite):
+    base, adapter = own_base_and_adapter
+    before = _contents(base)
+    for output_dir in (base, base.parent):  # the base itself, or a folder holding it
+        argv = ["merge", "--adapter", str(adapter), "--output_dir", str(output_dir), *overwrite]
+        monkeypatch.setattr(sys, "argv", ["finedefics", *argv])
+        with pytest.raises(SystemExit) as refused:
+            console_main()
+        message = str(refused.value.code)
+        assert "\n" not in message and "is (or holds) the base model" in message and str(output_dir) in message
+        assert _contents(base) == before
+
+
+def test_merge_into_an_existing_folder_needs_overwrite(own_base_and_adapter, tmp_path):
+    _, adapter = own_base_and_adapter
+    merged = merge_adapter(adapter, tmp_path / "merged")
+    before = _contents(merged)
+    with pytest.raises(ValueError, match="already holds a model: pass --overwrite"):
+        merge_adapter(adapter, merged)
+    assert _contents(merged) == before
+    assert merge_adapter(adapter, merged, overwrite=True) == merged and is_complete_merge(merged)
+    notes = tmp_path / "notes"
+    notes.mkdir()
+    (notes / "todo.txt").write_text("mine")
+    with pytest.raises(ValueError, match="not a model"):
+        merge_adapter(adapter, notes, overwrite=True)
+    assert (notes / "todo.txt").read_text() == "mine"

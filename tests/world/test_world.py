@@ -3,6 +3,7 @@
 import dataclasses
 import json
 
+import numpy as np
 import pytest
 import torch
 from safetensors.torch import load_file
@@ -17,7 +18,15 @@ from hf_finedefics.world import (
     pretrain_world,
     world_key,
 )
-from hf_finedefics.world.data import WorldExample, draw_world_images
+from hf_finedefics.world.data import WorldDocument, WorldExample, draw_world_images
+from hf_finedefics.world.perception import embedding_spread
+from hf_finedefics.world.pretraining import (
+    build_world_model,
+    encode_documents,
+    encode_examples,
+    per_example_loss,
+)
+from hf_finedefics.world.tokenization import idefics2_processor
 
 # Seconds to pretrain on 2 cores, yet every part of the real model and loop runs.
 TINY_WORLD = {
@@ -45,8 +54,9 @@ def test_no_example_pairs_an_image_with_a_category_name():
     categories = synthetic_categories(synthetic)
     _, attributes, captions = draw_world_images(synthetic, world)
     examples = WorldExamples(categories, attributes, captions, synthetic, world)
-    drawn = [example for step in range(60) for example in examples.batch(step)]
-    assert not [example for example in drawn if pairs_image_with_name(example, categories)]
+    batches = [example for step in range(60) for example in examples.batch(step)]
+    assert not [example for example in batches if pairs_image_with_name(example, categories)]
+    drawn = [example for example in batches if isinstance(example, WorldExample)]
     # The check is not vacuous: text-only examples do name categories, images and lettered formats are there.
     assert pairs_image_with_name(WorldExample("What colour is it?", categories[0].name, image=0), categories)
     texts = [example for example in drawn if example.image is None]
@@ -158,3 +168,56 @@ def test_the_base_does_not_depend_on_the_thread_count(tmp_path):
         torch.set_num_threads(threads)
     for name, tensor in weights[1].items():
         assert torch.equal(tensor, weights[2][name]), name
+
+
+def test_pretraining_trains_the_eos_position_every_embedding_is_read_at():
+    """Stage I reads every object, description and name at an appended EOS. Chat turns end with <end_of_utterance>,
+    so only the plain documents (texts ended by EOS, packed) put EOS at an input position whose output is trained:
+    without them the EOS embedding row gets no gradient at all."""
+    synthetic, world = SMALL_SYNTHETIC, WorldPretrainingConfig(**TINY_WORLD)
+    categories = synthetic_categories(synthetic)
+    images, attributes, captions = draw_world_images(synthetic, world)
+    examples = WorldExamples(categories, attributes, captions, synthetic, world)
+    batches = [example for step in range(40) for example in examples.batch(step)]
+    documents = [example for example in batches if isinstance(example, WorldDocument)]
+    chats = [example for example in batches if isinstance(example, WorldExample)]
+    assert 0 < len(documents) < len(chats)
+    names = {category.name for category in categories}
+    assert any(text in names for document in documents for text in document.texts)  # names alone, as stage I reads
+    processor = idefics2_processor(synthetic.image_size, world.num_latents, examples.corpus(), world.vocab_size)
+    model = build_world_model(processor, synthetic, world)
+    eos = processor.tokenizer.eos_token_id
+
+    def eos_row_gradient(inputs):
+        model.zero_grad()
+        per_example_loss(model, inputs).backward()
+        return model.get_input_embeddings().weight.grad[eos].abs().sum().item()
+
+    assert eos_row_gradient(encode_examples(processor, chats[:8], images)) == 0.0
+    encoded = encode_documents(processor.tokenizer, documents[:4])
+    ends = (encoded["input_ids"] == eos).sum(1)
+    assert ends.tolist() == [len(document.texts) for document in documents[:4]]
+    assert eos_row_gradient(encoded) > 0.0
+
+
+def test_the_world_seed_sets_the_world_and_its_base(tmp_path):
+    """Different world seeds draw different categories and names; one world seed gives bit-identical data and base."""
+    worlds = {seed: dataclasses.replace(SMALL_SYNTHETIC, seed=seed) for seed in (0, 1)}
+    names = {seed: [c.name for c in synthetic_categories(world)] for seed, world in worlds.items()}
+    assert names[0] != names[1]
+    world = WorldPretrainingConfig(**TINY_WORLD)
+    bases = [pretrain_world(worlds[0], world, tmp_path / str(index), progress=False) for index in range(2)]
+    first, second = (load_file(base / "model.safetensors") for base in bases)
+    assert all(torch.equal(first[name], second[name]) for name in first)
+    other = pretrain_world(
+        worlds[1], WorldPretrainingConfig(**{**TINY_WORLD, "seed": 1}), tmp_path / "1", progress=False
+    )
+    assert not torch.equal(load_file(other / "model.safetensors")["lm_head.weight"], first["lm_head.weight"])
+
+
+def test_embedding_spread_by_hand():
+    embeddings = np.array([[1.0, 0.0], [1.0, 1.0], [0.0, 1.0]])
+    spread = embedding_spread(embeddings, [0, 0, 1])
+    # Within class 0: cos(x, x + y) = 1/sqrt(2); across: (x, y) = 0 and (x + y, y) = 1/sqrt(2), each twice.
+    assert spread == pytest.approx({"within": 1 / np.sqrt(2), "across": 1 / (2 * np.sqrt(2))})
+    assert np.isnan(embedding_spread(embeddings, [0, 1, 2])["within"])
