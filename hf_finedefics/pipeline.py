@@ -197,7 +197,8 @@ class FinedeficsRun:
         self.evaluation = parse_section(EvaluationSettings, config.evaluation, "evaluation")
         self.analysis = parse_section(AnalysisSettings, config.analysis, "analysis")
         self.world = parse_section(WorldPretrainingConfig, {"seed": config.world_seed, **config.world}, "world")
-        check_model_location(config.base_model, "base_model")
+        if config.base_model != WORLD_BASE and not config.base_model.startswith(TESTING_PREFIX):
+            check_model_location(config.base_model, "base_model")
         if "confusion" in self.analysis.analyses and self.analysed and MULTIPLE_CHOICE not in self.evaluation.tasks:
             raise ValueError(
                 f"analysis.analyses has confusion, which reads the {MULTIPLE_CHOICE} predictions, but "
