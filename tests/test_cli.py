@@ -137,3 +137,12 @@ def test_an_operating_system_error_is_one_line_naming_its_path(tmp_path, monkeyp
     with pytest.raises(SystemExit) as exit_info:
         console_main()
     assert exit_info.value.code == f"finedefics run: error: File exists: {taken}"
+
+
+def test_an_adapter_that_does_not_name_its_base_is_one_line(tmp_path):
+    """It was a KeyError traceback ('base_model_name_or_path')."""
+    adapter = tmp_path / "adapter"
+    adapter.mkdir()
+    (adapter / "adapter_config.json").write_text('{"peft_type": "LORA", "r": 8}')
+    with pytest.raises(ValueError, match=rf"{adapter / 'adapter_config.json'} has no base_model_name_or_path"):
+        finedefics(["merge", "--adapter", str(adapter), "--output_dir", str(tmp_path / "merged")])
