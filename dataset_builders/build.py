@@ -36,7 +36,7 @@ from .publish import (
     build_triples,
     write_dataset_folder,
 )
-from .sources import LABEL_SEPARATOR, load_source, paper_split
+from .sources import LABEL_SEPARATOR, folder_fingerprint, load_source, paper_split
 from .sources.synthetic import SyntheticFGVRConfig, category_neighbours, synthetic_categories, write_synthetic_fgvr
 
 logger = logging.getLogger(__name__)
@@ -86,16 +86,22 @@ def load_attribute_file(path: str | Path) -> dict[str, list[str]]:
     return content
 
 
-def _describer(config: BuildConfig) -> AttributeDescriber:
+def _check_description_models(config: BuildConfig) -> None:
+    """Refuse a description method without the models it asks, before any source is read."""
+    if config.descriptions == "ground-truth":
+        return
     if not config.llm:
         raise ValueError(f"descriptions={config.descriptions!r} needs an LLM (--llm).")
+    if config.descriptions == "pipeline" and not config.vqa:
+        raise ValueError("descriptions='pipeline' needs a VQA model (--vqa).")
+
+
+def _describer(config: BuildConfig) -> AttributeDescriber:
+    _check_description_models(config)
     llm = make_backend(config.llm, config.llm_base_url, config)
     vqa = llm
-    if config.descriptions == "pipeline":
-        if not config.vqa:
-            raise ValueError("descriptions='pipeline' needs a VQA model (--vqa).")
-        if (config.vqa, config.vqa_base_url) != (config.llm, config.llm_base_url):
-            vqa = make_backend(config.vqa, config.vqa_base_url, config)
+    if config.descriptions == "pipeline" and (config.vqa, config.vqa_base_url) != (config.llm, config.llm_base_url):
+        vqa = make_backend(config.vqa, config.vqa_base_url, config)
     return AttributeDescriber(
         llm,
         vqa,
@@ -173,11 +179,14 @@ def merge_shards(config: BuildConfig, name: str, num_rows: int) -> tuple[list[st
 
 
 def _part_settings(config: BuildConfig, name: str) -> dict:
-    """What a source's part depends on: a part built under other settings is rebuilt, not reused."""
+    """What a source's part depends on: a part built under other settings, or from a source folder whose files
+    changed since, is rebuilt, not reused."""
     settings = dataclasses.asdict(config)
     for key in PART_INDEPENDENT_FIELDS:
         settings.pop(key)
-    return json.loads(json.dumps({**settings, "source": name, "folder": str(config.folders()[name])}))
+    folder = config.folders()[name]
+    files = folder_fingerprint(folder)
+    return json.loads(json.dumps({**settings, "source": name, "folder": str(folder), "files": files}))
 
 
 def build_source_part(config: BuildConfig, name: str) -> tuple[datasets.Dataset, datasets.Dataset, dict]:
@@ -196,6 +205,15 @@ def build_source_part(config: BuildConfig, name: str) -> tuple[datasets.Dataset,
             provenance,
         )
     dataset = _load_source(config, name)
+    # Refused before any request: a description method without its models (a merge of shards describes nothing),
+    # and a source too small for its negatives, which are mined after the descriptions.
+    if config.num_shards == 1:
+        _check_description_models(config)
+    if (categories := len(set(dataset["label"]))) < config.num_negatives + 1:
+        raise ValueError(
+            f"{name}: {config.num_negatives} negatives per image need at least {config.num_negatives + 1} categories "
+            f"with images, but {dataset.num_rows} image(s) read (limit: {config.limit}) cover {categories}."
+        )
     if config.num_shards > 1:
         descriptions, provenance = merge_shards(config, name, dataset.num_rows)
     else:

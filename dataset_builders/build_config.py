@@ -155,3 +155,7 @@ class BuildConfig:
                 raise ValueError(f"--{name} must be at least {minimum}, got {value}.")
         if self.timeout <= 0:
             raise ValueError(f"--timeout must be positive, got {self.timeout}.")
+        if self.prompts:  # read now: a bad template must not wait for the first request of its step
+            from .attributes.prompts import AttributePrompts
+
+            AttributePrompts.from_yaml(self.prompts)

@@ -39,6 +39,32 @@ def quiet_library_notices() -> None:
     warnings.filterwarnings("ignore", message="`is_gradient_checkpointing` is deprecated", category=FutureWarning)
 
 
+def check_config_file(path: str) -> None:
+    """Refuse a `--config` that is not a readable YAML file with one line naming it (the parser would raise
+    IsADirectoryError or a multi-line YAML error)."""
+    import yaml
+
+    if not os.path.isfile(path):
+        what = "is a folder" if os.path.isdir(path) else "does not exist"
+        raise FileNotFoundError(f"--config {path} {what}: give a YAML recipe file.")
+    try:
+        with open(path, encoding="utf-8") as file:
+            yaml.safe_load(file)
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+        problem = getattr(error, "problem", None) or str(error).splitlines()[0]
+        raise ValueError(f"--config {path} is not valid YAML{where}: {problem}.") from None
+
+
+def one_line(error: BaseException) -> str:
+    """The one line the console shows for `error`: an operating system error names its path (a full disk, a
+    read-only folder), once."""
+    if isinstance(error, OSError) and error.filename is not None and error.strerror:
+        return f"{error.strerror}: {error.filename}"
+    return str(error)
+
+
 def main(argv: list[str] | None = None) -> None:
     argv = sys.argv[1:] if argv is None else argv
     parser = argparse.ArgumentParser(prog="finedefics", description=__doc__.splitlines()[0])
@@ -60,20 +86,23 @@ def main(argv: list[str] | None = None) -> None:
     from hf_finedefics.scripts import parse_command_line
 
     sys.argv[0] = f"finedefics {command}"
+    if "--config" in argv[1:-1]:
+        check_config_file(argv[argv.index("--config", 1) + 1])
     parsed = parse_command_line(module.make_parser(), argv[1:], keep=getattr(module, "KEPT_FLAGS", ()))
     module.main(*parsed)
 
 
 def console_main() -> None:
-    """The `finedefics` executable: what a user got wrong (a value, a missing file) is one line naming it, not a
-    traceback; set FINEDEFICS_DEBUG=1 to see the traceback."""
+    """The `finedefics` executable: what a user got wrong (a value, a missing file) and what the system refused (a
+    full disk, a read-only folder) is one line naming it, not a traceback; set FINEDEFICS_DEBUG=1 to see the
+    traceback."""
     try:
         main()
-    except (ValueError, FileNotFoundError, NotADirectoryError) as error:
+    except (ValueError, OSError) as error:
         if os.environ.get("FINEDEFICS_DEBUG"):
             raise
         command = " ".join(sys.argv[:1]) if sys.argv[0].startswith("finedefics ") else "finedefics"
-        sys.exit(f"{command}: error: {error}")
+        sys.exit(f"{command}: error: {one_line(error)}")
 
 
 if __name__ == "__main__":

@@ -55,7 +55,12 @@ def adapter_base_model(adapter: str | os.PathLike, revision: str | None = None) 
     config_file = _local_file(adapter, ADAPTER_CONFIG_NAME, revision)
     if config_file is None:
         return None
-    base = json.loads(config_file.read_text())["base_model_name_or_path"]
+    base = json.loads(config_file.read_text()).get("base_model_name_or_path")
+    if not base:
+        raise ValueError(
+            f"{config_file} has no base_model_name_or_path: set it to the Hub id or folder of the model the adapter "
+            "was trained on (or pass the base as --model_name_or_path)."
+        )
     relative_to_adapter = Path(adapter) / base
     if Path(adapter).is_dir() and not Path(base).is_absolute() and relative_to_adapter.is_dir():
         return os.path.normpath(relative_to_adapter)

@@ -39,11 +39,13 @@ from datasets import Dataset, load_dataset
 
 from dataset_builders import BuildConfig, build_dataset
 from dataset_builders.build import build_synthetic_dataset
+from dataset_builders.sources import folder_fingerprint
 from dataset_builders.sources.synthetic import SyntheticFGVRConfig
 
 from . import __version__
 from .analysis.names import ANALYSES
 from .collators import ATTRIBUTE_COLUMNS
+from .data.loading import check_parquet_files
 from .evaluation.items import DATASETS
 from .evaluation.names import DEFAULT_SIMILARITY_MODEL, MULTIPLE_CHOICE, OPEN_SET, SCORER_NAMES, TASKS
 from .evaluation.report import comparison_table, mean_accuracies, read_summaries
@@ -55,6 +57,7 @@ from .run_steps import (
     PlannedStep,
     StepRecord,
     fingerprint,
+    folder_lock,
     recorded,
     run_log,
     run_steps,
@@ -64,7 +67,7 @@ from .trainer.contrastive_alignment_config import ContrastiveAlignmentConfig
 from .trainer.contrastive_alignment_trainer import train_stage1
 from .trainer.instruction_tuning_config import InstructionTuningConfig
 from .trainer.instruction_tuning_trainer import train_stage2
-from .trainer.model_config import FinedeficsModelConfig
+from .trainer.model_config import FinedeficsModelConfig, check_model_location
 from .world import WorldPretrainingConfig, ensure_world_base, world_key
 from .world.pretraining import MARKER as WORLD_MARKER
 from .world.pretraining import default_cache_dir
@@ -139,6 +142,10 @@ class EvaluationSettings:
             raise ValueError(f"Unknown evaluation.tasks {sorted(unknown)}; choose from {', '.join(TASKS)}.")
         if unknown := set(self.scorers) - set(SCORER_NAMES):
             raise ValueError(f"Unknown scorers {sorted(unknown)}; choose from {', '.join(SCORER_NAMES)}.")
+        if not self.tasks:
+            raise ValueError(f"tasks is empty: evaluate at least one of {', '.join(TASKS)}.")
+        if MULTIPLE_CHOICE in self.tasks and not self.scorers:
+            raise ValueError(f"scorers is empty: the {MULTIPLE_CHOICE} task needs one of {', '.join(SCORER_NAMES)}.")
         require_at_least_one(self, "batch_size", "max_new_tokens")
 
 
@@ -190,7 +197,16 @@ class FinedeficsRun:
         self.evaluation = parse_section(EvaluationSettings, config.evaluation, "evaluation")
         self.analysis = parse_section(AnalysisSettings, config.analysis, "analysis")
         self.world = parse_section(WorldPretrainingConfig, {"seed": config.world_seed, **config.world}, "world")
+        if config.base_model != WORLD_BASE and not config.base_model.startswith(TESTING_PREFIX):
+            check_model_location(config.base_model, "base_model")
+        if "confusion" in self.analysis.analyses and self.analysed and MULTIPLE_CHOICE not in self.evaluation.tasks:
+            raise ValueError(
+                f"analysis.analyses has confusion, which reads the {MULTIPLE_CHOICE} predictions, but "
+                f"evaluation.tasks is {self.evaluation.tasks}: add {MULTIPLE_CHOICE} or drop confusion."
+            )
         self._data_config()
+        if "dataset" in config.data and self.data_dir.is_dir():
+            check_parquet_files(self.data_dir)
         self._model_args(config.base_model)
         for variant in config.variants:
             for stage in ("stage1", "stage2"):
@@ -246,6 +262,8 @@ class FinedeficsRun:
         if config is None:  # a folder built earlier, never written to
             return None
         values = {k: v for k, v in dataclasses.asdict(config).items() if k not in ("output_dir", "api_key")}
+        if isinstance(config, BuildConfig):  # a build is redone when its source folders' files changed
+            values["source files"] = {name: folder_fingerprint(path) for name, path in config.folders().items()}
         discard = (self.data_dir, self.output_dir / "source") if self.synthetic else (self.data_dir,)
         # The data is the world's (its own seed is among `values`), not the training seed's.
         settings = {"data": values, "version": __version__}
@@ -603,7 +621,7 @@ class FinedeficsRun:
         """Every step of the recipe, one console line each; the libraries' own output goes to `run.log`."""
         results: dict[str, Any] = {}
         log_path = self.output_dir / RUN_LOG_NAME
-        with run_log(log_path) as self._console:
+        with folder_lock(self.output_dir), run_log(log_path) as self._console:
             # On a terminal the default display also keeps the running step's elapsed time and estimate current.
             live = self.progress == self._print_progress and self._console.isatty()
             update = self._redraw_progress if live else None

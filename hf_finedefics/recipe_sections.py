@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+import math
 import types
 import typing
 from typing import Any, Literal, Union
@@ -60,14 +61,17 @@ def _convert(value: Any, hint: Any) -> Any:
     if hint in (int, float):
         if isinstance(value, bool):
             raise _Mismatch
-        if isinstance(value, int) or (hint is float and isinstance(value, float)):
-            return hint(value)
         if isinstance(value, str):
             try:
-                return hint(value)
+                value = hint(value)
             except ValueError:
                 raise _Mismatch from None
-        raise _Mismatch
+        if not (isinstance(value, int) or (hint is float and isinstance(value, float))):
+            raise _Mismatch
+        # nan and inf are floats YAML reads (.nan, .inf), but no recipe value means them.
+        if not math.isfinite(value):
+            raise _Mismatch
+        return hint(value)
     if hint is str:
         if isinstance(value, str):
             return value
@@ -90,6 +94,8 @@ def _describe(hint: Any) -> str:
         return f"a list of {_describe(args[0])}" if args else "a list"
     if hint is type(None):
         return "null"
+    if hint in (int, float):
+        return f"a finite {hint.__name__}"
     if isinstance(hint, type) and issubclass(hint, enum.Enum):
         return "one of " + ", ".join(repr(member.value) for member in hint)
     return getattr(hint, "__name__", str(hint))
@@ -100,6 +106,43 @@ def require_at_least_one(config: object, *names: str) -> None:
     for name in names:
         if getattr(config, name) < 1:
             raise ValueError(f"{name} must be at least 1, got {getattr(config, name)}.")
+
+
+def require_in_range(config: object, name: str, low: float, high: float) -> None:
+    """Refuse a value outside [low, high) (nan and inf included), naming the field."""
+    value = getattr(config, name)
+    if not (math.isfinite(value) and low <= value < high):
+        raise ValueError(f"{name} must be in [{low}, {high}), got {value}.")
+
+
+def require_training_length(config: object) -> None:
+    """Refuse settings that train nothing or never stop (the Trainer takes max_steps 0 for zero steps, and
+    epochs only when max_steps is negative), and a learning rate that cannot train."""
+    if not (math.isfinite(config.learning_rate) and config.learning_rate > 0):
+        raise ValueError(f"learning_rate must be a positive number, got {config.learning_rate}.")
+    if not math.isfinite(config.num_train_epochs):
+        raise ValueError(f"num_train_epochs must be finite, got {config.num_train_epochs}.")
+    if config.max_steps == 0 or config.max_steps < -1:
+        raise ValueError(f"max_steps must be positive, or -1 to train num_train_epochs; got {config.max_steps}.")
+    if config.max_steps == -1 and config.num_train_epochs <= 0:
+        raise ValueError(
+            f"num_train_epochs is {config.num_train_epochs} and max_steps is unset: nothing would be trained."
+        )
+
+
+def check_field_types(config: object) -> None:
+    """Check every field of the dataclass `config` against its type hint, as `parse_section` does for a recipe
+    mapping: a command line's `--config` file reaches a dataclass without `parse_section`, and argparse leaves
+    its non-string values (`seed: [1, 2]`, `variants: finedefics` for a list) as YAML typed them."""
+    hints = typing.get_type_hints(type(config))
+    for field in dataclasses.fields(config):
+        value = getattr(config, field.name)
+        try:
+            _convert(value, hints[field.name])
+        except _Mismatch:
+            raise ValueError(
+                f"Recipe field `{field.name}` must be {_describe(hints[field.name])}, got {value!r}."
+            ) from None
 
 
 def parse_section(cls: type, values: dict[str, Any], section: str) -> Any:

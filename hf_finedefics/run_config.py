@@ -8,6 +8,8 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from .recipe_sections import check_field_types
+
 # Table 3 and 6b: (a) open-set-only fine-tuning, (b) the contrastive ablation (and its earlier form, whose stage I
 # also trained naming), Finedefics with eq. 7 as printed, (c) one stage; 6b: each stage alone.
 VARIANTS = (
@@ -69,6 +71,9 @@ class RunConfig:
     )
 
     def __post_init__(self):
+        check_field_types(self)
+        if not self.variants:
+            raise ValueError(f"variants is empty: a run needs at least one of {list(VARIANTS)}.")
         unknown = set(self.variants) - set(VARIANTS)
         if unknown:
             raise ValueError(f"Unknown variants {sorted(unknown)}; choose from {list(VARIANTS)}.")
@@ -80,6 +85,11 @@ class RunConfig:
             raise ValueError(
                 f"The recipe's data section needs exactly one of synthetic, build, dataset; got {sorted(self.data)}."
             )
+        for name, values in self.data.items():
+            if name != "dataset" and not isinstance(values, dict):
+                raise ValueError(
+                    f"Recipe field `data.{name}` must be a mapping ({{}} for the defaults), got {values!r}."
+                )
         if self.base_model == WORLD_BASE and "synthetic" not in self.data:
             raise ValueError(
                 "base_model: world is pretrained on the synthetic world: it needs data: {synthetic: ...}."

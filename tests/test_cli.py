@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import importlib
 import os
+import re
 import shutil
 import subprocess
 import sys
 
 import pytest
+import yaml
 from PIL import Image
 
 from hf_finedefics.cli import COMMANDS
@@ -121,3 +123,50 @@ def test_a_data_dir_without_the_dataset_folder_names_the_flag_to_use(tmp_path):
         finedefics(
             ["evaluate", "--model_name_or_path", "unused", "--sources", "synthetic", "--data_dir", str(tmp_path)]
         )
+
+
+def test_an_operating_system_error_is_one_line_naming_its_path(tmp_path, monkeypatch, capsys):
+    """What the system refuses (here a file where the run folder goes; a full disk or a read-only folder alike)
+    is one line with the path, not a traceback."""
+    from hf_finedefics.cli import console_main
+
+    taken = tmp_path / "run"
+    taken.write_text("not a folder")
+    recipe = tmp_path / "recipe.yaml"
+    recipe.write_text("base_model: testing:idefics2\ndata: {synthetic: {}}\nvariants: [zero_shot]\n")
+    monkeypatch.setenv("HF_FINEDEFICS_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr("sys.argv", ["finedefics", "run", "--config", str(recipe), "--output_dir", str(taken)])
+    with pytest.raises(SystemExit) as exit_info:
+        console_main()
+    assert exit_info.value.code == f"finedefics run: error: File exists: {taken}"
+
+
+def test_an_adapter_that_does_not_name_its_base_is_one_line(tmp_path):
+    """It was a KeyError traceback ('base_model_name_or_path')."""
+    adapter = tmp_path / "adapter"
+    adapter.mkdir()
+    (adapter / "adapter_config.json").write_text('{"peft_type": "LORA", "r": 8}')
+    with pytest.raises(ValueError, match=rf"{adapter / 'adapter_config.json'} has no base_model_name_or_path"):
+        finedefics(["merge", "--adapter", str(adapter), "--output_dir", str(tmp_path / "merged")])
+
+
+@pytest.mark.parametrize(
+    "config, message",
+    [
+        ({"learning_rate": float("nan")}, "learning_rate must be a positive number, got nan"),
+        ({"num_train_epochs": float("inf")}, "num_train_epochs must be finite, got inf"),
+        ({"max_steps": 0}, "max_steps must be positive, or -1 to train num_train_epochs; got 0"),
+        ({"num_train_epochs": 0}, r"num_train_epochs is 0(\.0)? and max_steps is unset: nothing would be trained"),
+        ({"dtype": "int8"}, "dtype must be one of auto, float32, bfloat16, float16, got 'int8'"),
+        ({"lora_r": 0}, "lora_r must be at least 1, got 0"),
+        ({"lora_dropout": 2}, r"lora_dropout must be in \[0, 1\), got 2"),
+    ],
+    ids=["lr-nan", "epochs-inf", "max-steps-zero", "epochs-zero", "dtype-int8", "lora-r-zero", "lora-dropout-2"],
+)
+def test_a_stage_config_that_cannot_train_is_refused_in_one_line(tmp_path, capsys, config, message):
+    """The stage commands read their --config without the run's recipe check: their configs check themselves."""
+    (tmp_path / "stage1.yaml").write_text(yaml.safe_dump({"dataset_name": str(tmp_path), **config}))
+    with pytest.raises(SystemExit):
+        finedefics(["stage1", "--config", str(tmp_path / "stage1.yaml"), "--output_dir", str(tmp_path / "out")])
+    assert re.search(f"finedefics stage1: error: .*{message}", capsys.readouterr().err)
+    assert not (tmp_path / "out").exists()

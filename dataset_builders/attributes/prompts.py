@@ -8,6 +8,7 @@ unknown keys are an error so a typo never silently falls back to a default.
 from __future__ import annotations
 
 import dataclasses
+import string
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -66,6 +67,33 @@ TAG_GENERAL_QUESTION = "Describe what a {category} {superclass} looks like in a 
 TAG_ATTRIBUTE_QUESTION = "Describe the {attribute} of a {category} {superclass}."
 
 
+# The placeholders each template is filled with (discovery_example is inserted as it is; general_question is sent as
+# it is, with the image).
+PLACEHOLDERS: dict[str, set[str]] = {
+    "discovery": {"superclass", "class_unit", "example"},
+    "general_question": set(),
+    "attribute_question": {"attribute", "superclass"},
+    "summarization": {"superclass", "general_description", "attribute_descriptions"},
+    "tag_general_question": {"category", "superclass"},
+    "tag_attribute_question": {"attribute", "category", "superclass"},
+}
+
+
+def _check_placeholders(path: Path, name: str, template: object) -> None:
+    """Refuse a template whose placeholders its step does not fill: `{foo}` would fail at its first request."""
+    if not isinstance(template, str):
+        raise ValueError(f"{path}: {name} must be a string template, got {template!r}.")
+    try:
+        used = {field for _, field, _, _ in string.Formatter().parse(template) if field is not None}
+    except ValueError as error:
+        raise ValueError(
+            f"{path}: {name} is not a valid template ({error}); write a literal brace as {{{{ or }}}}."
+        ) from None
+    if unknown := sorted(used - PLACEHOLDERS[name]):
+        allowed = ", ".join(f"{{{field}}}" for field in sorted(PLACEHOLDERS[name])) or "none"
+        raise ValueError(f"{path}: {name} uses {', '.join(f'{{{f}}}' for f in unknown)}; its placeholders: {allowed}.")
+
+
 @dataclass
 class AttributePrompts:
     """The prompt templates of the three construction steps (and of the tag-based baseline).
@@ -93,6 +121,9 @@ class AttributePrompts:
         unknown = sorted(set(values) - known)
         if unknown:
             raise ValueError(f"{path}: unknown prompt key(s) {unknown}; known keys are {sorted(known)}.")
+        for name, template in values.items():
+            if name in PLACEHOLDERS:
+                _check_placeholders(path, name, template)
         return cls(**values)
 
     def to_dict(self) -> dict[str, object]:

@@ -8,6 +8,18 @@ from pathlib import Path
 from datasets import ClassLabel, Dataset, DatasetDict, load_dataset, load_from_disk
 
 
+def check_parquet_files(folder: str | os.PathLike) -> None:
+    """Refuse a folder with a parquet file that cannot be read (a copy or a download cut short), naming the file:
+    `datasets` fails on it with pyarrow's message alone, once it has loaded the others."""
+    import pyarrow.parquet as pq
+
+    for path in sorted(Path(folder).rglob("*.parquet")):
+        try:
+            pq.read_metadata(path)
+        except (OSError, ValueError) as error:  # pyarrow's ArrowInvalid is a ValueError
+            raise ValueError(f"{path} is not a readable parquet file ({error}); rebuild or copy it again.") from None
+
+
 def load_dataset_split(name_or_path: str | os.PathLike, config: str | None = None, split: str = "train") -> Dataset:
     """One split of a dataset. A `save_to_disk` folder is recognised by its `state.json` / `dataset_dict.json`;
     a saved `DatasetDict` of configs may also hold the config as a sub-folder (`<folder>/<config>`)."""
@@ -18,9 +30,11 @@ def load_dataset_split(name_or_path: str | os.PathLike, config: str | None = Non
         loaded = load_from_disk(str(path))
         if isinstance(loaded, DatasetDict):
             if split not in loaded:
-                raise KeyError(f"{path} has splits {sorted(loaded)}, not {split!r}.")
+                raise ValueError(f"{path} has splits {sorted(loaded)}, not {split!r}.")
             return loaded[split]
         return loaded
+    if path.is_dir():
+        check_parquet_files(path / config if config is not None and (path / config).is_dir() else path)
     return load_dataset(str(name_or_path), config, split=split)
 
 

@@ -82,8 +82,12 @@ def read_option_file(path: str | os.PathLike) -> list[dict]:
             for key in ("image", "options", "groundtruth"):
                 if key not in entry:
                     raise ValueError(f"{where} has no {key!r}.")
+            if not isinstance(entry["image"], str):
+                raise ValueError(f"{where}: 'image' must be a path relative to the dataset, got {entry['image']!r}.")
             if not isinstance(entry["options"], list) or not all(isinstance(o, str) for o in entry["options"]):
                 raise ValueError(f"{where}: 'options' must be a list of class names, got {entry['options']!r}.")
+            if len(set(entry["options"])) != len(entry["options"]):  # a question whose choices are one name
+                raise ValueError(f"{where}: the options of {entry['image']} repeat a class: {entry['options']}.")
             if entry["groundtruth"] not in entry["options"]:
                 raise ValueError(f"{where}: the options of {entry['image']} lack its class {entry['groundtruth']!r}.")
             entries.append(entry)

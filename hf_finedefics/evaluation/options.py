@@ -55,6 +55,10 @@ def build_option_file(
     `images`) is the candidate set. Options are listed most similar first; evaluation shuffles them.
     """
     class_names = class_names or sorted({label for _, label in images})
+    if len(set(class_names)) != len(class_names):  # a repeated name would be offered twice in one question
+        raise ValueError(
+            f"class_names repeats a class: {sorted(n for n in set(class_names) if class_names.count(n) > 1)}"
+        )
     if unknown := {label for _, label in images} - set(class_names):
         raise ValueError(f"Images of classes outside `class_names`: {sorted(unknown)[:5]}")
     if len(class_names) < num_options:

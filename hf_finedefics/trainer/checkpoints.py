@@ -8,28 +8,41 @@ or taken for a finished stage.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
 import re
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from transformers import TrainingArguments
 from transformers.trainer import TRAINER_STATE_NAME
 
 from ..hub import TRAINING_SUMMARY_NAME, load_training_summary, training_summary
+from ..run_steps import folder_lock
+
+if TYPE_CHECKING:
+    from torch import nn
 
 logger = logging.getLogger(__name__)
+
+# What the checkpoints of `output_dir` were trained from (`training_identity`), beside them.
+RESUME_NAME = "_finedefics_resume.json"  # "_": left out of the Trainer's Hub uploads
 
 _CHECKPOINT = re.compile(r"checkpoint-(\d+)")
 
 
-def _readable_json(path: Path) -> bool:
+def _read_json(path: Path) -> Any:
+    """The JSON in `path`, or None when it is missing or unreadable."""
     try:
-        json.loads(path.read_text(encoding="utf-8"))
+        return json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
-        return False
-    return True
+        return None
+
+
+def _readable_json(path: Path) -> bool:
+    return _read_json(path) is not None
 
 
 def is_finished_save(folder: str | os.PathLike) -> bool:
@@ -55,38 +68,80 @@ def last_complete_checkpoint(output_dir: str | os.PathLike) -> Path | None:
     return None
 
 
-def resume_checkpoint(args: TrainingArguments) -> str | None:
+def stage_lock(args: TrainingArguments) -> contextlib.AbstractContextManager:
+    """The lock of a stage's output folder, held by the process that saves (`run_steps.folder_lock`): a second
+    command training into the folder would resume from, or save over, the first's checkpoints while it trains."""
+    return folder_lock(Path(args.output_dir)) if args.should_save else contextlib.nullcontext()
+
+
+def training_identity(model: nn.Module, train_dataset: Any) -> dict[str, Any]:
+    """What a checkpoint's weights and optimizer state depend on beyond the training arguments: the base model, the
+    LoRA shape (another rank cannot even be loaded) and the training data (`datasets`' fingerprint)."""
+    peft_config = next(
+        (
+            next(iter(module.peft_config.values()))
+            for module in model.modules()
+            if getattr(module, "peft_config", None)
+        ),
+        None,
+    )
+    if peft_config is not None:
+        base = peft_config.base_model_name_or_path
+        targets = peft_config.target_modules
+        lora = {
+            "r": peft_config.r,
+            "alpha": peft_config.lora_alpha,
+            "target modules": sorted(targets) if isinstance(targets, set | list | tuple) else targets,
+        }
+    else:
+        base = next(module.config.name_or_path for module in model.modules() if hasattr(module, "config"))
+        lora = None
+    base = str(Path(base).resolve()) if base and Path(base).is_dir() else base
+    return {"base model": base, "LoRA": lora, "dataset": getattr(train_dataset, "_fingerprint", None)}
+
+
+def resume_checkpoint(args: TrainingArguments, model: nn.Module, train_dataset: Any) -> str | None:
     """The checkpoint `Trainer.train` resumes from: `args.resume_from_checkpoint` when set, else the last complete
-    checkpoint in `args.output_dir` saved with the same training settings, so that rerunning a stopped command
-    continues it instead of training from step 0 over its checkpoints. A checkpoint of other settings is refused,
-    saying how to go on."""
-    if args.resume_from_checkpoint:
-        return args.resume_from_checkpoint
-    checkpoint = last_complete_checkpoint(args.output_dir)
-    if checkpoint is None:
-        return None
+    checkpoint in `args.output_dir` saved with the same training settings, base model, LoRA shape and data, so that
+    rerunning a stopped command continues it instead of training from step 0 over its checkpoints. A checkpoint of
+    anything else is refused, saying how to go on. What the run is made of is recorded in `RESUME_NAME`."""
+    identity = json.loads(json.dumps(training_identity(model, train_dataset)))
+    checkpoint = None if args.resume_from_checkpoint else last_complete_checkpoint(args.output_dir)
+    if checkpoint is not None:
+        _refuse_other_runs(args, checkpoint, identity)
+        logger.warning(
+            "Resuming from %s, the last complete checkpoint of this run in %s.", checkpoint, args.output_dir
+        )
+    if args.should_save:
+        Path(args.output_dir).mkdir(parents=True, exist_ok=True)
+        (Path(args.output_dir) / RESUME_NAME).write_text(json.dumps(identity, indent=2) + "\n", encoding="utf-8")
+    return args.resume_from_checkpoint or (str(checkpoint) if checkpoint is not None else None)
+
+
+def _refuse_other_runs(args: TrainingArguments, checkpoint: Path, identity: dict[str, Any]) -> None:
     try:
         saved = load_training_summary(checkpoint)
     except ValueError:
         saved = None
-    current = json.loads(json.dumps(training_summary(args)))
-    if saved != current:
-        if saved is None:
-            why = f"its settings are unknown (it has no readable {TRAINING_SUMMARY_NAME})"
-        else:
-            before, now = saved["hyperparameters"], current["hyperparameters"]
-            changed = [
-                f"{name}: {before.get(name)} -> {now.get(name)}"
-                for name in dict.fromkeys([*before, *now])
-                if before.get(name) != now.get(name)
-            ]
-            if saved["stage"] != current["stage"]:
-                changed.insert(0, f"stage: {saved['stage']} -> {current['stage']}")
-            why = f"it was trained with other settings ({'; '.join(changed)})"
-        raise ValueError(
-            f"{args.output_dir} holds {checkpoint.name}, but {why}. To continue that run anyway, pass "
-            f"--resume_from_checkpoint {checkpoint}; to start over, choose another --output_dir or delete its "
-            "checkpoint-* folders."
-        )
-    logger.warning("Resuming from %s, the last complete checkpoint of this run in %s.", checkpoint, args.output_dir)
-    return str(checkpoint)
+    if saved is None:
+        why = f"its settings are unknown (it has no readable {TRAINING_SUMMARY_NAME})"
+    else:
+        current = json.loads(json.dumps(training_summary(args)))
+        # Checkpoints of versions before `RESUME_NAME` are compared on their training settings only.
+        before = {**saved["hyperparameters"], **(_read_json(Path(args.output_dir) / RESUME_NAME) or identity)}
+        now = {**current["hyperparameters"], **identity}
+        changed = [
+            f"{name}: {before.get(name)} -> {now.get(name)}"
+            for name in dict.fromkeys([*before, *now])
+            if before.get(name) != now.get(name)
+        ]
+        if saved["stage"] != current["stage"]:
+            changed.insert(0, f"stage: {saved['stage']} -> {current['stage']}")
+        if not changed:
+            return
+        why = f"it was trained with other settings ({'; '.join(changed)})"
+    raise ValueError(
+        f"{args.output_dir} holds {checkpoint.name}, but {why}. To continue that run anyway, pass "
+        f"--resume_from_checkpoint {checkpoint}; to start over, choose another --output_dir or delete its "
+        "checkpoint-* folders."
+    )

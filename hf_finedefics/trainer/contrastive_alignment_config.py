@@ -10,7 +10,7 @@ from transformers import TrainingArguments
 from dataset_builders.prompts import ATTRIBUTE_GENERATION_INSTRUCTION
 
 from ..losses import AttributeAugmentedLossConfig
-from ..recipe_sections import require_at_least_one
+from ..recipe_sections import require_at_least_one, require_training_length
 
 
 @dataclass
@@ -96,6 +96,7 @@ class ContrastiveAlignmentConfig(AttributeAugmentedLossConfig, TrainingArguments
         require_at_least_one(
             self, "per_device_train_batch_size", "per_device_eval_batch_size", "gradient_accumulation_steps"
         )
+        require_training_length(self)
         self.label_names = []
         if self.contrastive_mini_batch_size is not None and self.contrastive_mini_batch_size < 1:
             raise ValueError(f"contrastive_mini_batch_size must be positive, got {self.contrastive_mini_batch_size}.")

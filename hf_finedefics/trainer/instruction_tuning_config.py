@@ -8,7 +8,7 @@ from typing import Any
 from trl import SFTConfig
 
 from ..losses import AttributeAugmentedLossConfig
-from ..recipe_sections import require_at_least_one
+from ..recipe_sections import require_at_least_one, require_training_length
 
 INSTRUCTION_TYPES = ("open_set", "multiple_choice")
 PARADIGMS = ("two_stage", "one_stage")
@@ -100,6 +100,7 @@ class InstructionTuningConfig(AttributeAugmentedLossConfig, SFTConfig):
         require_at_least_one(
             self, "per_device_train_batch_size", "per_device_eval_batch_size", "gradient_accumulation_steps"
         )
+        require_training_length(self)
         unknown = set(self.instruction_types) - set(INSTRUCTION_TYPES)
         if unknown or not self.instruction_types:
             raise ValueError(f"instruction_types must be a non-empty subset of {INSTRUCTION_TYPES}, got {unknown}.")

@@ -35,7 +35,7 @@ from ..hub import FinedeficsModelCardMixin
 from ..losses import AttributeAugmentedContrastiveLoss
 from ..modeling import adapter_base_model, is_complete_merge, merge_adapter
 from ..objectives import AuxiliaryLoss, stage1_objective_loss
-from .checkpoints import resume_checkpoint
+from .checkpoints import resume_checkpoint, stage_lock
 from .instruction_tuning_config import InstructionTuningConfig
 from .model_config import FinedeficsModelConfig
 
@@ -222,10 +222,11 @@ def train_stage2(
     dataset_name: str | None = None,
 ) -> Path:
     """Run stage II and save the adapter with the processor to `output_dir`, which is returned."""
-    trainer = build_stage2_trainer(model_args, training_args, train_dataset, auxiliary_dataset)
-    trainer.train(resume_from_checkpoint=resume_checkpoint(training_args))
-    if training_args.push_to_hub:
-        trainer.push_to_hub(dataset_name=dataset_name)  # saves, writes the model card and uploads once
-    else:
-        trainer.save_model(training_args.output_dir)
+    with stage_lock(training_args):
+        trainer = build_stage2_trainer(model_args, training_args, train_dataset, auxiliary_dataset)
+        trainer.train(resume_from_checkpoint=resume_checkpoint(training_args, trainer.model, train_dataset))
+        if training_args.push_to_hub:
+            trainer.push_to_hub(dataset_name=dataset_name)  # saves, writes the model card and uploads once
+        else:
+            trainer.save_model(training_args.output_dir)
     return Path(os.fspath(training_args.output_dir))

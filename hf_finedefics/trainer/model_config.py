@@ -4,15 +4,58 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from trl import ModelConfig
+
+from ..recipe_sections import require_at_least_one, require_in_range
 
 # torch, peft and transformers load when a model does: every command's --help parses this config without them.
 if TYPE_CHECKING:
     from peft import LoraConfig, PeftModel
     from torch import nn
     from transformers import BitsAndBytesConfig, ProcessorMixin
+
+
+COMPUTE_DTYPES = ("float32", "bfloat16", "float16")
+DTYPES = ("auto", *COMPUTE_DTYPES)
+# Files of which a model folder needs one to tokenize (and to carry a chat template).
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "tokenizer.model", "vocab.json")
+_PATH_PREFIXES = ("/", "./", "../", "~")
+
+
+def check_model_location(name: str | None, key: str = "model_name_or_path", *, missing_ok: bool = False) -> None:
+    """Refuse, before any work, a model that cannot load: a path that does not exist (rather than reading it as a
+    bad Hub id; unless `missing_ok`, for commands that check their data first), a model folder without a
+    tokenizer, an adapter that does not name its base."""
+    if not name:
+        return
+    path = Path(name).expanduser()
+    if not path.exists():
+        if name.startswith(_PATH_PREFIXES) and not missing_ok:
+            raise FileNotFoundError(f"{key}: {name} does not exist.")
+        return  # a Hub id
+    if not path.is_dir():
+        raise NotADirectoryError(f"{key}: {name} is a file; give the model's folder (or a Hub id).")
+    adapter_config = path / "adapter_config.json"
+    if adapter_config.is_file():
+        try:
+            base = json.loads(adapter_config.read_text(encoding="utf-8")).get("base_model_name_or_path")
+        except (ValueError, AttributeError):
+            raise ValueError(f"{key}: {adapter_config} is not a JSON object.") from None
+        if not base:
+            raise ValueError(
+                f"{key}: {adapter_config} has no base_model_name_or_path: set it to the Hub id or folder of the "
+                "model the adapter was trained on."
+            )
+    elif not (path / "config.json").is_file():
+        raise ValueError(f"{key}: {name} holds no model (no config.json, no adapter_config.json).")
+    elif not any((path / file).is_file() for file in TOKENIZER_FILES):
+        raise ValueError(
+            f"{key}: {name} has no tokenizer (none of {', '.join(TOKENIZER_FILES)}): save the processor of the "
+            "model it came from into it (`AutoProcessor.from_pretrained(base).save_pretrained(folder)`)."
+        )
 
 
 def parse_processor_kwargs(value: dict[str, Any] | str | None) -> dict[str, Any]:
@@ -27,6 +70,10 @@ def parse_processor_kwargs(value: dict[str, Any] | str | None) -> dict[str, Any]
             raise ValueError(f"processor_kwargs must be a JSON object, got {value!r} ({error}).") from None
     if not isinstance(value, dict):
         raise ValueError(f"processor_kwargs must be a mapping, got {value!r}.")
+    # Processors take `do_*` switches as given: a string such as "maybe" is truthy and silently means true.
+    for key, switch in value.items():
+        if key.startswith("do_") and not isinstance(switch, bool):
+            raise ValueError(f"processor_kwargs.{key} must be true or false, got {switch!r}.")
     return value
 
 
@@ -78,6 +125,15 @@ class FinedeficsModelConfig(ModelConfig):
         self.processor_kwargs = parse_processor_kwargs(self.processor_kwargs)
         if self.load_in_4bit and self.load_in_8bit:
             raise ValueError("Choose one of load_in_4bit and load_in_8bit.")
+        if self.dtype not in DTYPES:
+            raise ValueError(f"dtype must be one of {', '.join(DTYPES)}, got {self.dtype!r}.")
+        if self.bnb_4bit_compute_dtype not in COMPUTE_DTYPES:
+            raise ValueError(
+                f"bnb_4bit_compute_dtype must be one of {', '.join(COMPUTE_DTYPES)}, got {self.bnb_4bit_compute_dtype!r}."
+            )
+        require_at_least_one(self, "lora_r", "lora_alpha")
+        require_in_range(self, "lora_dropout", 0, 1)
+        check_model_location(self.model_name_or_path, missing_ok=True)
 
     def quantization_config(self) -> BitsAndBytesConfig | None:
         """QLoRA's 4-bit NF4 settings when `load_in_4bit`, 8-bit with `load_in_8bit`, else None."""

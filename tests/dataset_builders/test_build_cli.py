@@ -1,5 +1,8 @@
 """`finedefics build-dataset` and `finedefics push-dataset` end to end on fixture layouts and tiny models."""
 
+import logging
+import re
+
 import datasets
 import pytest
 import yaml
@@ -142,4 +145,62 @@ def test_sizes_below_one_are_refused_naming_the_option(tmp_path, capsys, flag, v
         finedefics(["build-dataset", "--sources", "imagefolder", "--source_dirs", f"imagefolder={tmp_path}", "--negatives", "random",
                     "--output_dir", str(tmp_path / "out"), flag, value])  # fmt: skip
     assert flag in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_changed_source_folder_is_rebuilt_an_unchanged_one_reused(idefics2_path, tmp_path, caplog):
+    source = layouts.make_image_folder(tmp_path / "birds", ["jay", "wren", "robin"], 2)
+    (tmp_path / "attributes.yaml").write_text(yaml.safe_dump({"bird": ["wing colour"]}))
+    out = tmp_path / "out"
+    build = ["build-dataset", "--sources", "imagefolder", "--source_dirs", f"imagefolder={source}", "--superclass",
+             "bird", "--descriptions", "tags", "--llm", idefics2_path, "--attributes", str(tmp_path / "attributes.yaml"),
+             "--max-new-tokens", "4", "--negatives", "random", "--num-negatives", "1", "--cache",
+             str(tmp_path / "answers.sqlite"), "--output_dir", str(out)]  # fmt: skip
+
+    def built() -> tuple[int, int]:
+        triples = datasets.load_dataset(str(out), "triples", split="train")
+        return triples.num_rows, len(triples.features["label"].names)
+
+    finedefics(build)
+    assert built() == (6, 3)
+    layouts.make_image_folder(source, ["finch"], 2)  # a class added
+    (source / "jay" / "1.png").unlink()  # an image removed
+    with caplog.at_level(logging.INFO):
+        finedefics(build)
+    assert "reusing" not in caplog.text
+    assert built() == (7, 4)
+    caplog.clear()
+    with caplog.at_level(logging.INFO):
+        finedefics(build)
+    assert f"imagefolder: reusing {out / 'sources' / 'imagefolder'}" in caplog.text
+    assert built() == (7, 4)
+
+
+def test_a_source_too_small_for_its_negatives_fails_before_any_request(tmp_path):
+    source = layouts.make_image_folder(tmp_path / "birds", ["jay", "wren", "robin", "finch"], 2)
+    # Nothing listens on port 9: a request would fail on the connection, not on the size of the source.
+    with pytest.raises(
+        ValueError, match=r"imagefolder: 3 negatives per image need at least 4 categories.*limit: 1\) cover 1"
+    ):
+        finedefics(["build-dataset", "--sources", "imagefolder", "--source_dirs", f"imagefolder={source}",
+                    "--descriptions", "tags", "--llm", "some-model", "--llm_base_url", "http://127.0.0.1:9/v1",
+                    "--max_retries", "0", "--negatives", "random", "--num-negatives", "3", "--limit", "1",
+                    "--output_dir", str(tmp_path / "out")])  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "prompts, message",
+    [
+        ({"attribute_question": "Describe the {foo} of the {superclass}."}, r"attribute_question uses \{foo\}; its placeholders: \{attribute\}, \{superclass\}"),
+        ({"summarization": "Summarize {superclass"}, r"summarization is not a valid template"),
+    ],
+    ids=["unknown-placeholder", "unclosed-brace"],
+)  # fmt: skip
+def test_a_prompts_file_with_placeholders_no_step_fills_is_refused_before_any_work(tmp_path, capsys, prompts, message):
+    (tmp_path / "prompts.yaml").write_text(yaml.safe_dump(prompts))
+    with pytest.raises(SystemExit):
+        finedefics(["build-dataset", "--sources", "imagefolder", "--source_dirs", f"imagefolder={tmp_path}",
+                    "--llm", "some-model", "--llm_base_url", "http://127.0.0.1:9/v1", "--negatives", "random",
+                    "--prompts", str(tmp_path / "prompts.yaml"), "--output_dir", str(tmp_path / "out")])  # fmt: skip
+    assert re.search(rf"{tmp_path / 'prompts.yaml'}: {message}", capsys.readouterr().err)
     assert not (tmp_path / "out").exists()

@@ -1,5 +1,6 @@
 import json
 import logging
+import os
 import re
 
 import numpy as np
@@ -7,7 +8,7 @@ import pytest
 from PIL import Image, ImageFile
 
 from dataset_builders import load_cub_attributes, load_source
-from dataset_builders.sources import FLOWER_NAMES, SourceFormatError
+from dataset_builders.sources import FLOWER_NAMES, SourceFormatError, folder_fingerprint
 from hf_finedefics.evaluation import shipped_option_file
 
 from . import layouts
@@ -114,6 +115,19 @@ def test_image_folder(tmp_path):
     check_rows(dataset, 6, "bird")
     assert dataset.features["label"].names == ["blue jay", "red finch"]
     assert data_dir.exists()
+
+
+def test_folder_fingerprint_follows_the_file_list_sizes_and_mtimes(tmp_path):
+    data_dir = layouts.make_image_folder(tmp_path / "birds", ["jay", "wren"], 2)
+    first = folder_fingerprint(data_dir)
+    assert folder_fingerprint(data_dir) == first  # nothing changed: a rebuild reuses
+    layouts.make_image_folder(data_dir, ["finch"], 1)
+    added = folder_fingerprint(data_dir)
+    (data_dir / "jay" / "0.png").unlink()
+    removed = folder_fingerprint(data_dir)
+    image = data_dir / "wren" / "1.png"
+    os.utime(image, ns=(image.stat().st_atime_ns, image.stat().st_mtime_ns + 1_000_000_000))  # replaced in place
+    assert len({first, added, removed, folder_fingerprint(data_dir)}) == 4
 
 
 def test_missing_metadata_names_the_file(tmp_path):

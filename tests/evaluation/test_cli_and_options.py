@@ -72,6 +72,27 @@ def test_missing_images_fail_before_the_model_loads(tmp_path):
         )
 
 
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        ({"options": [CLASS_NAMES[0]] * 4}, rf"entry 0 of class '{CLASS_NAMES[0]}': the options of .* repeat a class"),
+        ({"image": 5}, rf"entry 0 of class '{CLASS_NAMES[0]}': 'image' must be a path relative to the dataset, got 5"),
+    ],
+    ids=["options-all-one-name", "image-a-number"],
+)
+def test_option_files_that_cannot_be_meant_are_refused_before_the_model_loads(tmp_path, change, message):
+    """Four options of one name scored 0.00 %; a number for an image failed deep inside the scoring."""
+    options_file = make_native_dataset("car-196", tmp_path / "car-196")
+    classes = json.loads(options_file.read_text())
+    classes[CLASS_NAMES[0]][0] |= change
+    options_file.write_text(json.dumps(classes))
+    with pytest.raises(ValueError, match=rf"Option file {options_file}: {message}"):
+        finedefics(
+            ["evaluate", "--model_name_or_path", str(tmp_path / "no-such-model"), "--sources", "car-196"]
+            + ["--data_dir", str(tmp_path), "--options_files", f"car-196={options_file}"]
+        )
+
+
 @pytest.mark.parametrize("flag", ["--batch_size", "--max_new_tokens"])
 def test_sizes_below_one_are_refused_naming_the_option(tmp_path, capsys, flag):
     with pytest.raises(SystemExit):

@@ -15,6 +15,7 @@ from hf_finedefics.cli import main as cli
 from hf_finedefics.testing import create_tiny_checkpoint
 
 from ..conftest import synthetic_triples
+from ..pipeline.test_run_lock import lock_held_by_another_process
 
 RUN = ["--per_device_train_batch_size", "2", "--warmup_steps", "0", "--report_to", "none", "--use_cpu", "true",
        "--save_strategy", "steps", "--save_steps", "1", "--logging_steps", "1",
@@ -53,6 +54,31 @@ def test_rerun_with_other_settings_is_refused_saying_how_to_go_on(triples_dir, t
     with pytest.raises(ValueError, match=r"(?s)learning rate.*--resume_from_checkpoint.*another --output_dir"):
         stage1(triples_dir, output_dir, "--max_steps", "2", "--learning_rate", "0.001")
     assert (output_dir / "checkpoint-1" / "trainer_state.json").stat().st_mtime_ns == written
+
+
+def test_rerun_on_another_lora_shape_or_dataset_is_refused_not_resumed(triples_dir, tmp_path):
+    """The training arguments alone do not say what a checkpoint is: another LoRA rank cannot even be loaded into the
+    new adapter, and another dataset would be continued as if it were the same run."""
+    output_dir = tmp_path / "stage1"
+    stage1(triples_dir, output_dir, "--max_steps", "1")
+    written = (output_dir / "checkpoint-1" / "trainer_state.json").stat().st_mtime_ns
+    with pytest.raises(ValueError, match=r"(?s)checkpoint-1.*LoRA: \{'r': 8.*\{'r': 4.*--resume_from_checkpoint"):
+        stage1(triples_dir, output_dir, "--max_steps", "2", "--lora_r", "4")
+    other_data = tmp_path / "other"
+    synthetic_triples(num_categories=4, train_per_category=3, test_per_category=1).save_to_disk(other_data / "triples")
+    with pytest.raises(ValueError, match=r"(?s)checkpoint-1.*dataset: \w+ -> \w+.*another --output_dir"):
+        stage1(other_data, output_dir, "--max_steps", "2")
+    assert (output_dir / "checkpoint-1" / "trainer_state.json").stat().st_mtime_ns == written
+    assert not (output_dir / "checkpoint-2").exists()
+
+
+def test_a_second_command_into_a_stage_folder_in_use_is_refused(triples_dir, tmp_path):
+    output_dir = tmp_path / "stage1"
+    with lock_held_by_another_process(output_dir) as holder, pytest.raises(BlockingIOError, match=f"PID {holder.pid}"):
+        stage1(triples_dir, output_dir, "--max_steps", "1")
+    assert not (output_dir / "checkpoint-1").exists()
+    stage1(triples_dir, output_dir, "--max_steps", "1")  # the killed holder's lock is taken over
+    assert (output_dir / "checkpoint-1" / "trainer_state.json").is_file()
 
 
 CHECKPOINT_KILLS = {
