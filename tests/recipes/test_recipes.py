@@ -270,7 +270,6 @@ def test_idefics2_stage3_recipe_trains_on_its_tiny_twin(tmp_path):
     _, model_args, training_args = parse_stage3_recipe(
         "idefics2-8b",
         "--model_name_or_path", str(create_tiny_checkpoint("idefics2")),
-        "--stage2_adapter", "none",
         "--output_dir", str(tmp_path / "stage3"),
         "--max_steps", "1", "--per_device_train_batch_size", "2", "--num_generations", "2",
         "--gradient_accumulation_steps", "1", "--max_completion_length", "4",
