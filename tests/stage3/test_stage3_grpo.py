@@ -16,10 +16,11 @@ from trl.import_utils import is_vllm_available
 from hf_finedefics.cli import main as cli
 from hf_finedefics.hub import TRAINING_SUMMARY_NAME
 from hf_finedefics.modeling import adapter_base_model
+from hf_finedefics.rewards import FORMAT_INSTRUCTION
 from hf_finedefics.testing import create_tiny_checkpoint, paper_processor_kwargs
 from hf_finedefics.trainer.model_config import FinedeficsModelConfig
 from hf_finedefics.trainer.reinforcement_config import ReinforcementConfig
-from hf_finedefics.trainer.reinforcement_trainer import train_stage3
+from hf_finedefics.trainer.reinforcement_trainer import prepare_rl_dataset, train_stage3
 from tests.stage2.conftest import make_stage1_adapter
 
 # Two prompts x two answers per step; short answers. On open-set prompts the similarity reward differs between two
@@ -118,3 +119,18 @@ def test_reward_weights_come_from_the_named_settings(tmp_path):
         ReinforcementConfig(output_dir=str(tmp_path), tasks=["open_set"], open_set_reward_weight=0.0)
     with pytest.raises(ValueError, match="tasks must be"):
         ReinforcementConfig(output_dir=str(tmp_path), tasks=["captioning"])
+
+
+def test_rl_prompts_are_selected_by_task_and_ask_for_the_format_when_it_is_rewarded(dataset_folder, tmp_path):
+    rl = load_dataset(str(dataset_folder), "rl", split="train")
+    direct = ReinforcementConfig(output_dir=str(tmp_path), tasks=["open_set"], use_cpu=True, bf16=False)
+    selected = prepare_rl_dataset(rl, direct)
+    assert set(selected["task"]) == {"open_set"} and selected.num_rows == rl.num_rows // 2
+    assert selected["prompt"] == [prompt for prompt, task in zip(rl["prompt"], rl["task"]) if task == "open_set"]
+
+    reasoning = ReinforcementConfig(output_dir=str(tmp_path), format_reward_weight=0.5, use_cpu=True, bf16=False)
+    asked = prepare_rl_dataset(rl, reasoning)
+    for before, after in zip(rl["prompt"], asked["prompt"]):
+        image, text = after[0]["content"]
+        assert image["type"] == "image" and text["text"] == f"{before[0]['content'][1]['text']}\n{FORMAT_INSTRUCTION}"
+    assert asked["images"][0][0].size == rl["images"][0][0].size  # the images travel untouched
