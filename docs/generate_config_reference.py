@@ -91,7 +91,8 @@ def render() -> str:
         "a recipe, the embedded "
         "default (`recipes/tiny/config_run.yaml`). A run recipe's top-level keys are below; its sections take the "
         "keys of the commands' configs: `model` (`FinedeficsModelConfig`), `stage1` (`ContrastiveAlignmentConfig`), "
-        "`stage2` (`InstructionTuningConfig`), `stage3` (`ReinforcementConfig`, for the `*_rl` variants), `evaluation` and `analysis` (tables below), and `data` with either "
+        "`stage2` (`InstructionTuningConfig`), `stage3` (`ReinforcementConfig`, for the `*_rl` variants), "
+        "`evaluation` and `analysis` (tables below), and `data` with either "
         "`synthetic` (`SyntheticFGVRConfig`, below) or `build` (the `build-dataset` options, with underscores), and "
         "`world` (`WorldPretrainingConfig`, below) for `base_model: world`.",
         dataclass_table(RunConfig),
