@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import subprocess
 import sys
 from pathlib import Path
 
+import bitsandbytes as bnb
 import pytest
 from datasets import load_dataset
 from safetensors.torch import load_file
@@ -20,7 +22,7 @@ from hf_finedefics.rewards import FORMAT_INSTRUCTION
 from hf_finedefics.testing import create_tiny_checkpoint, paper_processor_kwargs
 from hf_finedefics.trainer.model_config import FinedeficsModelConfig
 from hf_finedefics.trainer.reinforcement_config import ReinforcementConfig
-from hf_finedefics.trainer.reinforcement_trainer import prepare_rl_dataset, train_stage3
+from hf_finedefics.trainer.reinforcement_trainer import build_stage3_trainer, prepare_rl_dataset, train_stage3
 from tests.stage2.conftest import make_stage1_adapter
 
 # Two prompts x two answers per step; short answers. On open-set prompts the similarity reward differs between two
@@ -134,3 +136,24 @@ def test_rl_prompts_are_selected_by_task_and_ask_for_the_format_when_it_is_rewar
         image, text = after[0]["content"]
         assert image["type"] == "image" and text["text"] == f"{before[0]['content'][1]['text']}\n{FORMAT_INSTRUCTION}"
     assert asked["images"][0][0].size == rl["images"][0][0].size  # the images travel untouched
+
+
+def test_grpo_qlora_with_a_kl_term_from_the_base(dataset_folder, tmp_path):
+    """QLoRA (4-bit NF4 base) straight from the base model; beta > 0 adds TRL's reference pass (the adapter off)."""
+    base = create_tiny_checkpoint("idefics2")
+    model_args = FinedeficsModelConfig(
+        model_name_or_path=str(base),
+        processor_kwargs=paper_processor_kwargs(base),
+        load_in_4bit=True,
+        bnb_4bit_compute_dtype="float32",
+    )
+    args = ReinforcementConfig(
+        output_dir=str(tmp_path / "qlora"), max_steps=1, save_strategy="no", beta=0.02, **TINY_GRPO
+    )
+    trainer = build_stage3_trainer(model_args, args, load_dataset(str(dataset_folder), "rl", split="train"))
+    quantized = [module for module in trainer.model.modules() if isinstance(module, bnb.nn.Linear4bit)]
+    assert quantized and all(module.weight.quant_type == "nf4" for module in quantized)
+    trainer.train()
+    assert trainer.state.global_step == 1
+    assert "kl" in trainer.state.log_history[0] and math.isfinite(trainer.state.log_history[0]["kl"])
+    assert not (tmp_path / "qlora-stage2-merged").exists()  # nothing to merge without a stage II adapter
