@@ -103,15 +103,15 @@ def open_set_reward(
     `options` (the category and its hard negatives) are the candidate names. With category Japanese spaniel,
     candidates Papillon, Maltese dog, Japanese spaniel, Chihuahua and `contains_reward` 0.5:
 
-    | completion                                                         | reward |
-    |--------------------------------------------------------------------|--------|
-    | `Japanese spaniel`                                                 | 1.0    |
-    | `The Japanese_spaniels.`                                           | 1.0    |
-    | `It is a Japanese spaniel.`                                        | 0.5    |
+    | completion                                                               | reward |
+    |--------------------------------------------------------------------------|--------|
+    | `Japanese spaniel`                                                       | 1.0    |
+    | `The Japanese_spaniels.`                                                 | 1.0    |
+    | `It is a Japanese spaniel.`                                              | 0.5    |
     | `<think>Silky coat, flat face.</think><answer>Japanese spaniel</answer>` | 1.0    |
-    | `A Maltese dog.`                                                   | 0.0    |
-    | `Spaniel`                                                          | 0.0    |
-    | ``                                                                 | 0.0    |
+    | `A Maltese dog.`                                                         | 0.0    |
+    | `Spaniel`                                                                | 0.0    |
+    | ``                                                                       | 0.0    |
     """
     rewards: list[float | None] = []
     for index, completion in enumerate(completions):
@@ -130,11 +130,11 @@ class OpenSetSimilarityReward:
     "open_set". Partial credit for near misses ("Japanese chin" for Japanese spaniel). With category Japanese
     spaniel:
 
-    | completion                                         | reward |
-    |----------------------------------------------------|--------|
-    | `Japanese spaniel`                                 | 1.0    |
+    | completion                                                   | reward |
+    |--------------------------------------------------------------|--------|
+    | `Japanese spaniel`                                           | 1.0    |
     | `<think>Flat face.</think><answer>Japanese spaniel</answer>` | 1.0    |
-    | ``                                                 | 0.0    |
+    | ``                                                           | 0.0    |
     """
 
     __name__ = "open_set_similarity_reward"  # TRL logs each reward under its callable's name
