@@ -36,6 +36,7 @@ from .publish import (
     build_triples,
     write_dataset_folder,
 )
+from .rl import build_rl_prompts
 from .sources import LABEL_SEPARATOR, folder_fingerprint, load_source, paper_split
 from .sources.synthetic import SyntheticFGVRConfig, category_neighbours, synthetic_categories, write_synthetic_fgvr
 
@@ -298,6 +299,12 @@ def build_dataset(config: BuildConfig) -> Path | list[Path]:
     configs = {
         "triples": triples,
         "instructions": build_instructions(triples, num_options=min(4, config.num_negatives + 1), seed=config.seed),
+        "rl": build_rl_prompts(
+            triples,
+            num_options=min(4, config.num_negatives + 1),
+            seed=config.seed,
+            examples_per_class=config.rl_examples_per_class,
+        ),
         "hard_negatives": index,
     }
     models = dict(provenance.get("models", {}))
@@ -361,6 +368,7 @@ def build_synthetic_dataset(config: SyntheticFGVRConfig, output_dir: Path, sourc
     configs = {
         "triples": triples,
         "instructions": build_instructions(triples, seed=config.seed),
+        "rl": build_rl_prompts(triples, seed=config.seed),
         "hard_negatives": build_hard_negative_index(negatives, labels.tolist()),
     }
     return write_dataset_folder(output_dir, configs, info)

@@ -118,6 +118,13 @@ class BuildConfig:
         default=DEFAULT_MAX_IMAGE_PIXELS,
         metadata={"help": "Skip (and count) images whose header declares more pixels, before decoding them."},
     )
+    rl_examples_per_class: int | None = field(
+        default=None,
+        metadata={
+            "help": "Images per class in the stage III `rl` config (the few-shot regime, e.g. 4); unset: every "
+            "training image."
+        },
+    )
     seed: int = field(default=0, metadata={"help": "Seed of negative image picks and instruction shuffles."})
     license: str = field(default="other", metadata={"help": "License field of the dataset card."})
     pretty_name: str | None = field(default=None, metadata={"help": "Title of the dataset card."})
@@ -148,7 +155,7 @@ class BuildConfig:
         if self.negatives == "clip" and not self.clip:
             raise ValueError("--negatives clip needs --clip MODEL (or use --negatives random).")
         at_least = {"max_new_tokens": 1, "batch_size": 1, "concurrency": 1, "num_negatives": 1, "num_shards": 1,
-                    "limit": 1, "max_image_pixels": 1, "max_retries": 0}  # fmt: skip
+                    "limit": 1, "max_image_pixels": 1, "max_retries": 0, "rl_examples_per_class": 1}  # fmt: skip
         for name, minimum in at_least.items():
             value = getattr(self, name)
             if value is not None and value < minimum:

@@ -7,6 +7,8 @@ The folder holds one parquet directory per config and a dataset card whose YAML 
   categories, labels and row indices (stage I data);
 - `instructions`: one open-set QA and one 4-way multiple-choice conversation per image, in TRL's
   `messages` + `images` format, wrong options from the hard negatives (stage II data);
+- `rl`: per image a multiple-choice and an open-set prompt without answers, with the ground truth and the
+  shuffled options as columns (stage III data, `dataset_builders.rl`);
 - `hard_negatives`: the mined index itself.
 """
 
@@ -29,7 +31,7 @@ from huggingface_hub.utils import validate_repo_id
 from .hard_negatives import HardNegatives
 from .prompts import multiple_choice_answer, multiple_choice_prompt, open_set_prompt
 
-CONFIG_NAMES = ("triples", "instructions", "hard_negatives")
+CONFIG_NAMES = ("triples", "instructions", "rl", "hard_negatives")
 DEFAULT_MAX_SHARD_BYTES = 500 * 1024 * 1024
 # What a published card says instead of a path on the machine that built it.
 LOCAL_NAME = "a local folder (not published)"

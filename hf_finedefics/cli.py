@@ -23,6 +23,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "push-dataset": ("hf_finedefics.scripts.push_dataset", "Upload a built dataset folder to the Hub."),
     "stage1": ("hf_finedefics.scripts.stage1", "Stage I: attribute augmented contrastive learning."),
     "stage2": ("hf_finedefics.scripts.stage2", "Stage II: classification-centred instruction tuning."),
+    "stage3": ("hf_finedefics.scripts.stage3", "Stage III: reinforcement fine-tuning with GRPO."),
     "merge": ("hf_finedefics.scripts.merge", "Merge an adapter into its base model."),
     "evaluate": ("hf_finedefics.scripts.evaluate", "Multiple-choice (Table 2) and open-set FGVR evaluation."),
     "analyze": ("hf_finedefics.scripts.analyze", "Probes, alignment, discriminability and t-SNE figures."),

@@ -51,13 +51,18 @@ CARD_TAGS = ["finedefics", "fgvr", "fine-grained-visual-recognition", "lora"]
 # What the model card needs from a training run, written beside every save (the pickled training_args.bin is not
 # safe to load from a folder someone else made).
 TRAINING_SUMMARY_NAME = "finedefics_training.json"
-STAGE_TAGS = {"stage1": "contrastive-alignment", "stage2": "instruction-tuning"}
+STAGE_TAGS = {
+    "stage1": "contrastive-alignment",
+    "stage2": "instruction-tuning",
+    "stage3": "reinforcement-fine-tuning",
+}
 STAGE_DESCRIPTIONS = {
     "stage1": "stage I, attribute augmented contrastive learning: the generation loss on attribute descriptions "
     "plus object-attribute, attribute-category and category-category contrastive losses with hard negatives "
     "(the paper's eq. 8)",
     "stage2": "stage II, classification-centred instruction tuning on open-set and multiple-choice questions "
     "(the paper's eq. 9)",
+    "stage3": "stage III, reinforcement fine-tuning with GRPO, rewarding correct multiple-choice and open-set answers",
 }
 # The top-level files that loading a published adapter (or model) needs, and nothing else (the card is written
 # apart, see `upload_published_files`).
@@ -95,7 +100,7 @@ def without_credentials(training_args: TrainingArguments) -> TrainingArguments:
 
 
 def training_stage(training_args: TrainingArguments | None) -> str | None:
-    """'stage1' or 'stage2' as the stage config says, None for other training arguments."""
+    """'stage1', 'stage2' or 'stage3' as the stage config says, None for other training arguments."""
     return getattr(training_args, "finedefics_stage", None)
 
 

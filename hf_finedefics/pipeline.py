@@ -50,7 +50,7 @@ from .evaluation.items import DATASETS
 from .evaluation.names import DEFAULT_SIMILARITY_MODEL, MULTIPLE_CHOICE, OPEN_SET, SCORER_NAMES, TASKS
 from .evaluation.report import comparison_table, mean_accuracies, read_summaries
 from .recipe_sections import parse_section, require_at_least_one
-from .run_config import VARIANTS, WORLD_BASE, RunConfig, embedded_recipe_path
+from .run_config import ALL_VARIANTS, VARIANTS, WORLD_BASE, RunConfig, embedded_recipe_path  # noqa: F401 (re-exported)
 from .run_steps import (
     FINGERPRINT_NAME,
     RUN_LOG_NAME,
@@ -68,6 +68,8 @@ from .trainer.contrastive_alignment_trainer import train_stage1
 from .trainer.instruction_tuning_config import InstructionTuningConfig
 from .trainer.instruction_tuning_trainer import train_stage2
 from .trainer.model_config import FinedeficsModelConfig, check_model_location
+from .trainer.reinforcement_config import ReinforcementConfig
+from .trainer.reinforcement_trainer import train_stage3
 from .world import WorldPretrainingConfig, ensure_world_base, world_key
 from .world.pretraining import MARKER as WORLD_MARKER
 from .world.pretraining import default_cache_dir
@@ -82,6 +84,8 @@ VARIANT_TITLES = {
     "finedefics_literal_ccc": "+ attribute augmented alignment, CCC as eq. 7 is printed",
     "one_stage": "One stage: alignment and instruction losses together (3c)",
     "stage1_only": "Stage I only, no instruction tuning (6b)",
+    "finedefics_rl": "Finedefics + reinforcement fine-tuning (stage III)",
+    "instruction_tuning_rl": "Instruction tuning + reinforcement fine-tuning (stage III)",
 }
 # Variants trained with stage I, and the stage I run they use: stage I only is Finedefics' own stage I.
 STAGE1_OF = {
@@ -90,9 +94,12 @@ STAGE1_OF = {
     "finedefics": "finedefics",
     "finedefics_literal_ccc": "finedefics_literal_ccc",
     "stage1_only": "finedefics",
+    "finedefics_rl": "finedefics",
 }
-STAGE_TITLES = {"stage1": "stage I", "stage2": "stage II"}
-TRAINING_SETS = ("triples", "instructions")  # the configs of a built dataset folder that stage I and II read
+# Variants with a stage III, and the variant whose stage II they start from (trained once, shared).
+STAGE2_OF = {"finedefics_rl": "finedefics", "instruction_tuning_rl": "instruction_tuning"}
+STAGE_TITLES = {"stage1": "stage I", "stage2": "stage II", "stage3": "stage III"}
+TRAINING_SETS = ("triples", "instructions", "rl")  # the configs of a built dataset folder that stages I-III read
 TESTING_PREFIX = "testing:"
 # The generated world's name in reports and folders (its registry entry: "Synthetic critters").
 SYNTHETIC = "synthetic"
@@ -101,6 +108,7 @@ SYNTHETIC = "synthetic"
 NOT_FINGERPRINTED = (
     "output_dir",
     "stage1_adapter",
+    "stage2_adapter",
     "disable_tqdm",
     "report_to",
     "push_to_hub",
@@ -163,8 +171,8 @@ class AnalysisSettings:
     def __post_init__(self):
         if unknown := set(self.analyses) - set(ANALYSES):
             raise ValueError(f"Unknown analyses {sorted(unknown)}; choose from {', '.join(ANALYSES)}.")
-        if unknown := set(self.variants) - set(VARIANTS):
-            raise ValueError(f"Unknown variants {sorted(unknown)}; choose from {', '.join(VARIANTS)}.")
+        if unknown := set(self.variants) - set(ALL_VARIANTS):
+            raise ValueError(f"Unknown variants {sorted(unknown)}; choose from {', '.join(ALL_VARIANTS)}.")
         require_at_least_one(self, "tsne_max_per_class")
 
 
@@ -209,7 +217,7 @@ class FinedeficsRun:
             check_parquet_files(self.data_dir)
         self._model_args(config.base_model)
         for variant in config.variants:
-            for stage in ("stage1", "stage2"):
+            for stage in STAGE_TITLES:
                 if self.trains(variant, stage):
                     self.stage_args(variant, stage)
 
@@ -237,12 +245,12 @@ class FinedeficsRun:
 
     def model_dir(self, variant: str) -> str:
         """What `load_finedefics_model` loads for a variant: the base for zero-shot, the stage I adapter for stage I
-        only, else the stage II adapter."""
+        only, the stage III adapter for the stage III variants, else the stage II adapter."""
         if variant == "zero_shot":
             return self.base_model
         if variant == "stage1_only":
             return str(self.stage_dir(STAGE1_OF[variant], "stage1"))
-        return str(self.stage_dir(variant, "stage2"))
+        return str(self.stage_dir(variant, "stage3" if variant in STAGE2_OF else "stage2"))
 
     # What determines each step (its fingerprint; see `run_steps`)
     def _settings(self, **sections: Any) -> dict[str, Any]:
@@ -283,7 +291,7 @@ class FinedeficsRun:
         return {**values, "model_name_or_path": self.base_model_identity}
 
     def stage_record(self, variant: str, stage: str) -> StepRecord:
-        variant = STAGE1_OF[variant] if stage == "stage1" else variant
+        variant = {"stage1": STAGE1_OF, "stage2": STAGE2_OF}.get(stage, {}).get(variant, variant)
         args = {
             key: value
             for key, value in self.stage_args(variant, stage).to_dict().items()
@@ -292,8 +300,11 @@ class FinedeficsRun:
         upstream = {"data": self.data_fingerprint}
         if stage == "stage2" and variant in STAGE1_OF:
             upstream["stage1"] = self.stage_record(variant, "stage1").fingerprint
+        if stage == "stage3":
+            upstream["stage2"] = self.stage_record(STAGE2_OF[variant], "stage2").fingerprint
         folder = self.stage_dir(variant, stage)
-        discard = (folder, Path(f"{folder}-stage1-merged")) if "stage1" in upstream else (folder,)
+        merged = {"stage1": f"{folder}-stage1-merged", "stage2": f"{folder}-stage2-merged"}
+        discard = (folder, *(Path(merged[name]) for name in upstream if name in merged))
         settings = self._settings(model=self.model_settings, **{stage: args}, upstream=upstream)
         title = STAGE_TITLES[stage]
         return StepRecord(f"{variant}: {title}", folder / FINGERPRINT_NAME, settings, discard)
@@ -302,7 +313,8 @@ class FinedeficsRun:
         """What a variant's evaluated model is: the base, or the fingerprint of the stage that trained it last."""
         if variant == "zero_shot":
             return self.base_model_identity
-        return self.stage_record(variant, "stage1" if variant == "stage1_only" else "stage2").fingerprint
+        last = "stage1" if variant == "stage1_only" else "stage3" if variant in STAGE2_OF else "stage2"
+        return self.stage_record(variant, last).fingerprint
 
     def evaluation_record(self, variant: str) -> StepRecord:
         evaluation = self.output_dir / "evaluation"
@@ -383,11 +395,16 @@ class FinedeficsRun:
         """Whether `variant` needs `stage` trained (stage I only needs Finedefics' own stage I, trained once)."""
         if stage == "stage1":
             return variant in STAGE1_OF
+        if stage == "stage3":
+            return variant in STAGE2_OF
         return variant not in ("zero_shot", "stage1_only")
 
-    def stage_args(self, variant: str, stage: str) -> ContrastiveAlignmentConfig | InstructionTuningConfig:
+    def stage_args(
+        self, variant: str, stage: str
+    ) -> ContrastiveAlignmentConfig | InstructionTuningConfig | ReinforcementConfig:
         """The training config of one stage of a variant: the recipe's section, the run's seed and folders. A rerun
         resumes from the last complete checkpoint in its folder (`trainer.checkpoints.resume_checkpoint`)."""
+        variant = STAGE2_OF.get(variant, variant) if stage == "stage2" else variant
         values = {"report_to": "none", **getattr(self.config, stage)}
         values |= {"output_dir": str(self.stage_dir(variant, stage)), "seed": self.config.seed}
         if stage == "stage1":
@@ -400,6 +417,9 @@ class FinedeficsRun:
                 "finedefics_literal_ccc": {"ccc_form": "literal"},
             }.get(variant, {})
             return parse_section(ContrastiveAlignmentConfig, values, "stage1")
+        if stage == "stage3":
+            stage2 = str(self.stage_dir(STAGE2_OF[variant], "stage2"))
+            return parse_section(ReinforcementConfig, {**values, "stage2_adapter": stage2}, "stage3")
         stage1 = str(self.stage_dir(variant, "stage1")) if variant in STAGE1_OF else None
         # What the variant itself changes; everything else is the recipe's stage2 section, shared by all.
         values |= {
@@ -432,6 +452,13 @@ class FinedeficsRun:
             instructions = load_dataset(str(self.data_dir), "instructions", split="train")
             auxiliary = self.triples(without_attributes=False) if variant == "one_stage" else None
             train_stage2(self._model_args(), self.stage_args(variant, "stage2"), instructions, auxiliary)
+
+    def step_stage3(self, variant: str) -> None:
+        if self._finished(variant, "stage3"):
+            return
+        with recorded(self.stage_record(variant, "stage3")):
+            prompts = load_dataset(str(self.data_dir), "rl", split="train")
+            train_stage3(self._model_args(), self.stage_args(variant, "stage3"), prompts)
 
     # Evaluation and analysis
     def evaluation_items(self) -> tuple[dict[str, list], dict[str, str]]:
@@ -551,20 +578,24 @@ class FinedeficsRun:
     # Expected costs, in examples trained / items scored (the progress estimate's weights)
     @cached_property
     def _training_rows(self) -> dict[str, int]:
-        """Rows of the stage I and stage II training sets (before the build: the synthetic world's size, one triple
-        and two instructions per training image)."""
+        """Rows of the training sets of the stages (before the build: the synthetic world's size, one triple, two
+        instructions and two rl prompts per training image); a folder built before the `rl` config counts none."""
         if (self.data_dir / "README.md").is_file():
-            return {name: load_dataset(str(self.data_dir), name, split="train").num_rows for name in TRAINING_SETS}
+            built = [name for name in TRAINING_SETS if (self.data_dir / name).is_dir()]
+            rows = {name: load_dataset(str(self.data_dir), name, split="train").num_rows for name in built}
+            return {name: rows.get(name, 0) for name in TRAINING_SETS}
         synthetic = self.synthetic
         images = synthetic.num_categories * synthetic.train_per_category if synthetic else 1000
-        return {"triples": images, "instructions": 2 * images}
+        return {"triples": images, "instructions": 2 * images, "rl": 2 * images}
 
     def _training_cost(self, variant: str, stage: str) -> float:
         args = self.stage_args(STAGE1_OF[variant] if stage == "stage1" else variant, stage)
         per_step = args.per_device_train_batch_size * args.gradient_accumulation_steps
         steps = args.max_steps
         if steps <= 0:
-            rows = self._training_rows["triples" if stage == "stage1" else "instructions"]
+            rows = self._training_rows[dict(zip(STAGE_TITLES, TRAINING_SETS))[stage]]
+            # GRPO's batch counts answers: each prompt is answered num_generations times.
+            rows *= args.num_generations if stage == "stage3" else 1
             steps = math.ceil(args.num_train_epochs * math.ceil(rows / per_step))
         # Stage I encodes each image with its category, its description and their negatives.
         return steps * per_step * (4 if stage == "stage1" else 1)
@@ -591,7 +622,7 @@ class FinedeficsRun:
             steps.append(PlannedStep(name, "world", cost, self._world, is_done=self._world_cached))
         for variant in self.config.variants:
             for stage, title in STAGE_TITLES.items():
-                name = STAGE1_OF.get(variant) if stage == "stage1" else variant
+                name = {"stage1": STAGE1_OF, "stage2": STAGE2_OF}.get(stage, {}).get(variant, variant)
                 if self.trains(variant, stage) and f"{name}: {title}" not in {step.name for step in steps}:
                     train, record = partial(getattr(self, f"step_{stage}"), name), self.stage_record(name, stage)
                     cost, is_done = self._training_cost(variant, stage), partial(self._finished, name, stage)

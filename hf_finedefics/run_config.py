@@ -23,6 +23,9 @@ VARIANTS = (
     "one_stage",
     "stage1_only",
 )
+# Stage III (GRPO) after Finedefics, and after stage II alone: run when a recipe lists them.
+RL_VARIANTS = ("finedefics_rl", "instruction_tuning_rl")
+ALL_VARIANTS = (*VARIANTS, *RL_VARIANTS)
 WORLD_BASE = "world"
 EMBEDDED_RECIPE = "default.yaml"
 
@@ -49,7 +52,8 @@ class RunConfig:
         },
     )
     variants: list[str] = field(
-        default_factory=lambda: list(VARIANTS), metadata={"help": f"Table 3 variants to run: {', '.join(VARIANTS)}."}
+        default_factory=lambda: list(VARIANTS),
+        metadata={"help": f"Variants to run: {', '.join(ALL_VARIANTS)} (default: Table 3's, {len(VARIANTS)})."},
     )
     data: dict[str, Any] = field(
         default_factory=dict,
@@ -61,6 +65,9 @@ class RunConfig:
     model: dict[str, Any] = field(default_factory=dict, metadata={"help": "FinedeficsModelConfig."})
     stage1: dict[str, Any] = field(default_factory=dict, metadata={"help": "ContrastiveAlignmentConfig."})
     stage2: dict[str, Any] = field(default_factory=dict, metadata={"help": "InstructionTuningConfig."})
+    stage3: dict[str, Any] = field(
+        default_factory=dict, metadata={"help": "ReinforcementConfig, for the *_rl variants (optional)."}
+    )
     evaluation: dict[str, Any] = field(default_factory=dict, metadata={"help": "EvaluationSettings."})
     analysis: dict[str, Any] = field(default_factory=dict, metadata={"help": "AnalysisSettings."})
     world: dict[str, Any] = field(
@@ -73,10 +80,10 @@ class RunConfig:
     def __post_init__(self):
         check_field_types(self)
         if not self.variants:
-            raise ValueError(f"variants is empty: a run needs at least one of {list(VARIANTS)}.")
-        unknown = set(self.variants) - set(VARIANTS)
+            raise ValueError(f"variants is empty: a run needs at least one of {list(ALL_VARIANTS)}.")
+        unknown = set(self.variants) - set(ALL_VARIANTS)
         if unknown:
-            raise ValueError(f"Unknown variants {sorted(unknown)}; choose from {list(VARIANTS)}.")
+            raise ValueError(f"Unknown variants {sorted(unknown)}; choose from {list(ALL_VARIANTS)}.")
         if len(set(self.data) & {"synthetic", "build", "dataset"}) != 1 or set(self.data) - {
             "synthetic",
             "build",

@@ -16,9 +16,9 @@ from PIL import Image
 from hf_finedefics.cli import COMMANDS
 from hf_finedefics.cli import main as finedefics
 
-# Their parser is built over transformers' TrainingArguments (TRL's SFTConfig for stage II), which imports torch:
-# their --help cannot skip it (benchmarks/cli_help.py measures what that costs).
-TRAINING_COMMANDS = ("stage1", "stage2")
+# Their parser is built over transformers' TrainingArguments (TRL's SFTConfig and GRPOConfig for stages II and III),
+# which imports torch: their --help cannot skip it (benchmarks/cli_help.py measures what that costs).
+TRAINING_COMMANDS = ("stage1", "stage2", "stage3")
 # Prints, after a command's --help, which heavy libraries producing it imported.
 HELP_PROBE = """import sys
 from hf_finedefics.cli import main

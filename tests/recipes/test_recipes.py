@@ -16,11 +16,13 @@ from accelerate.utils import DistributedType
 from peft import get_peft_model
 from transformers import AutoImageProcessor, AutoModelForImageTextToText
 
-from hf_finedefics.scripts import stage1, stage2
+from hf_finedefics.scripts import stage1, stage2, stage3
 from hf_finedefics.testing import create_tiny_checkpoint
 from hf_finedefics.trainer.contrastive_alignment_config import ContrastiveAlignmentConfig
 from hf_finedefics.trainer.instruction_tuning_config import InstructionTuningConfig
 from hf_finedefics.trainer.model_config import FinedeficsModelConfig
+from hf_finedefics.trainer.reinforcement_config import ReinforcementConfig
+from hf_finedefics.trainer.reinforcement_trainer import train_stage3
 
 RECIPES = Path(__file__).resolve().parents[2] / "recipes"
 # recipe folder -> (base model, tiny architecture of the same family)
@@ -208,3 +210,72 @@ def test_fsdp_qlora_config_and_recipe_keys(tmp_path):
     assert packed and all(p.dtype == p.quant_storage == torch.bfloat16 for p in packed)
     # one uniform dtype, which FSDP's flat parameters need
     assert {p.dtype for p in model.parameters()} == {torch.bfloat16}
+
+
+# The models with a stage III (GRPO) recipe.
+STAGE3_MODELS = ("idefics2-8b", "qwen2.5-vl-7b")
+
+
+def parse_stage3_recipe(model: str, *flags: str):
+    path = RECIPES / model / "stage3" / "config_grpo.yaml"
+    script_args, training_args, model_args = stage3.make_parser().parse_args_and_config(
+        ["--config", str(path), *ON_CPU, *flags]
+    )
+    assert isinstance(training_args, ReinforcementConfig) and isinstance(model_args, FinedeficsModelConfig)
+    return script_args, model_args, training_args
+
+
+@pytest.mark.parametrize("model", STAGE3_MODELS)
+def test_stage3_recipe_parses_into_its_grpo_settings(model):
+    script_args, model_args, training_args = parse_stage3_recipe(model)
+    assert model_args.model_name_or_path == MODELS[model][0]
+    assert training_args.stage2_adapter == f"outputs/{model}/stage2"
+    assert script_args.dataset_config == "rl"
+    assert (model_args.lora_r, model_args.lora_alpha, model_args.lora_dropout) == (8, 8, 0.2)
+    # The visual tokens of the model's stage II recipe.
+    _, stage2_model_args, _ = parse_recipe("stage2", recipe_path(model, "stage2"))
+    assert model_args.processor_kwargs == stage2_model_args.processor_kwargs
+    assert training_args.num_generations == 8 and training_args.max_completion_length == 32
+    assert training_args.beta == pytest.approx(0.02) and training_args.learning_rate == pytest.approx(1e-5)
+    assert training_args.reward_settings() == {"multiple_choice": 1.0, "open_set": 1.0}
+    # Runs without vLLM as written; the header's --use_vllm true turns on colocated generation.
+    assert not training_args.use_vllm and training_args.vllm_mode == "colocate"
+    # Every device step samples whole groups, on one GPU and on the ddp config's 8.
+    for processes in (1, PAPER_GPUS):
+        assert training_args.per_device_train_batch_size * processes % training_args.num_generations == 0
+
+
+@pytest.mark.parametrize("model", STAGE3_MODELS)
+def test_stage3_recipe_lora_is_on_the_llm_and_connector_of_its_family(model):
+    _, model_args, _ = parse_stage3_recipe(model)
+    tiny = AutoModelForImageTextToText.from_pretrained(create_tiny_checkpoint(MODELS[model][1]))
+    targeted = {
+        name
+        for name, _ in get_peft_model(tiny, model_args.lora_config(tiny)).named_modules()
+        if name.endswith("lora_A")
+    }
+    assert any(CONNECTORS[MODELS[model][1]] in name for name in targeted)
+    assert not any("vision" in name or "visual.blocks" in name for name in targeted)
+
+
+def test_idefics2_stage3_recipe_trains_on_its_tiny_twin(tmp_path):
+    """The recipe's GRPO settings (a KL term, so a reference forward pass with the adapter off) run one step on a
+    tiny Idefics2, started from the base (no stage II folder here), with a few rl prompts."""
+    from dataset_builders.build import build_synthetic_dataset
+    from dataset_builders.sources.synthetic import SyntheticFGVRConfig
+    from hf_finedefics.data.loading import load_dataset_split
+
+    synthetic = SyntheticFGVRConfig(num_categories=4, train_per_category=1, test_per_category=1)
+    folder = build_synthetic_dataset(synthetic, tmp_path / "data", tmp_path / "source")
+    _, model_args, training_args = parse_stage3_recipe(
+        "idefics2-8b",
+        "--model_name_or_path", str(create_tiny_checkpoint("idefics2")),
+        "--output_dir", str(tmp_path / "stage3"),
+        "--max_steps", "1", "--per_device_train_batch_size", "2", "--num_generations", "2",
+        "--gradient_accumulation_steps", "1", "--max_completion_length", "4",
+        "--bf16", "false", "--report_to", "none", "--save_strategy", "no", "--log_completions", "false",
+    )  # fmt: skip
+    training_args.stage2_adapter = None  # no stage II folder here: start from the tiny base
+    assert training_args.beta > 0
+    train_stage3(model_args, training_args, load_dataset_split(folder, "rl"))
+    assert (tmp_path / "stage3" / "adapter_model.safetensors").is_file()

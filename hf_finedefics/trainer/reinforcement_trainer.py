@@ -1,0 +1,134 @@
+"""Stage III: reinforcement fine-tuning with TRL's `GRPOTrainer`.
+
+The model is the base VLM with the stage II adapter merged in (which itself may carry stage I); a new LoRA (QLoRA
+with `load_in_4bit`) is trained by GRPO on the `rl` prompts: `num_generations` answers are sampled per prompt,
+scored by the rewards of `hf_finedefics.rewards`, and each answer's advantage is its reward against its group's.
+
+Data: rows of the `rl` dataset, `prompt` (one user turn with an image placeholder and the question, no answer),
+`images` (one image) and the columns the rewards read (`task`, `category`, `options`, `answer`). GRPOTrainer puts
+the image into the placeholder and renders the prompt with the processor's chat template, as for inference.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from datasets import Dataset
+from trl import GRPOTrainer
+
+from ..hub import FinedeficsModelCardMixin
+from ..modeling import adapter_base_model, is_complete_merge, merge_adapter
+from ..rewards import (
+    FORMAT_INSTRUCTION,
+    OpenSetSimilarityReward,
+    format_reward,
+    multiple_choice_reward,
+    open_set_reward,
+)
+from .checkpoints import resume_checkpoint
+from .model_config import FinedeficsModelConfig
+from .reinforcement_config import ReinforcementConfig
+
+logger = logging.getLogger(__name__)
+
+
+def prepare_stage3_base(model_args: FinedeficsModelConfig, training_args: ReinforcementConfig) -> str:
+    """The model stage III starts from: the base itself, or the base with the stage II adapter merged, saved once to
+    `merged_base_dir` (quantizing for QLoRA needs a checkpoint on disk, and the stage III adapter must name it)."""
+    base = model_args.model_name_or_path
+    if training_args.stage2_adapter is None:
+        if base is None:
+            raise ValueError("Set model_name_or_path (or stage2_adapter, whose recorded base is then used).")
+        return base
+    base = base or adapter_base_model(training_args.stage2_adapter)
+    if base is None:
+        raise ValueError(f"stage2_adapter {training_args.stage2_adapter!r} is not a peft adapter folder or repo.")
+    # Beside output_dir, not inside it: pushing the stage III adapter must not upload a full merged model.
+    default_dir = Path(f"{Path(training_args.output_dir)}-stage2-merged")
+    merged_dir = Path(training_args.merged_base_dir or default_dir).resolve()
+    with training_args.main_process_first(desc="merging the stage II adapter"):
+        if not is_complete_merge(merged_dir):
+            if merged_dir.exists():
+                logger.warning("%s is an incomplete merge (interrupted): merging again.", merged_dir)
+            merge_adapter(
+                training_args.stage2_adapter, merged_dir, base_model=base, dtype=model_args.dtype, overwrite=True
+            )
+    return str(merged_dir)
+
+
+def reward_functions(training_args: ReinforcementConfig) -> list[Callable[..., list[float | None]]]:
+    """The rewards of `training_args.reward_settings()`, in its order (that of TRL's `reward_weights`)."""
+    from ..evaluation.open_set import load_similarity_model
+
+    makers: dict[str, Callable[[], Callable[..., list[float | None]]]] = {
+        "multiple_choice": lambda: multiple_choice_reward,
+        "open_set": lambda: functools.partial(open_set_reward, contains_reward=training_args.open_set_contains_reward),
+        "open_set_similarity": lambda: OpenSetSimilarityReward(load_similarity_model(training_args.similarity_model)),
+        "format": lambda: format_reward,
+    }
+    return [makers[name]() for name in training_args.reward_settings()]
+
+
+def _asking_format(prompt: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The prompt with the `<think>`/`<answer>` instruction after the last user text."""
+    *before, last = prompt
+    content = [dict(part) for part in last["content"]]
+    text_parts = [part for part in content if part.get("type") == "text"]
+    text_parts[-1]["text"] = f"{text_parts[-1]['text']}\n{FORMAT_INSTRUCTION}"
+    return [*before, {**last, "content": content}]
+
+
+def prepare_rl_dataset(dataset: Dataset, training_args: ReinforcementConfig) -> Dataset:
+    """The `rl` rows of `training_args.tasks`, their prompts asking for the reasoning format when it is rewarded;
+    images are left untouched (not decoded)."""
+    keep = [index for index, task in enumerate(dataset["task"]) if task in training_args.tasks]
+    if not keep:
+        raise ValueError(f"No rl prompt of the tasks {training_args.tasks} in the dataset.")
+    dataset = dataset.select(keep)
+    if training_args.format_reward_weight:
+        prompts = [_asking_format(prompt) for prompt in dataset["prompt"]]
+        dataset = dataset.remove_columns("prompt").add_column("prompt", prompts)
+    return dataset
+
+
+class ReinforcementTrainer(FinedeficsModelCardMixin, GRPOTrainer):
+    """`GRPOTrainer` that writes the Finedefics model card and, beside every save, the training summary (which
+    `resume_checkpoint` compares and `finedefics push-adapter` reads)."""
+
+
+def build_stage3_trainer(
+    model_args: FinedeficsModelConfig, training_args: ReinforcementConfig, train_dataset: Dataset
+) -> ReinforcementTrainer:
+    """Prepare the base (merging stage II), load it (4-bit for QLoRA), select the prompts and build the trainer
+    with a new LoRA adapter (GRPOTrainer seeds before creating it)."""
+    base = prepare_stage3_base(model_args, training_args)
+    model, processor = model_args.load(is_trainable=True, model_name_or_path=base)
+    return ReinforcementTrainer(
+        model=model,
+        reward_funcs=reward_functions(training_args),
+        args=training_args,
+        train_dataset=prepare_rl_dataset(train_dataset, training_args),
+        processing_class=processor,
+        peft_config=model_args.lora_config(model, task_type="CAUSAL_LM"),
+    )
+
+
+def train_stage3(
+    model_args: FinedeficsModelConfig,
+    training_args: ReinforcementConfig,
+    train_dataset: Dataset,
+    dataset_name: str | None = None,
+) -> Path:
+    """Run stage III and save the adapter with the processor to `output_dir`, which is returned."""
+    trainer = build_stage3_trainer(model_args, training_args, train_dataset)
+    trainer.train(resume_from_checkpoint=resume_checkpoint(training_args))
+    if training_args.push_to_hub:
+        trainer.push_to_hub(dataset_name=dataset_name)  # saves, writes the model card and uploads once
+    else:
+        trainer.save_model(training_args.output_dir)
+    return Path(os.fspath(training_args.output_dir))
