@@ -90,7 +90,9 @@ def test_run_chains_every_step_and_skips_finished_ones(tiny_run, monkeypatch):
     assert all(m.endswith("(done, skipped)") for m in messages[:-1]) and messages[-1].startswith("done in")
     assert adapter.stat().st_mtime_ns == before
     written = json.loads((run / "table3.json").read_text())
-    accuracies_written = {v: {k: x for k, x in m.items() if not k.startswith("alignment_")} for v, m in written.items()}
+    accuracies_written = {
+        v: {k: x for k, x in m.items() if not k.startswith("alignment_")} for v, m in written.items()
+    }
     assert mean_accuracies(results) == accuracies_written
 
     assert set(results) == set(VARIANTS)
