@@ -168,5 +168,7 @@ def test_a_stage_config_that_cannot_train_is_refused_in_one_line(tmp_path, capsy
     (tmp_path / "stage1.yaml").write_text(yaml.safe_dump({"dataset_name": str(tmp_path), **config}))
     with pytest.raises(SystemExit):
         finedefics(["stage1", "--config", str(tmp_path / "stage1.yaml"), "--output_dir", str(tmp_path / "out")])
-    assert re.search(f"finedefics stage1: error: .*{message}", capsys.readouterr().err)
+    error = capsys.readouterr().err
+    assert re.search(f"finedefics stage1: error: .*{message}", error)
+    assert f"{tmp_path / 'stage1.yaml'}: " in error  # the file the value is in
     assert not (tmp_path / "out").exists()

@@ -36,8 +36,11 @@ def parse_command_line(parser: TrlParser, argv: Sequence[str] | None = None, kee
             parser.error(f"{flag} was renamed: use {RENAMED_FLAGS[flag]}.")
     try:
         return parser.parse_args_and_config(argv)
-    except ValueError as error:  # a config's own validation: one line naming the problem, not a traceback
-        parser.error(str(error))
+    except (
+        ValueError
+    ) as error:  # a config's own validation: one line naming the problem (and the file), not a traceback
+        config = next((argv[i + 1] for i, argument in enumerate(argv[:-1]) if argument == "--config"), None)
+        parser.error(f"{config}: {error}" if config else str(error))
 
 
 def run(make_parser: Callable[[], TrlParser], main: Callable[..., Any], keep: Sequence[str] = ()) -> None:
