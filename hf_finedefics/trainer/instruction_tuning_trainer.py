@@ -33,11 +33,11 @@ from ..collators import ContrastiveAlignmentCollator
 from ..embeddings import special_prefix, special_token_ids
 from ..hub import FinedeficsModelCardMixin
 from ..losses import AttributeAugmentedContrastiveLoss
-from ..modeling import adapter_base_model, is_complete_merge, merge_adapter
 from ..objectives import AuxiliaryLoss, stage1_objective_loss
 from .checkpoints import resume_checkpoint, stage_lock
 from .instruction_tuning_config import InstructionTuningConfig
 from .model_config import FinedeficsModelConfig
+from .starting_point import merged_starting_point
 
 logger = logging.getLogger(__name__)
 
@@ -96,27 +96,10 @@ def to_prompt_completion(dataset: Dataset, processor: ProcessorMixin) -> Dataset
 
 
 def prepare_stage2_base(model_args: FinedeficsModelConfig, training_args: InstructionTuningConfig) -> str:
-    """The model stage II starts from: the base itself, or the base with the stage I adapter merged, saved once to
-    `merged_base_dir` (quantizing for QLoRA needs a checkpoint on disk, and the stage II adapter must name it)."""
-    base = model_args.model_name_or_path
-    if training_args.stage1_adapter is None:
-        if base is None:
-            raise ValueError("Set model_name_or_path (or stage1_adapter, whose recorded base is then used).")
-        return base
-    base = base or adapter_base_model(training_args.stage1_adapter)
-    if base is None:
-        raise ValueError(f"stage1_adapter {training_args.stage1_adapter!r} is not a peft adapter folder or repo.")
-    # Beside output_dir, not inside it: pushing the stage II adapter must not upload a full merged model.
-    default_dir = Path(f"{Path(training_args.output_dir)}-stage1-merged")
-    merged_dir = Path(training_args.merged_base_dir or default_dir).resolve()
-    with training_args.main_process_first(desc="merging the stage I adapter"):
-        if not is_complete_merge(merged_dir):
-            if merged_dir.exists():
-                logger.warning("%s is an incomplete merge (interrupted): merging again.", merged_dir)
-            merge_adapter(
-                training_args.stage1_adapter, merged_dir, base_model=base, dtype=model_args.dtype, overwrite=True
-            )
-    return str(merged_dir)
+    """The model this stage starts from: the base, or the base with the stage I adapter merged (`merged_starting_point`)."""
+    return merged_starting_point(
+        model_args, training_args, training_args.stage1_adapter, "stage1", training_args.merged_base_dir
+    )
 
 
 class InstructionTuningTrainer(FinedeficsModelCardMixin, SFTTrainer):

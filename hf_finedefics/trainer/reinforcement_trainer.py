@@ -22,7 +22,6 @@ from datasets import Dataset
 from trl import GRPOTrainer
 
 from ..hub import FinedeficsModelCardMixin
-from ..modeling import adapter_base_model, is_complete_merge, merge_adapter
 from ..rewards import (
     FORMAT_INSTRUCTION,
     OpenSetSimilarityReward,
@@ -33,32 +32,16 @@ from ..rewards import (
 from .checkpoints import resume_checkpoint, stage_lock
 from .model_config import FinedeficsModelConfig
 from .reinforcement_config import ReinforcementConfig
+from .starting_point import merged_starting_point
 
 logger = logging.getLogger(__name__)
 
 
 def prepare_stage3_base(model_args: FinedeficsModelConfig, training_args: ReinforcementConfig) -> str:
-    """The model stage III starts from: the base itself, or the base with the stage II adapter merged, saved once to
-    `merged_base_dir` (quantizing for QLoRA needs a checkpoint on disk, and the stage III adapter must name it)."""
-    base = model_args.model_name_or_path
-    if training_args.stage2_adapter is None:
-        if base is None:
-            raise ValueError("Set model_name_or_path (or stage2_adapter, whose recorded base is then used).")
-        return base
-    base = base or adapter_base_model(training_args.stage2_adapter)
-    if base is None:
-        raise ValueError(f"stage2_adapter {training_args.stage2_adapter!r} is not a peft adapter folder or repo.")
-    # Beside output_dir, not inside it: pushing the stage III adapter must not upload a full merged model.
-    default_dir = Path(f"{Path(training_args.output_dir)}-stage2-merged")
-    merged_dir = Path(training_args.merged_base_dir or default_dir).resolve()
-    with training_args.main_process_first(desc="merging the stage II adapter"):
-        if not is_complete_merge(merged_dir):
-            if merged_dir.exists():
-                logger.warning("%s is an incomplete merge (interrupted): merging again.", merged_dir)
-            merge_adapter(
-                training_args.stage2_adapter, merged_dir, base_model=base, dtype=model_args.dtype, overwrite=True
-            )
-    return str(merged_dir)
+    """The model this stage starts from: the base, or the base with the stage II adapter merged (`merged_starting_point`)."""
+    return merged_starting_point(
+        model_args, training_args, training_args.stage2_adapter, "stage2", training_args.merged_base_dir
+    )
 
 
 def reward_functions(training_args: ReinforcementConfig) -> list[Callable[..., list[float | None]]]:
