@@ -13,10 +13,11 @@ import json
 import logging
 import os
 import re
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from transformers import TrainingArguments
+from transformers import Trainer, TrainingArguments
 from transformers.trainer import TRAINER_STATE_NAME
 
 from ..hub import TRAINING_SUMMARY_NAME, load_training_summary, training_summary
@@ -145,3 +146,19 @@ def _refuse_other_runs(args: TrainingArguments, checkpoint: Path, identity: dict
         f"--resume_from_checkpoint {checkpoint}; to start over, choose another --output_dir or delete its "
         "checkpoint-* folders."
     )
+
+
+def train_and_save(
+    build_trainer: Callable[[], Trainer], args: TrainingArguments, train_dataset: Any, dataset_name: str | None = None
+) -> Path:
+    """What every stage command does once its trainer is defined: hold the output folder's lock, build the trainer,
+    train (resuming this run's last checkpoint), then save the adapter with its processor to `output_dir`, or push
+    it to the Hub when `push_to_hub` is set (which saves, writes the card and uploads once); returns `output_dir`."""
+    with stage_lock(args):
+        trainer = build_trainer()
+        trainer.train(resume_from_checkpoint=resume_checkpoint(args, trainer.model, train_dataset))
+        if args.push_to_hub:
+            trainer.push_to_hub(dataset_name=dataset_name)
+        else:
+            trainer.save_model(args.output_dir)
+    return Path(os.fspath(args.output_dir))

@@ -28,7 +28,7 @@ from ..collators import ContrastiveAlignmentCollator, validate_triples
 from ..hub import TRAINING_SUMMARY_NAME, FinedeficsModelCardMixin
 from ..losses import AttributeAugmentedContrastiveLoss, alignment_metrics
 from ..objectives import ContrastiveAlignmentModel, cached_stage1_objective, stage1_objective
-from .checkpoints import resume_checkpoint, stage_lock
+from .checkpoints import train_and_save
 from .contrastive_alignment_config import ContrastiveAlignmentConfig
 from .model_config import FinedeficsModelConfig
 
@@ -265,9 +265,10 @@ def train_stage1(
 ) -> str:
     """Run stage I from `model_args` and save the adapter (or model) with its processor to `output_dir`, or push
     it to the Hub when `push_to_hub` is set; returns `output_dir`."""
-    with stage_lock(training_args):
+
+    def build_trainer() -> ContrastiveAlignmentTrainer:
         model, processor = model_args.load(is_trainable=True)
-        trainer = ContrastiveAlignmentTrainer(
+        return ContrastiveAlignmentTrainer(
             model,
             training_args,
             train_dataset=train_dataset,
@@ -275,9 +276,5 @@ def train_stage1(
             processing_class=processor,
             peft_config=model_args.lora_config(model) if model_args.use_peft else None,
         )
-        trainer.train(resume_from_checkpoint=resume_checkpoint(training_args, trainer.model, train_dataset))
-        if training_args.push_to_hub:
-            trainer.push_to_hub(dataset_name=dataset_name)  # saves, writes the model card and uploads once
-        else:
-            trainer.save_model(training_args.output_dir)
-    return training_args.output_dir
+
+    return str(train_and_save(build_trainer, training_args, train_dataset, dataset_name))

@@ -15,7 +15,6 @@ own training, so the model learns to stop.
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -34,7 +33,7 @@ from ..embeddings import special_prefix, special_token_ids
 from ..hub import FinedeficsModelCardMixin
 from ..losses import AttributeAugmentedContrastiveLoss
 from ..objectives import AuxiliaryLoss, stage1_objective_loss
-from .checkpoints import resume_checkpoint, stage_lock
+from .checkpoints import train_and_save
 from .instruction_tuning_config import InstructionTuningConfig
 from .model_config import FinedeficsModelConfig
 from .starting_point import merged_starting_point
@@ -205,11 +204,9 @@ def train_stage2(
     dataset_name: str | None = None,
 ) -> Path:
     """Run stage II and save the adapter with the processor to `output_dir`, which is returned."""
-    with stage_lock(training_args):
-        trainer = build_stage2_trainer(model_args, training_args, train_dataset, auxiliary_dataset)
-        trainer.train(resume_from_checkpoint=resume_checkpoint(training_args, trainer.model, train_dataset))
-        if training_args.push_to_hub:
-            trainer.push_to_hub(dataset_name=dataset_name)  # saves, writes the model card and uploads once
-        else:
-            trainer.save_model(training_args.output_dir)
-    return Path(os.fspath(training_args.output_dir))
+    return train_and_save(
+        lambda: build_stage2_trainer(model_args, training_args, train_dataset, auxiliary_dataset),
+        training_args,
+        train_dataset,
+        dataset_name,
+    )

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import functools
 import logging
-import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -29,7 +28,7 @@ from ..rewards import (
     multiple_choice_reward,
     open_set_reward,
 )
-from .checkpoints import resume_checkpoint, stage_lock
+from .checkpoints import train_and_save
 from .model_config import FinedeficsModelConfig
 from .reinforcement_config import ReinforcementConfig
 from .starting_point import merged_starting_point
@@ -108,11 +107,9 @@ def train_stage3(
     dataset_name: str | None = None,
 ) -> Path:
     """Run stage III and save the adapter with the processor to `output_dir`, which is returned."""
-    with stage_lock(training_args):
-        trainer = build_stage3_trainer(model_args, training_args, train_dataset)
-        trainer.train(resume_from_checkpoint=resume_checkpoint(training_args, trainer.model, train_dataset))
-        if training_args.push_to_hub:
-            trainer.push_to_hub(dataset_name=dataset_name)  # saves, writes the model card and uploads once
-        else:
-            trainer.save_model(training_args.output_dir)
-    return Path(os.fspath(training_args.output_dir))
+    return train_and_save(
+        lambda: build_stage3_trainer(model_args, training_args, train_dataset),
+        training_args,
+        train_dataset,
+        dataset_name,
+    )
