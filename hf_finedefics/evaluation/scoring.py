@@ -16,6 +16,7 @@ exactly (the paper's Table 2): its question nouns, option names as in the option
 
 from __future__ import annotations
 
+import inspect
 import math
 from abc import ABC, abstractmethod
 from collections.abc import Callable
@@ -35,6 +36,7 @@ from dataset_builders.prompts import (
 )
 from dataset_builders.registry import get_spec
 
+from ..backbones import unwrap_model
 from ..embeddings import adds_special_tokens
 from .parsing import foci_choice, parse_choice
 
@@ -80,6 +82,11 @@ def multiple_choice_chat(
 def open_set_chat(processor: Any, superclass: str | None) -> str:
     """The stage II open-set question ("What is the name of the bird in this image?"), rendered as a chat."""
     return image_question_chat(processor, open_set_prompt(superclass))
+
+
+def _accepts(model: Any, argument: str) -> bool:
+    """Whether the forward of the transformers model inside `model` takes `argument`."""
+    return argument in inspect.signature(unwrap_model(model).forward).parameters
 
 
 class MultipleChoiceScorer(ABC):
@@ -172,7 +179,9 @@ class LikelihoodScorer(MultipleChoiceScorer):
     @torch.inference_mode()
     def score(self, images, chats, options):
         inputs = self._encode(images, chats)
-        logits = self.model(**inputs, logits_to_keep=1).logits[:, -1].float()
+        # Only the last position is read; families whose forward cannot skip the others compute them all.
+        keep = {"logits_to_keep": 1} if _accepts(self.model, "logits_to_keep") else {}
+        logits = self.model(**inputs, **keep).logits[:, -1].float()
         log_probs = torch.log_softmax(logits, dim=-1)
         results = []
         for row, chat, shown in zip(log_probs, chats, options):

@@ -163,7 +163,8 @@ def main(args: EvaluateArguments, model_args: FinedeficsModelConfig) -> None:
             build_option_file(scan_imagefolder(data_dir), data_dir, args.clip_model, options_files[name])
         datasets[name] = load_mc_items(name, data_dir, options_files.get(name))
         logger.info("%s: %d test images under %s", name, len(datasets[name]), data_dir)
-    model, processor = model_args.load(args.adapter)
+    # Zero-shot scoring needs only the processor, logits and `generate`: any image-text-to-text model will do.
+    model, processor = model_args.load(args.adapter, require_backbone=False)
     common = {
         "model_name": args.model_name or _default_model_name(args, model_args),
         "batch_size": args.batch_size,
