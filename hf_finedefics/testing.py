@@ -539,7 +539,9 @@ def paper_processor_kwargs(checkpoint: str | os.PathLike) -> dict:
 
 
 def create_tiny_checkpoint(
-    architecture: TinyArchitecture | Literal["clip", "vipllava"], output_dir: str | os.PathLike | None = None, seed: int = 0
+    architecture: TinyArchitecture | Literal["clip", "vipllava"],
+    output_dir: str | os.PathLike | None = None,
+    seed: int = 0,
 ) -> Path:
     """Save a tiny randomly initialised checkpoint of `architecture` and return its folder.
 

@@ -10,6 +10,11 @@ Each dataset is read in its native layout from ``--data_dir/<source>`` (or ``--s
 name=path,...``). Results are cached per item under ``--output_dir``, by the model's fingerprint (weights and
 processor) and the scoring settings, not its name: rerunning resumes, and evaluating several models into one output
 directory gives one report (report.md, report.json) with a row per model name and scorer. A YAML ``--config`` sets the same fields; flags override it.
+
+Any image-text-to-text model scores zero-shot (its own processor and chat template; no backbone adapter needed).
+Launched on several processes, each scores a share of the items and one merged report is written:
+
+    accelerate launch --num_processes 8 -m hf_finedefics.scripts.evaluate --model_name_or_path ... [flags as above]
 """
 
 from __future__ import annotations
@@ -139,8 +144,14 @@ def main(args: EvaluateArguments, model_args: FinedeficsModelConfig) -> None:
         scan_imagefolder,
     )
     from hf_finedefics.evaluation.items import FOLDER_OPTION_FILE, default_option_file
+    from hf_finedefics.evaluation.runner import process_state
 
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    state = process_state()
+    # Under `accelerate launch` every process logs its warnings, the main one alone its progress.
+    logging.basicConfig(
+        level=logging.INFO if state.is_main_process else logging.WARNING,
+        format="%(levelname)s %(name)s: %(message)s",
+    )
     names, scorers = args.sources, tuple(args.scorers)
     if unknown := set(scorers) - set(SCORER_NAMES):
         raise ValueError(f"Unknown scorers {sorted(unknown)}; choose from {', '.join(SCORER_NAMES)}.")
@@ -163,6 +174,13 @@ def main(args: EvaluateArguments, model_args: FinedeficsModelConfig) -> None:
             build_option_file(scan_imagefolder(data_dir), data_dir, args.clip_model, options_files[name])
         datasets[name] = load_mc_items(name, data_dir, options_files.get(name))
         logger.info("%s: %d test images under %s", name, len(datasets[name]), data_dir)
+    if state.num_processes > 1:
+        if model_args.device_map is not None:
+            raise ValueError(
+                f"--device_map {model_args.device_map} spreads one model over devices; with {state.num_processes} "
+                "processes each holds its own copy on its own device: leave --device_map unset."
+            )
+        model_args.device_map = str(state.device)
     # Zero-shot scoring needs only the processor, logits and `generate`: any image-text-to-text model will do.
     model, processor = model_args.load(args.adapter, require_backbone=False)
     common = {
