@@ -37,12 +37,13 @@ from .open_set import (
 )
 from .report import result_key, summarize_results, summary_path, write_report
 from .scoring import (
+    ApiGenerationScorer,
+    ApiModel,
     GenerationScorer,
     LikelihoodScorer,
     MultipleChoiceScorer,
     NameLikelihoodScorer,
     Protocol,
-    open_set_chat,
 )
 
 logger = logging.getLogger(__name__)
@@ -214,7 +215,7 @@ def answer_open_set(
     question = open_set_prompt(superclass)
 
     def answer_batch(batch: list[MultipleChoiceItem]) -> list[dict[str, Any]]:
-        chats = [open_set_chat(generator.processor, superclass)] * len(batch)
+        chats = [generator.open_set_chat(superclass)] * len(batch)
         return [
             {"image": item.image_id, "groundtruth": item.groundtruth, "question": question, "response": response}
             for item, response in zip(batch, generator.generate(_images(batch), chats))
@@ -302,6 +303,7 @@ def evaluate_model(
     """Score every dataset (name -> items) with every scorer, write per-item predictions, per-dataset
     summaries and the report of `output_dir`; return ``{scorer: {dataset: summary}}``.
 
+    `model` is a loaded model with its `processor`, or an `ApiModel` (processor None; generation only).
     `model_name` labels the files, so several models evaluated into one `output_dir` share one report; the results
     are cached by the model's fingerprint (see the module's docstring).
     `superclasses` names the noun of the question for datasets that have none (``imagefolder``). `protocol`
@@ -311,12 +313,17 @@ def evaluate_model(
     unknown = set(scorers) - set(SCORER_NAMES)
     if unknown:
         raise ValueError(f"Unknown scorers {sorted(unknown)}; choose from {', '.join(SCORER_NAMES)}.")
+    if isinstance(model, ApiModel) and (reading_logits := sorted(set(scorers) - {"generation"})):
+        raise ValueError(
+            f"The scorers {reading_logits} read the model's logits, which the endpoint {model.base_url} does not "
+            "return: score it with the generation scorer alone, or load the model here."
+        )
     _check_model_name(model_name)
     state = process_state()
-    fingerprint = model_fingerprint(model, processor)
+    fingerprint = _fingerprint(model, processor)
     _claim_on_main(state, output_dir, model_name, fingerprint)
     make_scorer = {
-        "generation": lambda: GenerationScorer(model, processor, max_new_tokens=max_new_tokens, protocol=protocol),
+        "generation": lambda: _generator(model, processor, max_new_tokens, protocol),
         "likelihood": lambda: LikelihoodScorer(model, processor),
         "name_likelihood": lambda: NameLikelihoodScorer(model, processor),
     }
@@ -346,6 +353,17 @@ def evaluate_model(
     if state.is_main_process:
         write_report(output_dir)
     return summaries
+
+
+def _fingerprint(model: Any, processor: Any) -> str:
+    return model.fingerprint if isinstance(model, ApiModel) else model_fingerprint(model, processor)
+
+
+def _generator(model: Any, processor: Any, max_new_tokens: int | None, protocol: Protocol) -> GenerationScorer:
+    """The generation scorer of a loaded model, or of an `ApiModel`."""
+    if isinstance(model, ApiModel):
+        return ApiGenerationScorer(model, max_new_tokens=max_new_tokens, protocol=protocol)
+    return GenerationScorer(model, processor, max_new_tokens=max_new_tokens, protocol=protocol)
 
 
 def _claim_on_main(state: PartialState, output_dir: str | os.PathLike, model_name: str, fingerprint: str) -> None:
@@ -394,9 +412,9 @@ def evaluate_open_set(
     Under several processes the main one alone scores the answers; the others return the summaries it wrote."""
     _check_model_name(model_name)
     state = process_state()
-    fingerprint = model_fingerprint(model, processor)
+    fingerprint = _fingerprint(model, processor)
     _claim_on_main(state, output_dir, model_name, fingerprint)
-    generator = GenerationScorer(model, processor, max_new_tokens=max_new_tokens)
+    generator = _generator(model, processor, max_new_tokens, "ours")
     embedder = None
     summaries = {}
     for dataset, items in datasets.items():

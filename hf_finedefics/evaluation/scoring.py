@@ -9,6 +9,9 @@ exactly (the paper's Table 2): its question nouns, option names as in the option
 - `LikelihoodScorer`: one forward pass; the option whose letter is the most probable next token after the
   generation prompt wins. Never fails to answer and needs no decoding loop, so it isolates recognition from
   answer formatting (the paper's Table 3a shows fine-tuning can break the latter).
+- `ApiGenerationScorer`: `GenerationScorer` for a model served behind an OpenAI-compatible endpoint (`ApiModel`:
+  vLLM, TGI, `transformers serve`), which applies the model's own chat template. An endpoint returns text, not
+  logits, so the likelihood scorers need the model loaded here.
 - `NameLikelihoodScorer`: letter-free (the cloze scoring of lm-evaluation-harness): the open-set question is asked
   and each option's *name* is scored by its log-likelihood as the answer. It measures recognition even where a
   model never learned to point at a letter.
@@ -16,16 +19,20 @@ exactly (the paper's Table 2): its question nouns, option names as in the option
 
 from __future__ import annotations
 
+import hashlib
 import inspect
+import io
 import math
 from abc import ABC, abstractmethod
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
 
 import torch
 from PIL import Image
 
+from dataset_builders.attributes.backends import GenerationRequest, OpenAICompatibleBackend
 from dataset_builders.prompts import (
     GENERIC_SUPERCLASS,
     OPTION_LETTERS,
@@ -135,11 +142,67 @@ class GenerationScorer(MultipleChoiceScorer):
         responses = self.processor.batch_decode(generated[:, inputs["input_ids"].shape[1] :], skip_special_tokens=True)
         return [response.strip() for response in responses]
 
+    def open_set_chat(self, superclass: str | None) -> str:
+        """What `generate` gets for the open-set question."""
+        return open_set_chat(self.processor, superclass)
+
     def score(self, images, chats, options):
         return [
             {"prediction": self.read_choice(response, shown), "response": response}
             for response, shown in zip(self.generate(images, chats), options)
         ]
+
+
+@dataclass(frozen=True)
+class ApiModel:
+    """A model served behind an OpenAI-compatible chat-completions endpoint, e.g. `vllm serve <model>` at
+    "http://localhost:8000/v1". Its results are cached by `model_id` (the endpoint's weights cannot be read)."""
+
+    base_url: str
+    model_id: str
+    api_key: str | None = field(default=None, repr=False)  # read from the environment, never written anywhere
+    concurrency: int = 8
+    timeout: float = 60.0
+
+    @property
+    def fingerprint(self) -> str:
+        return "api-" + hashlib.sha256(self.model_id.encode()).hexdigest()[:12]
+
+    def backend(self, max_new_tokens: int) -> OpenAICompatibleBackend:
+        """The project's OpenAI-compatible client (deadlines, reply caps, retries) for answers of `max_new_tokens`."""
+        return OpenAICompatibleBackend(
+            self.base_url,
+            self.model_id,
+            api_key=self.api_key,
+            max_new_tokens=max_new_tokens,
+            concurrency=self.concurrency,
+            timeout=self.timeout,
+        )
+
+
+def _png(image: Image.Image) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+class ApiGenerationScorer(GenerationScorer):
+    """Greedy answers from an `ApiModel`: the question text and the image go as one user message, the server
+    renders the chat. Answers are read as `GenerationScorer` reads them."""
+
+    def __init__(self, model: ApiModel, max_new_tokens: int | None = None, protocol: Protocol = "ours"):
+        super().__init__(model, None, max_new_tokens=max_new_tokens, protocol=protocol)
+        self.backend = model.backend(self.max_new_tokens)
+
+    def chat(self, options: list[str], superclass: str | None, protocol: Protocol = "ours") -> str:
+        return question_text(options, superclass, protocol)
+
+    def open_set_chat(self, superclass: str | None) -> str:
+        return open_set_prompt(superclass)
+
+    def generate(self, images: list[Image.Image], chats: list[str]) -> list[str]:
+        requests = [GenerationRequest(chat, _png(image)) for image, chat in zip(images, chats)]
+        return [answer.strip() for answer in self.backend.generate(requests)]
 
 
 class LikelihoodScorer(MultipleChoiceScorer):
