@@ -44,6 +44,7 @@ from .scoring import (
     MultipleChoiceScorer,
     NameLikelihoodScorer,
     Protocol,
+    open_set_chat,
 )
 
 logger = logging.getLogger(__name__)
@@ -215,7 +216,9 @@ def answer_open_set(
     question = open_set_prompt(superclass)
 
     def answer_batch(batch: list[MultipleChoiceItem]) -> list[dict[str, Any]]:
-        chats = [generator.open_set_chat(superclass)] * len(batch)
+        # An endpoint (no processor here) renders the chat itself from the bare question.
+        chat = question if generator.processor is None else open_set_chat(generator.processor, superclass)
+        chats = [chat] * len(batch)
         return [
             {"image": item.image_id, "groundtruth": item.groundtruth, "question": question, "response": response}
             for item, response in zip(batch, generator.generate(_images(batch), chats))

@@ -142,10 +142,6 @@ class GenerationScorer(MultipleChoiceScorer):
         responses = self.processor.batch_decode(generated[:, inputs["input_ids"].shape[1] :], skip_special_tokens=True)
         return [response.strip() for response in responses]
 
-    def open_set_chat(self, superclass: str | None) -> str:
-        """What `generate` gets for the open-set question."""
-        return open_set_chat(self.processor, superclass)
-
     def score(self, images, chats, options):
         return [
             {"prediction": self.read_choice(response, shown), "response": response}
@@ -188,7 +184,7 @@ def _png(image: Image.Image) -> bytes:
 
 class ApiGenerationScorer(GenerationScorer):
     """Greedy answers from an `ApiModel`: the question text and the image go as one user message, the server
-    renders the chat. Answers are read as `GenerationScorer` reads them."""
+    renders the chat (there is no processor here). Answers are read as `GenerationScorer` reads them."""
 
     def __init__(self, model: ApiModel, max_new_tokens: int | None = None, protocol: Protocol = "ours"):
         super().__init__(model, None, max_new_tokens=max_new_tokens, protocol=protocol)
@@ -196,9 +192,6 @@ class ApiGenerationScorer(GenerationScorer):
 
     def chat(self, options: list[str], superclass: str | None, protocol: Protocol = "ours") -> str:
         return question_text(options, superclass, protocol)
-
-    def open_set_chat(self, superclass: str | None) -> str:
-        return open_set_prompt(superclass)
 
     def generate(self, images: list[Image.Image], chats: list[str]) -> list[str]:
         requests = [GenerationRequest(chat, _png(image)) for image, chat in zip(images, chats)]
