@@ -3,10 +3,11 @@ data/mc_options/README.md), and open set.
 
 `load_mc_items` reads a test set in its native layout, `evaluate_model` scores it with greedy generation
 (answers read by `parse_choice`, or FOCI's way with `protocol="foci"`: see `format_question`, `foci_choice`), with
-option-letter likelihood (generation also through an OpenAI-compatible endpoint: `ApiModel`) and with the likelihood of each option's name as the open-set answer (`name_likelihood`),
+option-letter likelihood and with the likelihood of each option's name as the open-set answer (`name_likelihood`),
 and writes per-item predictions, per-dataset summaries and a Table-2-style report. `evaluate_open_set` asks the
 same images for the category without options and scores the free-text answers (`score_open_set`, nearest class
-names by a sentence-transformers model) into the same report. `build_option_file` makes option files for new data. Names are imported on first use.
+names by a sentence-transformers model) into the same report. `build_option_file` makes option files for new data.
+A model behind an OpenAI-compatible endpoint (`ApiModel`) is scored by generation. Names are imported on first use.
 """
 
 from .. import lazy_exports

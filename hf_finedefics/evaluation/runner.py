@@ -6,8 +6,9 @@ the copies under ``predictions/<name>/`` and ``summaries/<name>/`` that the repo
 model evaluated under the name of a first is scored on its own, and the first's results are reused when it comes back.
 
 Under `accelerate launch` (or torchrun) each process scores every n-th item not yet cached into a shard beside the
-cache (``<cache>.rank<i>.jsonl``); the main process merges the shards into the cache and alone writes predictions, summaries and the report, so they equal a one-process run's. Shards a
-killed run left are merged when the next run starts, whatever its number of processes.
+cache (``<cache>.rank<i>.jsonl``); the main process merges the shards into the cache and alone writes predictions,
+summaries and the report, so they equal a one-process run's. Shards a killed run left are merged when the next run
+starts, whatever its number of processes.
 """
 
 from __future__ import annotations
@@ -144,7 +145,7 @@ def _cached_results(
                 results_file.write(json.dumps(record) + "\n")
                 done[item.image_id] = record
             results_file.flush()
-            # The main process's progress stands for all of them: they score shards of equal size.
+            # The main process's progress stands for all of them: their shards differ by one item at most.
             progress.update(len(batch) * state.num_processes)
     if state.num_processes > 1:
         state.wait_for_everyone()

@@ -1,5 +1,5 @@
-"""`finedefics evaluate --api_base`: generation scoring of a model behind an OpenAI-compatible endpoint, here a stand-in
-server on 127.0.0.1 that reads each image's colour (the conftest datasets colour each class) and answers."""
+"""`finedefics evaluate --api_base`: generation scoring of a model behind an OpenAI-compatible endpoint, here a
+stand-in server on 127.0.0.1 that reads each image's colour (the conftest datasets colour each class) and answers."""
 
 import base64
 import io
