@@ -138,6 +138,7 @@ def load_finedefics_model(
     revision: str | None = None,
     adapter_revision: str | None = None,
     processor_kwargs: dict[str, Any] | None = None,
+    require_backbone: bool = True,
     **model_kwargs,
 ) -> tuple[torch.nn.Module, ProcessorMixin]:
     """Load a vision-language model and its processor, with an optional LoRA adapter on top.
@@ -155,6 +156,9 @@ def load_finedefics_model(
         device_map: Passed to `from_pretrained` (e.g. "auto" for multi-GPU inference).
         revision / adapter_revision: Hub revisions of the base model and of the adapter.
         processor_kwargs: `AutoProcessor.from_pretrained` arguments (e.g. `do_image_splitting=False`).
+        require_backbone: Refuse a family without a Finedefics backbone adapter (training, embeddings and the
+            analyses need one); False loads any `AutoModelForImageTextToText` (zero-shot evaluation needs only its
+            processor, logits and `generate`).
         model_kwargs: Extra `from_pretrained` arguments (e.g. `attn_implementation`).
 
     Returns:
@@ -176,7 +180,8 @@ def load_finedefics_model(
         device_map=device_map,
         **model_kwargs,
     )
-    get_backbone(model)  # fail early, with the list of supported families, on an unsupported architecture
+    if require_backbone:
+        get_backbone(model)  # fail early, with the list of supported families, on an unsupported architecture
     processor = load_processor(
         model_id_or_path,
         adapter,

@@ -34,6 +34,7 @@ from transformers import (
     PreTrainedTokenizerFast,
     Qwen2_5_VLConfig,
     Qwen3VLConfig,
+    VipLlavaConfig,
 )
 from transformers.models.clip.image_processing_pil_clip import CLIPImageProcessorPil
 from transformers.models.gemma3.image_processing_pil_gemma3 import Gemma3ImageProcessorPil
@@ -49,6 +50,8 @@ TINY_ARCHITECTURES: tuple[TinyArchitecture, ...] = ("idefics2", "llava", "idefic
 # which needs torchvision (not installable next to this CPU torch). Their folders hold the model, the tokenizer
 # (with the chat template) and the image processor; tests drive them below the processor.
 PROCESSORLESS_ARCHITECTURES = ("qwen2_5_vl", "qwen3_vl", "llava_onevision")
+# Image-text-to-text families with no Finedefics backbone adapter: what evaluation of "any model" is tested on.
+UNREGISTERED_ARCHITECTURES = ("vipllava",)
 # The processor settings tests run each tiny architecture with: the paper's one whole image per sample, except
 # Idefics3, whose tiles stay on so tests cover tiles and `pixel_attention_mask` (its recipes turn them off).
 PAPER_PROCESSOR_KWARGS: dict[str, dict] = {
@@ -160,6 +163,49 @@ def _llava(output_dir: Path) -> None:
         image_token_id=tokenizer.convert_tokens_to_ids("<image>"),
         vision_feature_layer=-2,
         vision_feature_select_strategy="default",
+        tie_word_embeddings=False,
+    )
+    model = AutoModelForImageTextToText.from_config(config)
+    _save_random_model(model, tokenizer.eos_token_id, tokenizer.pad_token_id, output_dir, processor)
+
+
+# The chat template of llava-hf/vip-llava-7b-hf ("###Human: <image>\n... ###Assistant:").
+VIPLLAVA_CHAT_TEMPLATE = (
+    "{% for message in messages %}{% if message['role'] == 'user' %}{{ '###Human: ' }}{% else %}"
+    "{{ '###Assistant: ' }}{% endif %}{% for content in message['content'] %}{% if content['type'] == 'image' %}"
+    "{{ '<image>\n' }}{% else %}{{ content['text'] }}{% endif %}{% endfor %}{% if message['role'] != 'user' %}"
+    "{{ '</s>' }}{% endif %}{% endfor %}{% if add_generation_prompt %}{{ '###Assistant:' }}{% endif %}"
+)
+
+
+def _vipllava(output_dir: Path) -> None:
+    """ViP-LLaVA: a CLIP encoder read at several layers (concatenated, layer-normed) under a Llama, served by the
+    LLaVA processor; no Finedefics backbone adapter knows its model type."""
+    tokenizer = byte_level_tokenizer(
+        ["<unk>", "<s>", "</s>", "<image>", "<pad>"],
+        extra_corpus=["###Human: ###Assistant:"],
+        bos_token="<s>",
+        eos_token="</s>",
+        unk_token="<unk>",
+        pad_token="<pad>",
+        extra_special_tokens={"image_token": "<image>"},
+    )
+    image_processor = CLIPImageProcessorPil(
+        size={"shortest_edge": _IMAGE_SIZE}, crop_size={"height": _IMAGE_SIZE, "width": _IMAGE_SIZE}
+    )
+    processor = LlavaProcessor(
+        image_processor,
+        tokenizer,
+        patch_size=_PATCH_SIZE,
+        vision_feature_select_strategy="default",
+        num_additional_image_tokens=1,
+        chat_template=VIPLLAVA_CHAT_TEMPLATE,
+    )
+    config = VipLlavaConfig(
+        text_config=_text_config("llama", len(tokenizer), tokenizer.pad_token_id, tokenizer.eos_token_id),
+        vision_config=_vision_config(model_type="clip_vision_model", projection_dim=32),
+        image_token_index=tokenizer.convert_tokens_to_ids("<image>"),
+        vision_feature_layer=[-2, -1],
         tie_word_embeddings=False,
     )
     model = AutoModelForImageTextToText.from_config(config)
@@ -477,6 +523,7 @@ _BUILDERS = {
     "qwen2_5_vl": _qwen2_5_vl,
     "qwen3_vl": _qwen3_vl,
     "llava_onevision": _llava_onevision,
+    "vipllava": _vipllava,
     "clip": _clip,
 }
 
@@ -492,7 +539,9 @@ def paper_processor_kwargs(checkpoint: str | os.PathLike) -> dict:
 
 
 def create_tiny_checkpoint(
-    architecture: TinyArchitecture | Literal["clip"], output_dir: str | os.PathLike | None = None, seed: int = 0
+    architecture: TinyArchitecture | Literal["clip", "vipllava"],
+    output_dir: str | os.PathLike | None = None,
+    seed: int = 0,
 ) -> Path:
     """Save a tiny randomly initialised checkpoint of `architecture` and return its folder.
 

@@ -6,7 +6,8 @@ data/mc_options/README.md), and open set.
 option-letter likelihood and with the likelihood of each option's name as the open-set answer (`name_likelihood`),
 and writes per-item predictions, per-dataset summaries and a Table-2-style report. `evaluate_open_set` asks the
 same images for the category without options and scores the free-text answers (`score_open_set`, nearest class
-names by a sentence-transformers model) into the same report. `build_option_file` makes option files for new data. Names are imported on first use.
+names by a sentence-transformers model) into the same report. `build_option_file` makes option files for new data.
+A model behind an OpenAI-compatible endpoint (`ApiModel`) is scored by generation. Names are imported on first use.
 """
 
 from .. import lazy_exports
@@ -35,6 +36,8 @@ _EXPORTS = {
     "evaluate_model": "runner",
     "evaluate_open_set": "runner",
     "score_items": "runner",
+    "ApiGenerationScorer": "scoring",
+    "ApiModel": "scoring",
     "GenerationScorer": "scoring",
     "LikelihoodScorer": "scoring",
     "MultipleChoiceScorer": "scoring",
@@ -52,6 +55,8 @@ __all__ = [
     "OPEN_SET",
     "SCORER_NAMES",
     "TASKS",
+    "ApiGenerationScorer",
+    "ApiModel",
     "GenerationScorer",
     "LikelihoodScorer",
     "MultipleChoiceDataset",

@@ -4,6 +4,11 @@
 weights and processor settings) and the scoring settings, under ``<output_dir>/cache/``. The model's name only labels
 the copies under ``predictions/<name>/`` and ``summaries/<name>/`` that the report and the analyses read, so a second
 model evaluated under the name of a first is scored on its own, and the first's results are reused when it comes back.
+
+Under `accelerate launch` (or torchrun) each process scores every n-th item not yet cached into a shard beside the
+cache (``<cache>.rank<i>.jsonl``); the main process merges the shards into the cache and alone writes predictions,
+summaries and the report, so they equal a one-process run's. Shards a killed run left are merged when the next run
+starts, whatever its number of processes.
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from accelerate import PartialState
 from PIL import Image
 from tqdm.auto import tqdm
 
@@ -32,6 +38,8 @@ from .open_set import (
 )
 from .report import result_key, summarize_results, summary_path, write_report
 from .scoring import (
+    ApiGenerationScorer,
+    ApiModel,
     GenerationScorer,
     LikelihoodScorer,
     MultipleChoiceScorer,
@@ -44,6 +52,12 @@ logger = logging.getLogger(__name__)
 
 # Beside a name's predictions: the fingerprint of the model whose results they are.
 MODEL_FINGERPRINT_FILE = "model_fingerprint.txt"
+
+
+def process_state() -> PartialState:
+    """The processes this evaluation runs on (one unless launched by accelerate or torchrun). Without an
+    accelerator they are CPU processes joined by gloo, which accelerate forms only when told it runs on CPU."""
+    return PartialState(cpu=not torch.accelerator.is_available())
 
 
 def _batches(items: list[MultipleChoiceItem], batch_size: int) -> Iterator[list[MultipleChoiceItem]]:
@@ -64,6 +78,28 @@ def read_cached_results(path: Path) -> dict[str, dict[str, Any]]:
     return {record["image"]: record for record in records}
 
 
+def shard_path(results_path: Path, process_index: int) -> Path:
+    """Where process `process_index` of a data-parallel run appends its results before they are merged."""
+    return results_path.with_name(f"{results_path.stem}.rank{process_index}.jsonl")
+
+
+def merge_shards(results_path: Path) -> None:
+    """Append the records of the process shards of `results_path` (a data-parallel run's, maybe a killed one's) that
+    it does not hold yet, then delete the shards."""
+    shards = sorted(results_path.parent.glob(f"{results_path.stem}.rank*.jsonl"))
+    if not shards:
+        return
+    done = read_cached_results(results_path)
+    with open(results_path, "a", encoding="utf-8") as results_file:
+        for shard in shards:
+            for image_id, record in read_cached_results(shard).items():
+                if image_id not in done:
+                    results_file.write(json.dumps(record) + "\n")
+                    done[image_id] = record
+    for shard in shards:
+        shard.unlink()
+
+
 def _cached_results(
     items: list[MultipleChoiceItem],
     results_path: str | os.PathLike,
@@ -75,10 +111,16 @@ def _cached_results(
 ) -> list[dict[str, Any]]:
     """`score_batch` over the `items` not yet in `results_path`, appending one JSON line per item; returns the
     results of `items` in their order. `asked(item)` is what the model is shown (fields of each record): a
-    cache written under another protocol would mix two protocols in one number, so it is refused."""
+    cache written under another protocol would mix two protocols in one number, so it is refused. Under several
+    processes each scores every n-th pending item into its shard, merged into `results_path` at the end."""
+    state = process_state()
     results_path = Path(results_path)
-    results_path.parent.mkdir(parents=True, exist_ok=True)
-    done = read_cached_results(results_path)
+    # The main process repairs the cache (a cut line, shards of a killed run) before the others read it.
+    with state.main_process_first():
+        if state.is_main_process:
+            results_path.parent.mkdir(parents=True, exist_ok=True)
+            merge_shards(results_path)
+        done = read_cached_results(results_path)
     for item in items:
         if item.image_id in done and any(done[item.image_id].get(key) != value for key, value in asked(item).items()):
             raise ValueError(
@@ -86,16 +128,31 @@ def _cached_results(
                 "(another seed, option file or question?); use a fresh output directory."
             )
     pending = [item for item in items if item.image_id not in done]
+    mine = pending[state.process_index :: state.num_processes]
+    target = results_path if state.num_processes == 1 else shard_path(results_path, state.process_index)
     with (
-        open(results_path, "a", encoding="utf-8") as results_file,
-        tqdm(total=len(items), initial=len(items) - len(pending), desc=description, unit="item") as progress,
+        open(target, "a", encoding="utf-8") as results_file,
+        tqdm(
+            total=len(items),
+            initial=len(items) - len(pending),
+            desc=description,
+            unit="item",
+            disable=not state.is_main_process,
+        ) as progress,
     ):
-        for batch in _batches(pending, batch_size):
+        for batch in _batches(mine, batch_size):
             for item, record in zip(batch, score_batch(batch)):
                 results_file.write(json.dumps(record) + "\n")
                 done[item.image_id] = record
             results_file.flush()
-            progress.update(len(batch))
+            # The main process's progress stands for all of them: their shards differ by one item at most.
+            progress.update(len(batch) * state.num_processes)
+    if state.num_processes > 1:
+        state.wait_for_everyone()
+        with state.main_process_first():
+            if state.is_main_process:
+                merge_shards(results_path)
+            done = read_cached_results(results_path)
     return [done[item.image_id] for item in items]
 
 
@@ -160,7 +217,9 @@ def answer_open_set(
     question = open_set_prompt(superclass)
 
     def answer_batch(batch: list[MultipleChoiceItem]) -> list[dict[str, Any]]:
-        chats = [open_set_chat(generator.processor, superclass)] * len(batch)
+        # An endpoint (no processor here) renders the chat itself from the bare question.
+        chat = question if generator.processor is None else open_set_chat(generator.processor, superclass)
+        chats = [chat] * len(batch)
         return [
             {"image": item.image_id, "groundtruth": item.groundtruth, "question": question, "response": response}
             for item, response in zip(batch, generator.generate(_images(batch), chats))
@@ -248,6 +307,7 @@ def evaluate_model(
     """Score every dataset (name -> items) with every scorer, write per-item predictions, per-dataset
     summaries and the report of `output_dir`; return ``{scorer: {dataset: summary}}``.
 
+    `model` is a loaded model with its `processor`, or an `ApiModel` (processor None; generation only).
     `model_name` labels the files, so several models evaluated into one `output_dir` share one report; the results
     are cached by the model's fingerprint (see the module's docstring).
     `superclasses` names the noun of the question for datasets that have none (``imagefolder``). `protocol`
@@ -257,11 +317,17 @@ def evaluate_model(
     unknown = set(scorers) - set(SCORER_NAMES)
     if unknown:
         raise ValueError(f"Unknown scorers {sorted(unknown)}; choose from {', '.join(SCORER_NAMES)}.")
+    if isinstance(model, ApiModel) and (reading_logits := sorted(set(scorers) - {"generation"})):
+        raise ValueError(
+            f"The scorers {reading_logits} read the model's logits, which the endpoint {model.base_url} does not "
+            "return: score it with the generation scorer alone, or load the model here."
+        )
     _check_model_name(model_name)
-    fingerprint = model_fingerprint(model, processor)
-    claim_model_name(output_dir, model_name, fingerprint)
+    state = process_state()
+    fingerprint = _fingerprint(model, processor)
+    _claim_on_main(state, output_dir, model_name, fingerprint)
     make_scorer = {
-        "generation": lambda: GenerationScorer(model, processor, max_new_tokens=max_new_tokens, protocol=protocol),
+        "generation": lambda: _generator(model, processor, max_new_tokens, protocol),
         "likelihood": lambda: LikelihoodScorer(model, processor),
         "name_likelihood": lambda: NameLikelihoodScorer(model, processor),
     }
@@ -283,12 +349,32 @@ def evaluate_model(
                 description=f"{dataset} ({key})",
                 protocol=protocol,
             )
-            _write_jsonl(predictions_path(output_dir, model_name, dataset, key), results)
             summary = summarize_results(results)
-            _write_json(summary_path(output_dir, model_name, dataset, key), summary)
+            if state.is_main_process:
+                _write_jsonl(predictions_path(output_dir, model_name, dataset, key), results)
+                _write_json(summary_path(output_dir, model_name, dataset, key), summary)
             summaries.setdefault(scorer_name, {})[dataset] = summary
-    write_report(output_dir)
+    if state.is_main_process:
+        write_report(output_dir)
     return summaries
+
+
+def _fingerprint(model: Any, processor: Any) -> str:
+    return model.fingerprint if isinstance(model, ApiModel) else model_fingerprint(model, processor)
+
+
+def _generator(model: Any, processor: Any, max_new_tokens: int | None, protocol: Protocol) -> GenerationScorer:
+    """The generation scorer of a loaded model, or of an `ApiModel`."""
+    if isinstance(model, ApiModel):
+        return ApiGenerationScorer(model, max_new_tokens=max_new_tokens, protocol=protocol)
+    return GenerationScorer(model, processor, max_new_tokens=max_new_tokens, protocol=protocol)
+
+
+def _claim_on_main(state: PartialState, output_dir: str | os.PathLike, model_name: str, fingerprint: str) -> None:
+    """`claim_model_name` by the main process, before any process scores."""
+    if state.is_main_process:
+        claim_model_name(output_dir, model_name, fingerprint)
+    state.wait_for_everyone()
 
 
 def _check_model_name(model_name: str) -> None:
@@ -326,11 +412,13 @@ def evaluate_open_set(
 ) -> dict[str, dict[str, Any]]:
     """Ask every dataset (name -> items) the open-set question, score the answers (see `open_set`), write the
     per-item answers (the resume cache), their scores, per-dataset summaries and the report of `output_dir`;
-    return ``{dataset: summary}``. Arguments as `evaluate_model`; `similarity_model` embeds answers and names."""
+    return ``{dataset: summary}``. Arguments as `evaluate_model`; `similarity_model` embeds answers and names.
+    Under several processes the main one alone scores the answers; the others return the summaries it wrote."""
     _check_model_name(model_name)
-    fingerprint = model_fingerprint(model, processor)
-    claim_model_name(output_dir, model_name, fingerprint)
-    generator = GenerationScorer(model, processor, max_new_tokens=max_new_tokens)
+    state = process_state()
+    fingerprint = _fingerprint(model, processor)
+    _claim_on_main(state, output_dir, model_name, fingerprint)
+    generator = _generator(model, processor, max_new_tokens, "ours")
     embedder = None
     summaries = {}
     for dataset, items in datasets.items():
@@ -343,6 +431,8 @@ def evaluate_open_set(
             batch_size=batch_size,
             description=f"{dataset} ({OPEN_SET})",
         )
+        if not state.is_main_process:  # the answers are scored once, by the main process
+            continue
         answers_path = predictions_path(output_dir, model_name, dataset, OPEN_SET)
         _write_jsonl(answers_path, answers)
         # Loaded once the VLM has answered, so a failing similarity model never costs a generation pass.
@@ -353,5 +443,12 @@ def evaluate_open_set(
         summary = summarize_open_set(scored, class_names, similarity_model)
         _write_json(summary_path(output_dir, model_name, dataset, OPEN_SET), summary)
         summaries[dataset] = summary
-    write_report(output_dir)
+    if state.is_main_process:
+        write_report(output_dir)
+    state.wait_for_everyone()
+    if not state.is_main_process:
+        summaries = {
+            dataset: json.loads(summary_path(output_dir, model_name, dataset, OPEN_SET).read_text())
+            for dataset in datasets
+        }
     return summaries

@@ -9,6 +9,9 @@ exactly (the paper's Table 2): its question nouns, option names as in the option
 - `LikelihoodScorer`: one forward pass; the option whose letter is the most probable next token after the
   generation prompt wins. Never fails to answer and needs no decoding loop, so it isolates recognition from
   answer formatting (the paper's Table 3a shows fine-tuning can break the latter).
+- `ApiGenerationScorer`: `GenerationScorer` for a model served behind an OpenAI-compatible endpoint (`ApiModel`:
+  vLLM, TGI, `transformers serve`), which applies the model's own chat template. An endpoint returns text, not
+  logits, so the likelihood scorers need the model loaded here.
 - `NameLikelihoodScorer`: letter-free (the cloze scoring of lm-evaluation-harness): the open-set question is asked
   and each option's *name* is scored by its log-likelihood as the answer. It measures recognition even where a
   model never learned to point at a letter.
@@ -16,15 +19,20 @@ exactly (the paper's Table 2): its question nouns, option names as in the option
 
 from __future__ import annotations
 
+import hashlib
+import inspect
+import io
 import math
 from abc import ABC, abstractmethod
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
 
 import torch
 from PIL import Image
 
+from dataset_builders.attributes.backends import GenerationRequest, OpenAICompatibleBackend
 from dataset_builders.prompts import (
     GENERIC_SUPERCLASS,
     OPTION_LETTERS,
@@ -35,6 +43,7 @@ from dataset_builders.prompts import (
 )
 from dataset_builders.registry import get_spec
 
+from ..backbones import unwrap_model
 from ..embeddings import adds_special_tokens
 from .parsing import foci_choice, parse_choice
 
@@ -80,6 +89,11 @@ def multiple_choice_chat(
 def open_set_chat(processor: Any, superclass: str | None) -> str:
     """The stage II open-set question ("What is the name of the bird in this image?"), rendered as a chat."""
     return image_question_chat(processor, open_set_prompt(superclass))
+
+
+def _accepts(model: Any, argument: str) -> bool:
+    """Whether the forward of the transformers model inside `model` takes `argument`."""
+    return argument in inspect.signature(unwrap_model(model).forward).parameters
 
 
 class MultipleChoiceScorer(ABC):
@@ -135,6 +149,55 @@ class GenerationScorer(MultipleChoiceScorer):
         ]
 
 
+@dataclass(frozen=True)
+class ApiModel:
+    """A model served behind an OpenAI-compatible chat-completions endpoint, e.g. `vllm serve <model>` at
+    "http://localhost:8000/v1". Its results are cached by `model_id` (the endpoint's weights cannot be read)."""
+
+    base_url: str
+    model_id: str
+    api_key: str | None = field(default=None, repr=False)  # read from the environment, never written anywhere
+    concurrency: int = 8
+    timeout: float = 60.0
+
+    @property
+    def fingerprint(self) -> str:
+        return "api-" + hashlib.sha256(self.model_id.encode()).hexdigest()[:12]
+
+    def backend(self, max_new_tokens: int) -> OpenAICompatibleBackend:
+        """The project's OpenAI-compatible client (deadlines, reply caps, retries) for answers of `max_new_tokens`."""
+        return OpenAICompatibleBackend(
+            self.base_url,
+            self.model_id,
+            api_key=self.api_key,
+            max_new_tokens=max_new_tokens,
+            concurrency=self.concurrency,
+            timeout=self.timeout,
+        )
+
+
+def _png(image: Image.Image) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+class ApiGenerationScorer(GenerationScorer):
+    """Greedy answers from an `ApiModel`: the question text and the image go as one user message, the server
+    renders the chat (there is no processor here). Answers are read as `GenerationScorer` reads them."""
+
+    def __init__(self, model: ApiModel, max_new_tokens: int | None = None, protocol: Protocol = "ours"):
+        super().__init__(model, None, max_new_tokens=max_new_tokens, protocol=protocol)
+        self.backend = model.backend(self.max_new_tokens)
+
+    def chat(self, options: list[str], superclass: str | None, protocol: Protocol = "ours") -> str:
+        return question_text(options, superclass, protocol)
+
+    def generate(self, images: list[Image.Image], chats: list[str]) -> list[str]:
+        requests = [GenerationRequest(chat, _png(image)) for image, chat in zip(images, chats)]
+        return [answer.strip() for answer in self.backend.generate(requests)]
+
+
 class LikelihoodScorer(MultipleChoiceScorer):
     name = "likelihood"
 
@@ -172,7 +235,9 @@ class LikelihoodScorer(MultipleChoiceScorer):
     @torch.inference_mode()
     def score(self, images, chats, options):
         inputs = self._encode(images, chats)
-        logits = self.model(**inputs, logits_to_keep=1).logits[:, -1].float()
+        # Only the last position is read; families whose forward cannot skip the others compute them all.
+        keep = {"logits_to_keep": 1} if _accepts(self.model, "logits_to_keep") else {}
+        logits = self.model(**inputs, **keep).logits[:, -1].float()
         log_probs = torch.log_softmax(logits, dim=-1)
         results = []
         for row, chat, shown in zip(log_probs, chats, options):

@@ -10,13 +10,26 @@ Each dataset is read in its native layout from ``--data_dir/<source>`` (or ``--s
 name=path,...``). Results are cached per item under ``--output_dir``, by the model's fingerprint (weights and
 processor) and the scoring settings, not its name: rerunning resumes, and evaluating several models into one output
 directory gives one report (report.md, report.json) with a row per model name and scorer. A YAML ``--config`` sets the same fields; flags override it.
+
+Any image-text-to-text model scores zero-shot (its own processor and chat template; no backbone adapter needed).
+Launched on several processes, each scores a share of the items and one merged report is written:
+
+    accelerate launch --num_processes 8 -m hf_finedefics.scripts.evaluate --model_name_or_path ... [flags as above]
+
+A model served behind an OpenAI-compatible endpoint (vLLM, TGI) is scored by generation, its key read from
+$OPENAI_API_KEY (``--api_key_env``):
+
+    finedefics evaluate --api_base http://localhost:8000/v1 --api_model Qwen/Qwen2.5-VL-3B-Instruct \\
+        --scorers generation --sources bird-200 --data_dir /data/fgvr --task multiple_choice open_set
 """
 
 from __future__ import annotations
 
 import logging
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from trl import TrlParser
 
@@ -26,6 +39,10 @@ from hf_finedefics.evaluation import DEFAULT_SIMILARITY_MODEL, MULTIPLE_CHOICE, 
 from hf_finedefics.recipe_sections import require_at_least_one
 from hf_finedefics.scripts import run
 from hf_finedefics.trainer.model_config import FinedeficsModelConfig
+
+# accelerate loads with torch, when a model is scored: --help parses these arguments without it.
+if TYPE_CHECKING:
+    from accelerate import PartialState
 
 logger = logging.getLogger(__name__)
 
@@ -99,9 +116,27 @@ class EvaluateArguments:
         },
     )
     seed: int = field(default=0, metadata={"help": "Seed of the per-image option shuffle."})
+    api_base: str | None = field(
+        default=None,
+        metadata={
+            "help": "Score a model served behind this OpenAI-compatible endpoint (e.g. http://localhost:8000/v1 "
+            "for `vllm serve`) instead of loading one: generation scorer and open set only."
+        },
+    )
+    api_model: str | None = field(default=None, metadata={"help": "The served model's name (with --api_base)."})
+    api_key_env: str = field(
+        default="OPENAI_API_KEY",
+        metadata={"help": "Environment variable holding the endpoint's key (unset: no key); never written anywhere."},
+    )
+    api_concurrency: int = field(default=8, metadata={"help": "Requests in flight at once (with --api_base)."})
 
     def __post_init__(self):
         require_at_least_one(self, "batch_size", *(["max_new_tokens"] if self.max_new_tokens is not None else []))
+        require_at_least_one(self, "api_concurrency")
+        if (self.api_base is None) != (self.api_model is None):
+            raise ValueError("--api_base and --api_model go together: the endpoint, and the model it serves.")
+        if self.api_base is not None and self.adapter is not None:
+            raise ValueError("--adapter goes on a model loaded here; an endpoint serves its model as it is.")
 
 
 def model_label(model: str) -> str:
@@ -119,10 +154,23 @@ def model_label(model: str) -> str:
 
 
 def _default_model_name(args: EvaluateArguments, model_args: FinedeficsModelConfig) -> str:
-    name = model_label(model_args.model_name_or_path)
+    name = model_label(args.api_model or model_args.model_name_or_path)
     if args.adapter:
         name += "+" + model_label(args.adapter)
     return name
+
+
+def _load_model(model_args: FinedeficsModelConfig, adapter: str | None, state: PartialState):
+    """The model and processor this process scores with: on its own device when several processes share the work."""
+    if state.num_processes > 1:
+        if model_args.device_map is not None:
+            raise ValueError(
+                f"--device_map {model_args.device_map} spreads one model over devices; with {state.num_processes} "
+                "processes each holds its own copy on its own device: leave --device_map unset."
+            )
+        model_args.device_map = str(state.device)
+    # Zero-shot scoring needs only the processor, logits and `generate`: any image-text-to-text model will do.
+    return model_args.load(adapter, require_backbone=False)
 
 
 def make_parser() -> TrlParser:
@@ -132,6 +180,7 @@ def make_parser() -> TrlParser:
 def main(args: EvaluateArguments, model_args: FinedeficsModelConfig) -> None:
     from dataset_builders.sources import parse_pairs, source_folders
     from hf_finedefics.evaluation import (
+        ApiModel,
         build_option_file,
         evaluate_model,
         evaluate_open_set,
@@ -139,8 +188,14 @@ def main(args: EvaluateArguments, model_args: FinedeficsModelConfig) -> None:
         scan_imagefolder,
     )
     from hf_finedefics.evaluation.items import FOLDER_OPTION_FILE, default_option_file
+    from hf_finedefics.evaluation.runner import process_state
 
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    state = process_state()
+    # Under `accelerate launch` every process logs its warnings, the main one alone its progress.
+    logging.basicConfig(
+        level=logging.INFO if state.is_main_process else logging.WARNING,
+        format="%(levelname)s %(name)s: %(message)s",
+    )
     names, scorers = args.sources, tuple(args.scorers)
     if unknown := set(scorers) - set(SCORER_NAMES):
         raise ValueError(f"Unknown scorers {sorted(unknown)}; choose from {', '.join(SCORER_NAMES)}.")
@@ -163,7 +218,11 @@ def main(args: EvaluateArguments, model_args: FinedeficsModelConfig) -> None:
             build_option_file(scan_imagefolder(data_dir), data_dir, args.clip_model, options_files[name])
         datasets[name] = load_mc_items(name, data_dir, options_files.get(name))
         logger.info("%s: %d test images under %s", name, len(datasets[name]), data_dir)
-    model, processor = model_args.load(args.adapter)
+    if args.api_base is not None:
+        api_key = os.environ.get(args.api_key_env)
+        model, processor = ApiModel(args.api_base, args.api_model, api_key, args.api_concurrency), None
+    else:
+        model, processor = _load_model(model_args, args.adapter, state)
     common = {
         "model_name": args.model_name or _default_model_name(args, model_args),
         "batch_size": args.batch_size,

@@ -169,9 +169,15 @@ class FinedeficsModelConfig(ModelConfig):
         )
 
     def load(
-        self, adapter: str | None = None, *, is_trainable: bool = False, model_name_or_path: str | None = None
+        self,
+        adapter: str | None = None,
+        *,
+        is_trainable: bool = False,
+        model_name_or_path: str | None = None,
+        require_backbone: bool = True,
     ) -> tuple[nn.Module | PeftModel, ProcessorMixin]:
-        """`load_finedefics_model` with these settings (`model_name_or_path` overrides the configured one)."""
+        """`load_finedefics_model` with these settings (`model_name_or_path` overrides the configured one;
+        `require_backbone=False` loads a family without a backbone adapter, for zero-shot evaluation)."""
         import torch
 
         from ..modeling import load_finedefics_model
@@ -193,5 +199,6 @@ class FinedeficsModelConfig(ModelConfig):
             revision=self.model_revision,
             processor_kwargs=self.processor_kwargs,
             device_map=device_map,
+            require_backbone=require_backbone,
             **model_kwargs,
         )
