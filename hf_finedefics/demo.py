@@ -36,6 +36,7 @@ import gradio as gr
 import pandas as pd
 from PIL import Image, ImageOps
 
+from dataset_builders.cache import finedefics_cache_dir
 from dataset_builders.images import to_rgb
 from dataset_builders.prompts import OPTION_LETTERS
 from dataset_builders.registry import FGVR_BENCHMARKS
@@ -416,8 +417,7 @@ def default_run_model(run_dir: str | os.PathLike = DEFAULT_RUN_DIR) -> Path | No
 
 
 def default_run_dir() -> Path:
-    cache = Path(os.environ.get("HF_FINEDEFICS_CACHE", Path.home() / ".cache" / "hf_finedefics"))
-    return cache / "default-run"
+    return finedefics_cache_dir() / "default-run"
 
 
 def ensure_default_model(progress: Progress | None = None) -> Path:
