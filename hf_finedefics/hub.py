@@ -13,6 +13,10 @@ Both upload only the `PUBLISHED_FILES` (an allow-list), staged in a temporary fo
 model (training_args.bin with the Hub token and local paths, fingerprints, logs, checkpoints) never leaves the
 machine, nor does the card or adapter_config.json name a local path.
 
+A stage II adapter is trained on a local base, the original base with the stage I adapter merged in. Pushing it
+uploads what rebuilding that base needs in a subfolder of the same repo: the stage I adapter (`stage1/`, small) by
+default, or the merged base itself (`stage1-merged/`, a full model) when asked; `STAGES_NAME` says which.
+
 Loading a published adapter is one call: `hf_finedefics.modeling.load_finedefics_model(repo_id)`.
 """
 
@@ -32,7 +36,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from huggingface_hub import CommitInfo, HfApi, ModelCard, ModelCardData
+from huggingface_hub import CommitInfo, HfApi, ModelCard, ModelCardData, snapshot_download
 from peft import PeftConfig, PeftModel
 from transformers import TrainingArguments
 from transformers.trainer import TRAINING_ARGS_NAME
@@ -42,7 +46,14 @@ from dataset_builders.publish import is_hub_id, public_name
 
 from .evaluation.items import DATASETS
 from .losses import FINEDEFICS_CITATION
-from .modeling import ADAPTER_CONFIG_NAME, record_relative_base_model
+from .modeling import (
+    ADAPTER_CONFIG_NAME,
+    MERGE_DONE_NAME,
+    STAGES_NAME,
+    adapter_base_model,
+    is_complete_merge,
+    record_relative_base_model,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -82,6 +93,9 @@ PUBLISHED_FILES = (
     "vocab.json",
     "merges.txt",
 )
+# Where a pushed stage II repo keeps the parts of its base (see `STAGES_NAME`).
+STAGE1_SUBFOLDER = "stage1"
+MERGED_BASE_SUBFOLDER = "stage1-merged"
 
 
 def without_credentials(training_args: TrainingArguments) -> TrainingArguments:
@@ -208,14 +222,30 @@ class AdapterCardInfo:
     evaluation_report: dict[str, Any] | None = None
     quantization: str | None = None
     tags: list[str] = field(default_factory=list)
+    stages: dict[str, str] | None = None  # a stage II repo's `STAGES_NAME`: where the parts of its base are
+
+
+def _stages_usage(stages: dict[str, str], base_model: str | None) -> str:
+    if "merged_base" in stages:
+        return (
+            f"The base it was trained on ({public_name(str(base_model))} with the stage I adapter merged in) is in "
+            f"`{stages['merged_base']}/`; loading puts this adapter on it:"
+        )
+    return (
+        f"The stage I adapter is in `{stages['stage1_adapter']}/`; loading merges it into `{base_model}`, the base "
+        "this stage II adapter was trained on, then puts this adapter on top (plain peft loading would skip stage I):"
+    )
 
 
 def _usage(info: AdapterCardInfo) -> str:
-    if info.repo_id is not None and is_hub_id(info.base_model):
-        return (
+    if info.repo_id is not None and (is_hub_id(info.base_model) or info.stages is not None):
+        load = (
             "```python\nfrom hf_finedefics.modeling import load_finedefics_model\n\n"
-            f'model, processor = load_finedefics_model("{info.repo_id}")  # loads {info.base_model} under it\n```'
+            f'model, processor = load_finedefics_model("{info.repo_id}")'
+            + (f"  # loads {info.base_model} under it" if info.stages is None else "")
+            + "\n```"
         )
+        return load if info.stages is None else f"{_stages_usage(info.stages, info.base_model)}\n\n{load}"
     adapter = info.repo_id or "<this adapter>"
     return (
         "The adapter was trained on a local model; load it on that model, or on its published copy:\n\n"
@@ -365,6 +395,19 @@ def _is_adapter(folder: str | os.PathLike) -> bool:
     return (Path(folder) / ADAPTER_CONFIG_NAME).is_file()
 
 
+def _stage_published_files(folder: str | os.PathLike, staging: Path, base_model: str | None) -> None:
+    """Copy the `PUBLISHED_FILES` of `folder` (top level only) into `staging`, an adapter's `adapter_config.json`
+    made to name `base_model`."""
+    staging.mkdir(parents=True, exist_ok=True)
+    for path in Path(folder).iterdir():
+        if path.is_file() and any(fnmatch(path.name, pattern) for pattern in PUBLISHED_FILES):
+            shutil.copyfile(path, staging / path.name)
+    if _is_adapter(staging):
+        config = json.loads((staging / ADAPTER_CONFIG_NAME).read_text(encoding="utf-8"))
+        config["base_model_name_or_path"] = base_model
+        (staging / ADAPTER_CONFIG_NAME).write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
+
+
 def upload_published_files(
     folder: str | os.PathLike,
     repo_id: str,
@@ -374,23 +417,47 @@ def upload_published_files(
     token: str | None,
     revision: str | None,
     commit_message: str | None,
+    parts: dict[str, Path] | None = None,
+    stages: dict[str, str] | None = None,
 ) -> CommitInfo:
     """Upload the `PUBLISHED_FILES` of `folder` (top level only) with `card` as README.md to the model repo
-    `repo_id`. They are staged in a temporary folder, where an adapter's `adapter_config.json` is made to name
-    `base_model` (a Hub id, or None for a local base nobody else can load): `folder` is never changed."""
+    `repo_id`, and those of each of `parts` ({subfolder: folder}) into that subfolder, with `stages` as
+    `STAGES_NAME` when given. They are staged in a temporary folder, where each adapter's `adapter_config.json` is
+    made to name `base_model` (a Hub id, or None for a local base nobody else can load): no folder is changed."""
     with tempfile.TemporaryDirectory(prefix="finedefics-upload-") as staging:
         staging = Path(staging)
-        for path in Path(folder).iterdir():
-            if path.is_file() and any(fnmatch(path.name, pattern) for pattern in PUBLISHED_FILES):
-                shutil.copyfile(path, staging / path.name)
+        _stage_published_files(folder, staging, base_model)
+        for subfolder, part in (parts or {}).items():
+            _stage_published_files(part, staging / subfolder, base_model)
+        if stages is not None:
+            (staging / STAGES_NAME).write_text(json.dumps(stages, indent=2) + "\n", encoding="utf-8")
         card.save(staging / "README.md")
-        if _is_adapter(staging):
-            config = json.loads((staging / ADAPTER_CONFIG_NAME).read_text(encoding="utf-8"))
-            config["base_model_name_or_path"] = base_model
-            (staging / ADAPTER_CONFIG_NAME).write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
         return HfApi(token=token).upload_folder(
             repo_id=repo_id, folder_path=staging, commit_message=commit_message, revision=revision
         )
+
+
+def stage1_merge_record(adapter_dir: str | os.PathLike) -> dict[str, str] | None:
+    """What the base of the adapter in `adapter_dir` was merged from ({"adapter": stage I adapter, "base_model":
+    its base}, as `merge_adapter` records them) when that base is a local merge, as stage II's is; else None."""
+    base = adapter_base_model(adapter_dir)
+    if base is None or not Path(base).is_dir() or not is_complete_merge(base):
+        return None
+    return json.loads((Path(base) / MERGE_DONE_NAME).read_text(encoding="utf-8"))
+
+
+def _adapter_folder(adapter: str | os.PathLike) -> Path:
+    """A local folder holding `adapter` (a folder, or a Hub id, fetched)."""
+    if Path(adapter).is_dir() or not is_hub_id(str(adapter)):
+        folder = Path(adapter)
+    else:
+        folder = Path(snapshot_download(str(adapter)))
+    if not _is_adapter(folder):
+        raise FileNotFoundError(
+            f"The stage I adapter {adapter} (recorded by the stage II base's merge) has no {ADAPTER_CONFIG_NAME}: "
+            "pass --stage1_adapter with its folder or Hub id."
+        )
+    return folder
 
 
 def push_adapter(
@@ -400,6 +467,8 @@ def push_adapter(
     base_model: str | None = None,
     datasets: list[str] | None = None,
     evaluation_report: str | os.PathLike | None = None,
+    stage1_adapter: str | os.PathLike | None = None,
+    upload_merged_base: bool = False,
     private: bool = False,
     revision: str | None = None,
     token: str | None = None,
@@ -408,14 +477,22 @@ def push_adapter(
     """Upload the adapter in `adapter_dir` with a model card to `repo_id`: only the `PUBLISHED_FILES`, staged in a
     temporary folder (`upload_published_files`), so `adapter_dir` is left exactly as it was.
 
+    A stage II adapter, whose base is the local merge of the stage I adapter into the original base
+    (`stage1_merge_record`), is uploaded with the stage I adapter in `STAGE1_SUBFOLDER`, or with the merged base in
+    `MERGED_BASE_SUBFOLDER` when `upload_merged_base`: `load_finedefics_model(repo_id)` rebuilds the base from it.
+
     Args:
         adapter_dir: a peft adapter folder (as `finedefics stage1` / `stage2` save them).
         repo_id: the Hub model repository, created if missing.
-        base_model: Hub id of the model the adapter goes on, when the folder records a local one (stage II
-            records its merged base). The uploaded `adapter_config.json` names it, so `load_finedefics_model(repo_id)`
-            finds it.
+        base_model: Hub id of the model the adapter goes on, when the folder records a local one; for a stage II
+            adapter, of the original base (the stage I merge's, when its record names a Hub id already). The uploaded
+            `adapter_config.json` files name it, so `load_finedefics_model(repo_id)` finds it.
         datasets: Hub ids (or names) of the training data, listed on the card.
         evaluation_report: a `report.json` written by `finedefics evaluate`; its accuracy table goes on the card.
+        stage1_adapter: folder or Hub id of a stage II adapter's stage I adapter, when the merge's record of it is
+            out of date (the folder moved).
+        upload_merged_base: for a stage II adapter, upload its merged base (a full model) instead of the stage I
+            adapter: loading then downloads more but merges nothing.
         private / revision / token: as for `HfApi.create_repo` / `upload_folder` (`revision`: an existing branch).
 
     Returns:
@@ -425,7 +502,17 @@ def push_adapter(
     if not (adapter_dir / ADAPTER_CONFIG_NAME).is_file():
         raise FileNotFoundError(f"{adapter_dir} has no {ADAPTER_CONFIG_NAME}: it is not a peft adapter folder.")
     peft_config = PeftConfig.from_pretrained(str(adapter_dir))
-    if base_model is not None:
+    parts, stages = _stage2_parts(adapter_dir, stage1_adapter, upload_merged_base)
+    if stages is not None:
+        merged_from = stage1_merge_record(adapter_dir)["base_model"]
+        base_model = base_model or (merged_from if is_hub_id(merged_from) else None)
+        if base_model is None and not upload_merged_base:
+            raise ValueError(
+                f"The stage I adapter of this stage II adapter was merged into the local folder {merged_from!r}, "
+                "which nobody else can load: pass --model_name_or_path with the Hub id of that model."
+            )
+        peft_config.base_model_name_or_path = base_model
+    elif base_model is not None:
         peft_config.base_model_name_or_path = base_model
     elif not is_hub_id(peft_config.base_model_name_or_path):
         raise ValueError(
@@ -447,6 +534,7 @@ def push_adapter(
             training=summary["hyperparameters"],
             datasets=datasets or [],
             evaluation_report=report,
+            stages=stages,
         )
     )
     HfApi(token=token).create_repo(repo_id, private=private, exist_ok=True)
@@ -458,5 +546,23 @@ def push_adapter(
         token=token,
         revision=revision,
         commit_message=commit_message,
+        parts=parts,
+        stages=stages,
     )
     return commit.commit_url
+
+
+def _stage2_parts(
+    adapter_dir: Path, stage1_adapter: str | os.PathLike | None, upload_merged_base: bool
+) -> tuple[dict[str, Path], dict[str, str] | None]:
+    """The subfolders a stage II adapter is pushed with ({subfolder: folder}) and its `STAGES_NAME`; nothing for
+    another adapter."""
+    record = stage1_merge_record(adapter_dir)
+    if record is None:
+        if upload_merged_base or stage1_adapter is not None:
+            raise ValueError(f"{adapter_dir} is not a stage II adapter on a stage I merge: it has no merged base.")
+        return {}, None
+    if upload_merged_base:
+        return {MERGED_BASE_SUBFOLDER: Path(adapter_base_model(adapter_dir))}, {"merged_base": MERGED_BASE_SUBFOLDER}
+    stage1 = _adapter_folder(stage1_adapter or record["adapter"])
+    return {STAGE1_SUBFOLDER: stage1}, {"stage1_adapter": STAGE1_SUBFOLDER}
