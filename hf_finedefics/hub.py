@@ -32,11 +32,20 @@ import tempfile
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from fnmatch import fnmatch
+from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
 import torch
-from huggingface_hub import CommitInfo, HfApi, ModelCard, ModelCardData, snapshot_download
+from huggingface_hub import (
+    CommitInfo,
+    EvalResult,
+    HfApi,
+    ModelCard,
+    ModelCardData,
+    snapshot_download,
+    try_to_load_from_cache,
+)
 from peft import PeftConfig, PeftModel
 from transformers import TrainingArguments
 from transformers.trainer import TRAINING_ARGS_NAME
@@ -63,6 +72,57 @@ CARD_TAGS = ["finedefics", "fgvr", "fine-grained-visual-recognition", "lora"]
 # safe to load from a folder someone else made).
 TRAINING_SUMMARY_NAME = "finedefics_training.json"
 STAGE_TAGS = {"stage1": "contrastive-alignment", "stage2": "instruction-tuning"}
+# What TRL's own card adds for the trainer of each stage (stage II is TRL's SFTTrainer).
+TRAINER_TAGS = {"stage1": ["generated_from_trainer"], "stage2": ["generated_from_trainer", "trl", "sft"]}
+FRAMEWORKS = {
+    "hf-finedefics": "hf-finedefics",
+    "PEFT": "peft",
+    "TRL": "trl",
+    "Transformers": "transformers",
+    "PyTorch": "torch",
+    "Datasets": "datasets",
+    "Tokenizers": "tokenizers",
+}
+MODEL_CARD_TEMPLATE = """---
+{{ card_data }}
+---
+
+# {{ model_name }}
+
+A {{ kind }} for `{{ base_model_name }}` trained with hf-finedefics ({{ what }}), the method of "Analyzing and \
+Boosting the Power of Fine-Grained Visual Recognition for Multi-modal Large Language Models" (Finedefics, ICLR 2025; \
+[authors' code]({{ code_url }})).
+
+## Usage
+
+{{ usage }}
+{% if training_data %}
+## Training data
+
+{% for name in training_data %}- `{{ name }}`
+{% endfor %}{% endif %}{% if hyperparameters %}
+## Training hyper-parameters
+
+| Setting | Value |
+|---|---|
+{% for name, value in hyperparameters.items() %}| {{ name }} | {{ value }} |
+{% endfor %}{% endif %}{% if evaluation_table %}
+## Evaluation
+
+Multiple-choice fine-grained visual recognition accuracy (%), the paper's Table 2 protocol (`finedefics evaluate`):
+
+{{ evaluation_table }}
+{% endif %}
+## Framework versions
+
+{% for name, number in framework_versions.items() %}- {{ name }}: {{ number }}
+{% endfor %}
+## Citation
+
+```bibtex
+{{ citation }}
+```
+"""
 STAGE_DESCRIPTIONS = {
     "stage1": "stage I, attribute augmented contrastive learning: the generation loss on attribute descriptions "
     "plus object-attribute, attribute-category and category-category contrastive losses with hard negatives "
@@ -134,9 +194,18 @@ def training_hyperparameters(training_args: TrainingArguments) -> dict[str, Any]
     return table | (card_rows() if card_rows is not None else {})
 
 
+def framework_versions() -> dict[str, str]:
+    """The versions of the libraries that train and load a Finedefics model (the card's "Framework versions")."""
+    return {name: version(package) for name, package in FRAMEWORKS.items()}
+
+
 def training_summary(training_args: TrainingArguments) -> dict[str, Any]:
     """What the model card says about a run, as plain JSON written beside the adapter (`TRAINING_SUMMARY_NAME`)."""
-    return {"stage": training_stage(training_args), "hyperparameters": training_hyperparameters(training_args)}
+    return {
+        "stage": training_stage(training_args),
+        "hyperparameters": training_hyperparameters(training_args),
+        "framework_versions": framework_versions(),
+    }
 
 
 def load_training_summary(folder: str | os.PathLike) -> dict[str, Any] | None:
@@ -192,6 +261,36 @@ def hyperparameters(
     return table | (training or {})
 
 
+def evaluation_results(report: dict[str, Any], model: str | None = None) -> list[EvalResult] | None:
+    """The accuracies of `model` in an evaluation `report.json` as model-index results (one per dataset and
+    scorer); `model` may be left out when the report holds one model. None when the report has no such model."""
+    models = {row["model"] for row in report["rows"]}
+    if model is None and len(models) == 1:
+        model = models.pop()
+    rows = [row for row in report["rows"] if row["model"] == model]
+    if not rows:
+        logger.warning(
+            "The evaluation report holds models %s: name the one this card is for (--eval_model) to add its results "
+            "to the card's metadata.",
+            sorted({row["model"] for row in report["rows"]}),
+        )
+        return None
+    return [
+        EvalResult(
+            task_type="image-classification",
+            task_name="Fine-grained visual recognition (4-way multiple choice)",
+            dataset_type=name,
+            dataset_name=DATASETS[name].display_name if name in DATASETS else name,
+            dataset_split="test",
+            metric_type="accuracy",
+            metric_name=f"Accuracy ({row['scorer']})",
+            metric_value=summary["accuracy"],
+        )
+        for row in rows
+        for name, summary in row["datasets"].items()
+    ]
+
+
 def evaluation_table(report: dict[str, Any]) -> str:
     """The accuracy table (%) of an evaluation `report.json` (`finedefics evaluate`), as markdown."""
     names = report["datasets"]
@@ -222,7 +321,19 @@ class AdapterCardInfo:
     evaluation_report: dict[str, Any] | None = None
     quantization: str | None = None
     tags: list[str] = field(default_factory=list)
+    license: str | None = None
+    evaluation_model: str | None = None  # the row name of this model in `evaluation_report`
+    framework_versions: dict[str, str] | None = None  # as trained (`training_summary`), else the versions now
     stages: dict[str, str] | None = None  # a stage II repo's `STAGES_NAME`: where the parts of its base are
+
+
+def base_model_license(base_model: str | None) -> str | None:
+    """The license on the card of `base_model` when it is a Hub model whose card is in the local Hub cache (as
+    loading it leaves it), else None: an adapter inherits its base's license unless told otherwise."""
+    if not is_hub_id(base_model):
+        return None
+    card = try_to_load_from_cache(base_model, "README.md")
+    return ModelCard.load(card).data.license if isinstance(card, str) else None
 
 
 def _stages_usage(stages: dict[str, str], base_model: str | None) -> str:
@@ -232,8 +343,8 @@ def _stages_usage(stages: dict[str, str], base_model: str | None) -> str:
             f"`{stages['merged_base']}/`; loading puts this adapter on it:"
         )
     return (
-        f"The stage I adapter is in `{stages['stage1_adapter']}/`; loading merges it into `{base_model}`, the base "
-        "this stage II adapter was trained on, then puts this adapter on top (plain peft loading would skip stage I):"
+        f"The stage I adapter is in `{stages['stage1_adapter']}/`; loading merges it into `{base_model}` (stage II "
+        "was trained on that merge), then puts this adapter on top (plain peft loading would skip stage I):"
     )
 
 
@@ -255,46 +366,41 @@ def _usage(info: AdapterCardInfo) -> str:
 
 
 def build_model_card(info: AdapterCardInfo) -> ModelCard:
-    """A model card with Hub metadata (base model, peft, datasets, tags, pipeline) and a body giving the training
-    stage, the hyper-parameters, the evaluation table when known, how to load the adapter, and the citation. Local
-    paths (a local base, data folder or stage I adapter) are not named: the card is published."""
+    """A model card with Hub metadata (license, base model, peft, datasets, tags with TRL's, pipeline, the
+    evaluation as model-index results) and a body giving the training stage, the hyper-parameters, the evaluation
+    table when known, how to load the adapter, the framework versions and the citation. Local paths (a local base,
+    data folder or stage I adapter) are not named: the card is published."""
     stage = info.stage
-    tags = [*CARD_TAGS, *([STAGE_TAGS[stage]] if stage else []), *info.tags]
+    tags = [*CARD_TAGS, *([STAGE_TAGS[stage]] if stage else []), *TRAINER_TAGS.get(stage, []), *info.tags]
+    report = info.evaluation_report
     card_data = ModelCardData(
+        license=info.license,
         base_model=info.base_model if is_hub_id(info.base_model) else None,
         datasets=[name for name in info.datasets if is_hub_id(name)] or None,
         library_name="peft" if info.peft_config is not None else "transformers",
         pipeline_tag="image-text-to-text",
         tags=list(dict.fromkeys(tags)),
         model_name=info.model_name,
+        eval_results=evaluation_results(report, info.evaluation_model) if report is not None else None,
     )
     what = STAGE_DESCRIPTIONS[stage] if stage else "Finedefics training"
-    kind = "LoRA adapter" if info.peft_config is not None else "model"
-    sections = [
-        f"# {info.model_name}",
-        f"A {kind} for `{public_name(str(info.base_model))}` trained with hf-finedefics ({what}), the method of "
-        '"Analyzing and Boosting the Power of Fine-Grained Visual Recognition for Multi-modal Large Language Models" '
-        f"(Finedefics, ICLR 2025; [authors' code]({AUTHORS_CODE_URL})).",
-        "## Usage",
-        _usage(info),
-    ]
-    if info.datasets:
-        sections += ["## Training data", "\n".join(f"- `{public_name(name)}`" for name in info.datasets)]
     table = hyperparameters(info.peft_config, info.training, info.quantization)
-    if table:
-        rows = "\n".join(
-            f"| {name} | {public_name(value) if isinstance(value, str) else value} |" for name, value in table.items()
-        )
-        sections += ["## Training hyper-parameters", f"| Setting | Value |\n|---|---|\n{rows}"]
-    if info.evaluation_report is not None:
-        sections += [
-            "## Evaluation",
-            "Multiple-choice fine-grained visual recognition accuracy (%), the paper's Table 2 protocol "
-            "(`finedefics evaluate`):",
-            evaluation_table(info.evaluation_report),
-        ]
-    sections += ["## Citation", f"```bibtex\n{FINEDEFICS_CITATION}\n```"]
-    return ModelCard(f"---\n{card_data.to_yaml()}\n---\n\n" + "\n\n".join(sections) + "\n")
+    return ModelCard.from_template(
+        card_data,
+        template_str=MODEL_CARD_TEMPLATE,
+        kind="LoRA adapter" if info.peft_config is not None else "model",
+        base_model_name=public_name(str(info.base_model)),
+        what=what,
+        code_url=AUTHORS_CODE_URL,
+        usage=_usage(info),
+        training_data=[public_name(name) for name in info.datasets],
+        hyperparameters={
+            name: public_name(value) if isinstance(value, str) else value for name, value in table.items()
+        },
+        evaluation_table=evaluation_table(report) if report is not None else None,
+        framework_versions=info.framework_versions or framework_versions(),
+        citation=FINEDEFICS_CITATION,
+    )
 
 
 class FinedeficsModelCardMixin:
@@ -342,7 +448,9 @@ class FinedeficsModelCardMixin:
             training=training_hyperparameters(args),
             datasets=datasets,
             quantization="4-bit NF4 (QLoRA)" if getattr(peft_model or unwrapped, "is_loaded_in_4bit", False) else None,
-            tags=[tags] if isinstance(tags, str) else list(tags or []),
+            # the trainer's own tags (TRL's trainers add theirs this way) beside those asked for
+            tags=[*getattr(self, "_tag_names", []), *([tags] if isinstance(tags, str) else list(tags or []))],
+            license=kwargs.get("license") or base_model_license(base_model),
         )
         os.makedirs(args.output_dir, exist_ok=True)
         build_model_card(info).save(os.path.join(args.output_dir, "README.md"))
@@ -467,6 +575,8 @@ def push_adapter(
     base_model: str | None = None,
     datasets: list[str] | None = None,
     evaluation_report: str | os.PathLike | None = None,
+    evaluation_model: str | None = None,
+    license: str | None = None,
     stage1_adapter: str | os.PathLike | None = None,
     upload_merged_base: bool = False,
     private: bool = False,
@@ -488,7 +598,10 @@ def push_adapter(
             adapter, of the original base (the stage I merge's, when its record names a Hub id already). The uploaded
             `adapter_config.json` files name it, so `load_finedefics_model(repo_id)` finds it.
         datasets: Hub ids (or names) of the training data, listed on the card.
-        evaluation_report: a `report.json` written by `finedefics evaluate`; its accuracy table goes on the card.
+        evaluation_report: a `report.json` written by `finedefics evaluate`; its accuracy table goes on the card,
+            and this model's accuracies into its metadata (model-index).
+        evaluation_model: the report's name of this model, when the report holds several.
+        license: the card's license (a Hub license id); default: the base model's, when its card is cached here.
         stage1_adapter: folder or Hub id of a stage II adapter's stage I adapter, when the merge's record of it is
             out of date (the folder moved).
         upload_merged_base: for a stage II adapter, upload its merged base (a full model) instead of the stage I
@@ -534,6 +647,9 @@ def push_adapter(
             training=summary["hyperparameters"],
             datasets=datasets or [],
             evaluation_report=report,
+            evaluation_model=evaluation_model,
+            license=license or base_model_license(peft_config.base_model_name_or_path),
+            framework_versions=summary.get("framework_versions"),
             stages=stages,
         )
     )

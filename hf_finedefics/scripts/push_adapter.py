@@ -33,6 +33,13 @@ class PushAdapterArguments:
     eval_report: str | None = field(
         default=None, metadata={"help": "report.json written by `finedefics evaluate`: its table goes on the card."}
     )
+    eval_model: str | None = field(
+        default=None, metadata={"help": "This model's name in --eval_report, when the report holds several."}
+    )
+    license: str | None = field(
+        default=None,
+        metadata={"help": "License of the card (a Hub license id, e.g. apache-2.0); default: the base model's."},
+    )
     dataset_name: list[str] | None = field(
         default=None, metadata={"help": "Training dataset(s), Hub ids linked from the card (several allowed)."}
     )
@@ -76,6 +83,8 @@ def main(args: PushAdapterArguments) -> None:
         base_model=args.model_name_or_path,
         datasets=args.dataset_name,
         evaluation_report=args.eval_report,
+        evaluation_model=args.eval_model,
+        license=args.license,
         stage1_adapter=args.stage1_adapter,
         upload_merged_base=args.upload_merged_base,
         private=args.private,
