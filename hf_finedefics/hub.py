@@ -338,8 +338,9 @@ def base_model_license(base_model: str | None) -> str | None:
 
 def _stages_usage(stages: dict[str, str], base_model: str | None) -> str:
     if "merged_base" in stages:
+        base = f"`{base_model}`" if is_hub_id(base_model) else "the original base"
         return (
-            f"The base it was trained on ({public_name(str(base_model))} with the stage I adapter merged in) is in "
+            f"The base it was trained on ({base} with the stage I adapter merged in) is in "
             f"`{stages['merged_base']}/`; loading puts this adapter on it:"
         )
     return (

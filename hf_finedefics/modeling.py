@@ -240,22 +240,25 @@ def merge_adapter(
     max_shard_size: str = "5GB",
     overwrite: bool = False,
 ) -> Path:
-    """Merge `adapter` (Hub id or folder) into `base_model` (default: the base recorded in the adapter) and
-    save the merged model and processor to `output_dir`, which is returned.
+    """Merge `adapter` (Hub id or folder) into `base_model` (default: the base recorded in the adapter; for a
+    published stage II repo, the base it rebuilds, see `published_stages`) and save the merged model and processor
+    to `output_dir`, which is returned.
 
     `output_dir` is never the base or the adapter (nor a folder holding them). An existing non-empty `output_dir` is
     replaced only with `overwrite`, and only when it holds a model (an earlier merge); checked before loading."""
+    # A stage II repo's own base is built from its parts: loading it alone does that (its recorded base lacks stage I).
+    rebuilds_base = base_model is None and published_stages(adapter, adapter_revision) is not None
     base_model = base_model or adapter_base_model(adapter, adapter_revision)
     if base_model is None:
         raise ValueError(f"{adapter!r} is not a peft adapter (no adapter_config.json).")
     output_dir = Path(output_dir)
     _check_merge_target(output_dir, {"base model": base_model, "adapter": adapter}, overwrite)
     model, processor = load_finedefics_model(
-        base_model,
-        adapter,
+        adapter if rebuilds_base else base_model,
+        None if rebuilds_base else adapter,
         dtype=dtype,
         merge_adapter=True,
-        revision=revision,
+        revision=adapter_revision if rebuilds_base else revision,
         adapter_revision=adapter_revision,
     )
     # Written into a side folder renamed into place when complete, with a marker written last: a kill at any point

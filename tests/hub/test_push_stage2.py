@@ -13,6 +13,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import huggingface_hub
 import pytest
 import torch
 from peft import get_peft_model
@@ -142,3 +143,19 @@ def test_a_moved_stage1_adapter_is_named_or_refused(run_dir, fake_hub, tmp_path)
     finally:
         moved.rename(stage1)
     assert "stage1/adapter_model.safetensors" in files
+
+
+def test_merging_a_pushed_stage2_repo_keeps_stage1(run_dir, fake_hub, tmp_path, monkeypatch):
+    """`finedefics merge` on the repo folds base + stage I + stage II, not stage II onto the bare base."""
+    _push(run_dir, fake_hub, tmp_path / "repo")
+    cache = tmp_path / "hub-cache"
+    tiny_base = create_tiny_checkpoint("idefics2")
+    publish_to_local_cache(cache, BASE_REPO_ID, tiny_base, {path.name for path in tiny_base.iterdir()})
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(cache))
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
+
+    merged = merge_adapter(tmp_path / "repo", tmp_path / "merged")
+
+    expected = _logits(*load_finedefics_model(run_dir / "stage2"))
+    # merging stage II into the weights changes the float rounding, not more
+    torch.testing.assert_close(_logits(*load_finedefics_model(merged)), expected, atol=1e-4, rtol=1e-4)
