@@ -106,7 +106,7 @@ class BuildConfig:
         default=None,
         metadata={
             "help": "Answer cache file; unset: $HF_FINEDEFICS_CACHE/answers.sqlite or "
-            "~/.cache/hf_finedefics/answers.sqlite."
+            "$HF_HOME/finedefics/answers.sqlite."
         },
     )
     num_shards: int = field(default=1, metadata={"help": "Split the description step into this many shards."})

@@ -15,10 +15,20 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from huggingface_hub import constants
+
+
+def finedefics_cache_dir() -> Path:
+    """The folder hf-finedefics caches in (answers, tiny checkpoints, pretrained worlds, the demo's default run):
+    `$HF_FINEDEFICS_CACHE`, else `finedefics` under the Hugging Face home (`$HF_HOME`, default
+    ~/.cache/huggingface), so a machine or Space that moves its HF cache (e.g. to persistent storage) moves it too."""
+    if "HF_FINEDEFICS_CACHE" in os.environ:
+        return Path(os.environ["HF_FINEDEFICS_CACHE"])
+    return Path(constants.HF_HOME) / "finedefics"
+
 
 def default_cache_path() -> Path:
-    root = Path(os.environ.get("HF_FINEDEFICS_CACHE", Path.home() / ".cache" / "hf_finedefics"))
-    return root / "answers.sqlite"
+    return finedefics_cache_dir() / "answers.sqlite"
 
 
 def content_hash(data: bytes) -> str:

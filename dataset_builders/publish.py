@@ -24,7 +24,9 @@ from pathlib import Path
 
 import datasets
 import yaml
+from datasets.info import DatasetInfosDict
 from datasets.table import embed_table_storage
+from huggingface_hub import DatasetCardData
 from huggingface_hub.errors import HFValidationError
 from huggingface_hub.utils import validate_repo_id
 
@@ -218,27 +220,29 @@ def dataset_card(
     configs: dict[str, datasets.Dataset], info: DatasetCardInfo, written: dict[str, tuple[str, int]]
 ) -> str:
     """README.md text: YAML front matter (license, configs, features) and a description of the build."""
-    metadata = {
-        "license": info.license,
-        "pretty_name": info.pretty_name,
-        "task_categories": ["image-classification", "visual-question-answering"],
-        "tags": ["fine-grained-visual-recognition", "finedefics", "attribute-descriptions", "hard-negatives"],
-        "size_categories": [_size_category(max(d.num_rows for d in configs.values()))],
-        "configs": [
+    card_data = DatasetCardData(
+        license=info.license,
+        pretty_name=info.pretty_name,
+        task_categories=["image-classification", "visual-question-answering"],
+        tags=["fine-grained-visual-recognition", "finedefics", "attribute-descriptions", "hard-negatives"],
+        size_categories=[_size_category(max(d.num_rows for d in configs.values()))],
+        configs=[
             {"config_name": name, "data_files": [{"split": "train", "path": written[name][0]}]} for name in configs
         ],
-        "dataset_info": [
-            {
-                "config_name": name,
-                **datasets.DatasetInfo(features=d.features)._to_yaml_dict(),
-                "splits": [{"name": "train", "num_bytes": written[name][1], "num_examples": d.num_rows}],
-            }
+    )
+    # The features and split sizes in the layout `load_dataset` reads (`dataset_info`), written by `datasets` itself.
+    DatasetInfosDict(
+        {
+            name: datasets.DatasetInfo(
+                features=d.features,
+                splits=datasets.SplitDict({"train": datasets.SplitInfo("train", written[name][1], d.num_rows)}),
+            )
             for name, d in configs.items()
-        ],
-    }
+        }
+    ).to_dataset_card_data(card_data)
     lines = [
         "---",
-        yaml.safe_dump(metadata, sort_keys=False, allow_unicode=True).rstrip(),
+        card_data.to_yaml(),
         "---",
         "",
         f"# {info.pretty_name}",

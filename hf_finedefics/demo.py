@@ -12,8 +12,9 @@ critters, or a typed list) the page shows:
 The model comes from ``$FINEDEFICS_MODEL`` (Hub id or folder; a full checkpoint or an adapter) and optional
 ``$FINEDEFICS_ADAPTER``, or ``finedefics demo --model_name_or_path ... --adapter ...``. With neither, the
 Finedefics model of the default run in ``./finedefics-default`` (what ``finedefics run`` writes) when it is
-finished, else the embedded default: built by the ``finedefics run`` pipeline on first use (a few minutes on
-CPU), with progress in the page. The log says which one is used.
+finished, else the embedded default: built by the ``finedefics run`` pipeline if missing (a few minutes on CPU).
+Launched (``launch_demo``, the Space), the model is loaded, and the default built, at start-up, before serving: no
+visitor waits for it. The log says which one is used.
 
 Run: ``python spaces_app/app.py`` (honours GRADIO_SERVER_NAME / GRADIO_SERVER_PORT) or ``finedefics demo``.
 """
@@ -36,6 +37,7 @@ import gradio as gr
 import pandas as pd
 from PIL import Image, ImageOps
 
+from dataset_builders.cache import finedefics_cache_dir
 from dataset_builders.images import to_rgb
 from dataset_builders.prompts import OPTION_LETTERS
 from dataset_builders.registry import FGVR_BENCHMARKS
@@ -210,7 +212,7 @@ class DemoModel:
             else:
                 logger.info(
                     "No model given and no finished default run in ./%s: using the embedded default model, built "
-                    "into %s on first use (minutes on CPU). Pass --model_name_or_path to use another.",
+                    "into %s if missing (minutes on CPU). Pass --model_name_or_path to use another.",
                     DEFAULT_RUN_DIR,
                     default_run_dir(),
                 )
@@ -289,13 +291,25 @@ def write_examples(directory: Path) -> list[Path]:
     return paths
 
 
+def _log_progress(fraction: float, message: str) -> None:
+    logger.info("%3.0f%% %s", 100 * fraction, message)
+
+
 def build_demo(
-    model: str | None = None, adapter: str | None = None, processor_kwargs: dict | None = None
+    model: str | None = None,
+    adapter: str | None = None,
+    processor_kwargs: dict | None = None,
+    *,
+    load_now: bool = False,
 ) -> gr.Blocks:
-    """The demo page, queued. `model` / `adapter` default to $FINEDEFICS_MODEL / $FINEDEFICS_ADAPTER."""
+    """The demo page, queued. `model` / `adapter` default to $FINEDEFICS_MODEL / $FINEDEFICS_ADAPTER. With
+    `load_now` the model is loaded (the embedded default built if missing) here, before the page exists, instead of
+    when the first visitor opens it."""
     demo_model = DemoModel(
         model or os.environ.get("FINEDEFICS_MODEL"), adapter or os.environ.get("FINEDEFICS_ADAPTER"), processor_kwargs
     )
+    if load_now:
+        demo_model.load(progress=_log_progress)
 
     def model_status(progress: gr.Progress = gr.Progress()) -> str:  # noqa: B008 (gradio injects its tracker here)
         """Load the model when the page opens, so a build of the embedded default shows its progress here."""
@@ -401,8 +415,9 @@ def launch_demo(
     share: bool = False,
     processor_kwargs: dict | None = None,
 ) -> None:
-    """Build and serve the demo; `server_name` / `server_port` default to Gradio's (GRADIO_SERVER_NAME / _PORT)."""
-    build_demo(model, adapter, processor_kwargs).launch(
+    """Load the model, then build and serve the demo (a Space starts here: its visitors never wait for a model
+    build); `server_name` / `server_port` default to Gradio's (GRADIO_SERVER_NAME / _PORT)."""
+    build_demo(model, adapter, processor_kwargs, load_now=True).launch(
         server_name=server_name, server_port=server_port, share=share, max_file_size=MAX_UPLOAD_BYTES, css=APP_CSS
     )
 
@@ -416,8 +431,7 @@ def default_run_model(run_dir: str | os.PathLike = DEFAULT_RUN_DIR) -> Path | No
 
 
 def default_run_dir() -> Path:
-    cache = Path(os.environ.get("HF_FINEDEFICS_CACHE", Path.home() / ".cache" / "hf_finedefics"))
-    return cache / "default-run"
+    return finedefics_cache_dir() / "default-run"
 
 
 def ensure_default_model(progress: Progress | None = None) -> Path:

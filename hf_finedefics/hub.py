@@ -13,6 +13,10 @@ Both upload only the `PUBLISHED_FILES` (an allow-list), staged in a temporary fo
 model (training_args.bin with the Hub token and local paths, fingerprints, logs, checkpoints) never leaves the
 machine, nor does the card or adapter_config.json name a local path.
 
+A stage II adapter is trained on a local base, the original base with the stage I adapter merged in. Pushing it
+uploads what rebuilding that base needs in a subfolder of the same repo: the stage I adapter (`stage1/`, small) by
+default, or the merged base itself (`stage1-merged/`, a full model) when asked; `STAGES_NAME` says which.
+
 Loading a published adapter is one call: `hf_finedefics.modeling.load_finedefics_model(repo_id)`.
 """
 
@@ -28,11 +32,20 @@ import tempfile
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from fnmatch import fnmatch
+from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
 import torch
-from huggingface_hub import CommitInfo, HfApi, ModelCard, ModelCardData
+from huggingface_hub import (
+    CommitInfo,
+    EvalResult,
+    HfApi,
+    ModelCard,
+    ModelCardData,
+    snapshot_download,
+    try_to_load_from_cache,
+)
 from peft import PeftConfig, PeftModel
 from transformers import TrainingArguments
 from transformers.trainer import TRAINING_ARGS_NAME
@@ -42,7 +55,14 @@ from dataset_builders.publish import is_hub_id, public_name
 
 from .evaluation.items import DATASETS
 from .losses import FINEDEFICS_CITATION
-from .modeling import ADAPTER_CONFIG_NAME, record_relative_base_model
+from .modeling import (
+    ADAPTER_CONFIG_NAME,
+    MERGE_DONE_NAME,
+    STAGES_NAME,
+    adapter_base_model,
+    is_complete_merge,
+    record_relative_base_model,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -56,6 +76,61 @@ STAGE_TAGS = {
     "stage2": "instruction-tuning",
     "stage3": "reinforcement-fine-tuning",
 }
+# What TRL's own card adds for the trainer of each stage (stage II is TRL's SFTTrainer).
+TRAINER_TAGS = {
+    "stage1": ["generated_from_trainer"],
+    "stage2": ["generated_from_trainer", "trl", "sft"],
+    "stage3": ["generated_from_trainer", "trl", "grpo"],
+}
+FRAMEWORKS = {
+    "hf-finedefics": "hf-finedefics",
+    "PEFT": "peft",
+    "TRL": "trl",
+    "Transformers": "transformers",
+    "PyTorch": "torch",
+    "Datasets": "datasets",
+    "Tokenizers": "tokenizers",
+}
+MODEL_CARD_TEMPLATE = """---
+{{ card_data }}
+---
+
+# {{ model_name }}
+
+A {{ kind }} for `{{ base_model_name }}` trained with hf-finedefics ({{ what }}), the method of "Analyzing and \
+Boosting the Power of Fine-Grained Visual Recognition for Multi-modal Large Language Models" (Finedefics, ICLR 2025; \
+[authors' code]({{ code_url }})).
+
+## Usage
+
+{{ usage }}
+{% if training_data %}
+## Training data
+
+{% for name in training_data %}- `{{ name }}`
+{% endfor %}{% endif %}{% if hyperparameters %}
+## Training hyper-parameters
+
+| Setting | Value |
+|---|---|
+{% for name, value in hyperparameters.items() %}| {{ name }} | {{ value }} |
+{% endfor %}{% endif %}{% if evaluation_table %}
+## Evaluation
+
+Multiple-choice fine-grained visual recognition accuracy (%), the paper's Table 2 protocol (`finedefics evaluate`):
+
+{{ evaluation_table }}
+{% endif %}
+## Framework versions
+
+{% for name, number in framework_versions.items() %}- {{ name }}: {{ number }}
+{% endfor %}
+## Citation
+
+```bibtex
+{{ citation }}
+```
+"""
 STAGE_DESCRIPTIONS = {
     "stage1": "stage I, attribute augmented contrastive learning: the generation loss on attribute descriptions "
     "plus object-attribute, attribute-category and category-category contrastive losses with hard negatives "
@@ -87,6 +162,9 @@ PUBLISHED_FILES = (
     "vocab.json",
     "merges.txt",
 )
+# Where a pushed stage II repo keeps the parts of its base (see `STAGES_NAME`).
+STAGE1_SUBFOLDER = "stage1"
+MERGED_BASE_SUBFOLDER = "stage1-merged"
 
 
 def without_credentials(training_args: TrainingArguments) -> TrainingArguments:
@@ -125,9 +203,18 @@ def training_hyperparameters(training_args: TrainingArguments) -> dict[str, Any]
     return table | (card_rows() if card_rows is not None else {})
 
 
+def framework_versions() -> dict[str, str]:
+    """The versions of the libraries that train and load a Finedefics model (the card's "Framework versions")."""
+    return {name: version(package) for name, package in FRAMEWORKS.items()}
+
+
 def training_summary(training_args: TrainingArguments) -> dict[str, Any]:
     """What the model card says about a run, as plain JSON written beside the adapter (`TRAINING_SUMMARY_NAME`)."""
-    return {"stage": training_stage(training_args), "hyperparameters": training_hyperparameters(training_args)}
+    return {
+        "stage": training_stage(training_args),
+        "hyperparameters": training_hyperparameters(training_args),
+        "framework_versions": framework_versions(),
+    }
 
 
 def load_training_summary(folder: str | os.PathLike) -> dict[str, Any] | None:
@@ -183,6 +270,36 @@ def hyperparameters(
     return table | (training or {})
 
 
+def evaluation_results(report: dict[str, Any], model: str | None = None) -> list[EvalResult] | None:
+    """The accuracies of `model` in an evaluation `report.json` as model-index results (one per dataset and
+    scorer); `model` may be left out when the report holds one model. None when the report has no such model."""
+    models = {row["model"] for row in report["rows"]}
+    if model is None and len(models) == 1:
+        model = models.pop()
+    rows = [row for row in report["rows"] if row["model"] == model]
+    if not rows:
+        logger.warning(
+            "The evaluation report holds models %s: name the one this card is for (--eval_model) to add its results "
+            "to the card's metadata.",
+            sorted({row["model"] for row in report["rows"]}),
+        )
+        return None
+    return [
+        EvalResult(
+            task_type="image-classification",
+            task_name="Fine-grained visual recognition (4-way multiple choice)",
+            dataset_type=name,
+            dataset_name=DATASETS[name].display_name if name in DATASETS else name,
+            dataset_split="test",
+            metric_type="accuracy",
+            metric_name=f"Accuracy ({row['scorer']})",
+            metric_value=summary["accuracy"],
+        )
+        for row in rows
+        for name, summary in row["datasets"].items()
+    ]
+
+
 def evaluation_table(report: dict[str, Any]) -> str:
     """The accuracy table (%) of an evaluation `report.json` (`finedefics evaluate`), as markdown."""
     names = report["datasets"]
@@ -213,14 +330,43 @@ class AdapterCardInfo:
     evaluation_report: dict[str, Any] | None = None
     quantization: str | None = None
     tags: list[str] = field(default_factory=list)
+    license: str | None = None
+    evaluation_model: str | None = None  # the row name of this model in `evaluation_report`
+    framework_versions: dict[str, str] | None = None  # as trained (`training_summary`), else the versions now
+    stages: dict[str, str] | None = None  # a stage II repo's `STAGES_NAME`: where the parts of its base are
+
+
+def base_model_license(base_model: str | None) -> str | None:
+    """The license on the card of `base_model` when it is a Hub model whose card is in the local Hub cache (as
+    loading it leaves it), else None: an adapter inherits its base's license unless told otherwise."""
+    if not is_hub_id(base_model):
+        return None
+    card = try_to_load_from_cache(base_model, "README.md")
+    return ModelCard.load(card).data.license if isinstance(card, str) else None
+
+
+def _stages_usage(stages: dict[str, str], base_model: str | None) -> str:
+    if "merged_base" in stages:
+        base = f"`{base_model}`" if is_hub_id(base_model) else "the original base"
+        return (
+            f"The base it was trained on ({base} with the stage I adapter merged in) is in "
+            f"`{stages['merged_base']}/`; loading puts this adapter on it:"
+        )
+    return (
+        f"The stage I adapter is in `{stages['stage1_adapter']}/`; loading merges it into `{base_model}` (stage II "
+        "was trained on that merge), then puts this adapter on top (plain peft loading would skip stage I):"
+    )
 
 
 def _usage(info: AdapterCardInfo) -> str:
-    if info.repo_id is not None and is_hub_id(info.base_model):
-        return (
+    if info.repo_id is not None and (is_hub_id(info.base_model) or info.stages is not None):
+        load = (
             "```python\nfrom hf_finedefics.modeling import load_finedefics_model\n\n"
-            f'model, processor = load_finedefics_model("{info.repo_id}")  # loads {info.base_model} under it\n```'
+            f'model, processor = load_finedefics_model("{info.repo_id}")'
+            + (f"  # loads {info.base_model} under it" if info.stages is None else "")
+            + "\n```"
         )
+        return load if info.stages is None else f"{_stages_usage(info.stages, info.base_model)}\n\n{load}"
     adapter = info.repo_id or "<this adapter>"
     return (
         "The adapter was trained on a local model; load it on that model, or on its published copy:\n\n"
@@ -230,46 +376,41 @@ def _usage(info: AdapterCardInfo) -> str:
 
 
 def build_model_card(info: AdapterCardInfo) -> ModelCard:
-    """A model card with Hub metadata (base model, peft, datasets, tags, pipeline) and a body giving the training
-    stage, the hyper-parameters, the evaluation table when known, how to load the adapter, and the citation. Local
-    paths (a local base, data folder or stage I adapter) are not named: the card is published."""
+    """A model card with Hub metadata (license, base model, peft, datasets, tags with TRL's, pipeline, the
+    evaluation as model-index results) and a body giving the training stage, the hyper-parameters, the evaluation
+    table when known, how to load the adapter, the framework versions and the citation. Local paths (a local base,
+    data folder or stage I adapter) are not named: the card is published."""
     stage = info.stage
-    tags = [*CARD_TAGS, *([STAGE_TAGS[stage]] if stage else []), *info.tags]
+    tags = [*CARD_TAGS, *([STAGE_TAGS[stage]] if stage else []), *TRAINER_TAGS.get(stage, []), *info.tags]
+    report = info.evaluation_report
     card_data = ModelCardData(
+        license=info.license,
         base_model=info.base_model if is_hub_id(info.base_model) else None,
         datasets=[name for name in info.datasets if is_hub_id(name)] or None,
         library_name="peft" if info.peft_config is not None else "transformers",
         pipeline_tag="image-text-to-text",
         tags=list(dict.fromkeys(tags)),
         model_name=info.model_name,
+        eval_results=evaluation_results(report, info.evaluation_model) if report is not None else None,
     )
     what = STAGE_DESCRIPTIONS[stage] if stage else "Finedefics training"
-    kind = "LoRA adapter" if info.peft_config is not None else "model"
-    sections = [
-        f"# {info.model_name}",
-        f"A {kind} for `{public_name(str(info.base_model))}` trained with hf-finedefics ({what}), the method of "
-        '"Analyzing and Boosting the Power of Fine-Grained Visual Recognition for Multi-modal Large Language Models" '
-        f"(Finedefics, ICLR 2025; [authors' code]({AUTHORS_CODE_URL})).",
-        "## Usage",
-        _usage(info),
-    ]
-    if info.datasets:
-        sections += ["## Training data", "\n".join(f"- `{public_name(name)}`" for name in info.datasets)]
     table = hyperparameters(info.peft_config, info.training, info.quantization)
-    if table:
-        rows = "\n".join(
-            f"| {name} | {public_name(value) if isinstance(value, str) else value} |" for name, value in table.items()
-        )
-        sections += ["## Training hyper-parameters", f"| Setting | Value |\n|---|---|\n{rows}"]
-    if info.evaluation_report is not None:
-        sections += [
-            "## Evaluation",
-            "Multiple-choice fine-grained visual recognition accuracy (%), the paper's Table 2 protocol "
-            "(`finedefics evaluate`):",
-            evaluation_table(info.evaluation_report),
-        ]
-    sections += ["## Citation", f"```bibtex\n{FINEDEFICS_CITATION}\n```"]
-    return ModelCard(f"---\n{card_data.to_yaml()}\n---\n\n" + "\n\n".join(sections) + "\n")
+    return ModelCard.from_template(
+        card_data,
+        template_str=MODEL_CARD_TEMPLATE,
+        kind="LoRA adapter" if info.peft_config is not None else "model",
+        base_model_name=public_name(str(info.base_model)),
+        what=what,
+        code_url=AUTHORS_CODE_URL,
+        usage=_usage(info),
+        training_data=[public_name(name) for name in info.datasets],
+        hyperparameters={
+            name: public_name(value) if isinstance(value, str) else value for name, value in table.items()
+        },
+        evaluation_table=evaluation_table(report) if report is not None else None,
+        framework_versions=info.framework_versions or framework_versions(),
+        citation=FINEDEFICS_CITATION,
+    )
 
 
 class FinedeficsModelCardMixin:
@@ -317,7 +458,9 @@ class FinedeficsModelCardMixin:
             training=training_hyperparameters(args),
             datasets=datasets,
             quantization="4-bit NF4 (QLoRA)" if getattr(peft_model or unwrapped, "is_loaded_in_4bit", False) else None,
-            tags=[tags] if isinstance(tags, str) else list(tags or []),
+            # the trainer's own tags (TRL's trainers add theirs this way) beside those asked for
+            tags=[*getattr(self, "_tag_names", []), *([tags] if isinstance(tags, str) else list(tags or []))],
+            license=kwargs.get("license") or base_model_license(base_model),
         )
         os.makedirs(args.output_dir, exist_ok=True)
         build_model_card(info).save(os.path.join(args.output_dir, "README.md"))
@@ -370,6 +513,19 @@ def _is_adapter(folder: str | os.PathLike) -> bool:
     return (Path(folder) / ADAPTER_CONFIG_NAME).is_file()
 
 
+def _stage_published_files(folder: str | os.PathLike, staging: Path, base_model: str | None) -> None:
+    """Copy the `PUBLISHED_FILES` of `folder` (top level only) into `staging`, an adapter's `adapter_config.json`
+    made to name `base_model`."""
+    staging.mkdir(parents=True, exist_ok=True)
+    for path in Path(folder).iterdir():
+        if path.is_file() and any(fnmatch(path.name, pattern) for pattern in PUBLISHED_FILES):
+            shutil.copyfile(path, staging / path.name)
+    if _is_adapter(staging):
+        config = json.loads((staging / ADAPTER_CONFIG_NAME).read_text(encoding="utf-8"))
+        config["base_model_name_or_path"] = base_model
+        (staging / ADAPTER_CONFIG_NAME).write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
+
+
 def upload_published_files(
     folder: str | os.PathLike,
     repo_id: str,
@@ -379,23 +535,47 @@ def upload_published_files(
     token: str | None,
     revision: str | None,
     commit_message: str | None,
+    parts: dict[str, Path] | None = None,
+    stages: dict[str, str] | None = None,
 ) -> CommitInfo:
     """Upload the `PUBLISHED_FILES` of `folder` (top level only) with `card` as README.md to the model repo
-    `repo_id`. They are staged in a temporary folder, where an adapter's `adapter_config.json` is made to name
-    `base_model` (a Hub id, or None for a local base nobody else can load): `folder` is never changed."""
+    `repo_id`, and those of each of `parts` ({subfolder: folder}) into that subfolder, with `stages` as
+    `STAGES_NAME` when given. They are staged in a temporary folder, where each adapter's `adapter_config.json` is
+    made to name `base_model` (a Hub id, or None for a local base nobody else can load): no folder is changed."""
     with tempfile.TemporaryDirectory(prefix="finedefics-upload-") as staging:
         staging = Path(staging)
-        for path in Path(folder).iterdir():
-            if path.is_file() and any(fnmatch(path.name, pattern) for pattern in PUBLISHED_FILES):
-                shutil.copyfile(path, staging / path.name)
+        _stage_published_files(folder, staging, base_model)
+        for subfolder, part in (parts or {}).items():
+            _stage_published_files(part, staging / subfolder, base_model)
+        if stages is not None:
+            (staging / STAGES_NAME).write_text(json.dumps(stages, indent=2) + "\n", encoding="utf-8")
         card.save(staging / "README.md")
-        if _is_adapter(staging):
-            config = json.loads((staging / ADAPTER_CONFIG_NAME).read_text(encoding="utf-8"))
-            config["base_model_name_or_path"] = base_model
-            (staging / ADAPTER_CONFIG_NAME).write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
         return HfApi(token=token).upload_folder(
             repo_id=repo_id, folder_path=staging, commit_message=commit_message, revision=revision
         )
+
+
+def stage1_merge_record(adapter_dir: str | os.PathLike) -> dict[str, str] | None:
+    """What the base of the adapter in `adapter_dir` was merged from ({"adapter": stage I adapter, "base_model":
+    its base}, as `merge_adapter` records them) when that base is a local merge, as stage II's is; else None."""
+    base = adapter_base_model(adapter_dir)
+    if base is None or not Path(base).is_dir() or not is_complete_merge(base):
+        return None
+    return json.loads((Path(base) / MERGE_DONE_NAME).read_text(encoding="utf-8"))
+
+
+def _adapter_folder(adapter: str | os.PathLike) -> Path:
+    """A local folder holding `adapter` (a folder, or a Hub id, fetched)."""
+    if Path(adapter).is_dir() or not is_hub_id(str(adapter)):
+        folder = Path(adapter)
+    else:
+        folder = Path(snapshot_download(str(adapter)))
+    if not _is_adapter(folder):
+        raise FileNotFoundError(
+            f"The stage I adapter {adapter} (recorded by the stage II base's merge) has no {ADAPTER_CONFIG_NAME}: "
+            "pass --stage1_adapter with its folder or Hub id."
+        )
+    return folder
 
 
 def push_adapter(
@@ -405,6 +585,10 @@ def push_adapter(
     base_model: str | None = None,
     datasets: list[str] | None = None,
     evaluation_report: str | os.PathLike | None = None,
+    evaluation_model: str | None = None,
+    license: str | None = None,
+    stage1_adapter: str | os.PathLike | None = None,
+    upload_merged_base: bool = False,
     private: bool = False,
     revision: str | None = None,
     token: str | None = None,
@@ -413,14 +597,25 @@ def push_adapter(
     """Upload the adapter in `adapter_dir` with a model card to `repo_id`: only the `PUBLISHED_FILES`, staged in a
     temporary folder (`upload_published_files`), so `adapter_dir` is left exactly as it was.
 
+    A stage II adapter, whose base is the local merge of the stage I adapter into the original base
+    (`stage1_merge_record`), is uploaded with the stage I adapter in `STAGE1_SUBFOLDER`, or with the merged base in
+    `MERGED_BASE_SUBFOLDER` when `upload_merged_base`: `load_finedefics_model(repo_id)` rebuilds the base from it.
+
     Args:
         adapter_dir: a peft adapter folder (as `finedefics stage1` / `stage2` save them).
         repo_id: the Hub model repository, created if missing.
-        base_model: Hub id of the model the adapter goes on, when the folder records a local one (stage II
-            records its merged base). The uploaded `adapter_config.json` names it, so `load_finedefics_model(repo_id)`
-            finds it.
+        base_model: Hub id of the model the adapter goes on, when the folder records a local one; for a stage II
+            adapter, of the original base (the stage I merge's, when its record names a Hub id already). The uploaded
+            `adapter_config.json` files name it, so `load_finedefics_model(repo_id)` finds it.
         datasets: Hub ids (or names) of the training data, listed on the card.
-        evaluation_report: a `report.json` written by `finedefics evaluate`; its accuracy table goes on the card.
+        evaluation_report: a `report.json` written by `finedefics evaluate`; its accuracy table goes on the card,
+            and this model's accuracies into its metadata (model-index).
+        evaluation_model: the report's name of this model, when the report holds several.
+        license: the card's license (a Hub license id); default: the base model's, when its card is cached here.
+        stage1_adapter: folder or Hub id of a stage II adapter's stage I adapter, when the merge's record of it is
+            out of date (the folder moved).
+        upload_merged_base: for a stage II adapter, upload its merged base (a full model) instead of the stage I
+            adapter: loading then downloads more but merges nothing.
         private / revision / token: as for `HfApi.create_repo` / `upload_folder` (`revision`: an existing branch).
 
     Returns:
@@ -430,7 +625,17 @@ def push_adapter(
     if not (adapter_dir / ADAPTER_CONFIG_NAME).is_file():
         raise FileNotFoundError(f"{adapter_dir} has no {ADAPTER_CONFIG_NAME}: it is not a peft adapter folder.")
     peft_config = PeftConfig.from_pretrained(str(adapter_dir))
-    if base_model is not None:
+    parts, stages = _stage2_parts(adapter_dir, stage1_adapter, upload_merged_base)
+    if stages is not None:
+        merged_from = stage1_merge_record(adapter_dir)["base_model"]
+        base_model = base_model or (merged_from if is_hub_id(merged_from) else None)
+        if base_model is None and not upload_merged_base:
+            raise ValueError(
+                f"The stage I adapter of this stage II adapter was merged into the local folder {merged_from!r}, "
+                "which nobody else can load: pass --model_name_or_path with the Hub id of that model."
+            )
+        peft_config.base_model_name_or_path = base_model
+    elif base_model is not None:
         peft_config.base_model_name_or_path = base_model
     elif not is_hub_id(peft_config.base_model_name_or_path):
         raise ValueError(
@@ -452,6 +657,10 @@ def push_adapter(
             training=summary["hyperparameters"],
             datasets=datasets or [],
             evaluation_report=report,
+            evaluation_model=evaluation_model,
+            license=license or base_model_license(peft_config.base_model_name_or_path),
+            framework_versions=summary.get("framework_versions"),
+            stages=stages,
         )
     )
     HfApi(token=token).create_repo(repo_id, private=private, exist_ok=True)
@@ -463,5 +672,23 @@ def push_adapter(
         token=token,
         revision=revision,
         commit_message=commit_message,
+        parts=parts,
+        stages=stages,
     )
     return commit.commit_url
+
+
+def _stage2_parts(
+    adapter_dir: Path, stage1_adapter: str | os.PathLike | None, upload_merged_base: bool
+) -> tuple[dict[str, Path], dict[str, str] | None]:
+    """The subfolders a stage II adapter is pushed with ({subfolder: folder}) and its `STAGES_NAME`; nothing for
+    another adapter."""
+    record = stage1_merge_record(adapter_dir)
+    if record is None:
+        if upload_merged_base or stage1_adapter is not None:
+            raise ValueError(f"{adapter_dir} is not a stage II adapter on a stage I merge: it has no merged base.")
+        return {}, None
+    if upload_merged_base:
+        return {MERGED_BASE_SUBFOLDER: Path(adapter_base_model(adapter_dir))}, {"merged_base": MERGED_BASE_SUBFOLDER}
+    stage1 = _adapter_folder(stage1_adapter or record["adapter"])
+    return {STAGE1_SUBFOLDER: stage1}, {"stage1_adapter": STAGE1_SUBFOLDER}

@@ -4,6 +4,10 @@ Every part of the project that needs a model (both stages, merging, evaluation, 
 `load_finedefics_model`, so an adapter folder, an adapter repo on the Hub and a merged checkpoint are all
 interchangeable wherever a model is asked for.
 
+A stage II adapter trained on the base with the stage I adapter merged in, as `finedefics push-adapter` publishes
+it, is one repo: the stage II adapter on top, with `STAGES_NAME` naming a subfolder holding either the stage I
+adapter (merged into the base on loading) or the merged base itself. `load_finedefics_model(repo)` rebuilds it.
+
 `merge_adapter` folds a LoRA adapter into its full-precision base and saves a standalone checkpoint (weights,
 generation config, processor) that plain `from_pretrained` loads. QLoRA adapters are merged into the unquantized
 base: merging into 4-bit weights would round the update away.
@@ -18,7 +22,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import torch
-from huggingface_hub import hf_hub_download
+from huggingface_hub import hf_hub_download, snapshot_download
 from huggingface_hub.errors import EntryNotFoundError, LocalEntryNotFoundError, RepositoryNotFoundError
 from peft import PeftModel
 from transformers import AutoModelForImageTextToText, AutoProcessor, BitsAndBytesConfig, ProcessorMixin
@@ -28,6 +32,9 @@ from .backbones import get_backbone
 ADAPTER_CONFIG_NAME = "adapter_config.json"
 # Written last into a merged folder: its presence means the merge finished.
 MERGE_DONE_NAME = "finedefics_merge.json"
+# In a published stage II repo: {"stage1_adapter": subfolder} or {"merged_base": subfolder}, what its base is made of.
+STAGES_NAME = "finedefics_stages.json"
+STAGE_PARTS = ("stage1_adapter", "merged_base")
 # Files that mark a folder as carrying a saved processor (newer and older transformers layouts).
 _PROCESSOR_FILES = ("processor_config.json", "preprocessor_config.json")
 Quantization = Literal["4bit", "8bit"] | BitsAndBytesConfig | None
@@ -65,6 +72,25 @@ def adapter_base_model(adapter: str | os.PathLike, revision: str | None = None) 
     if Path(adapter).is_dir() and not Path(base).is_absolute() and relative_to_adapter.is_dir():
         return os.path.normpath(relative_to_adapter)
     return base
+
+
+def published_stages(repo: str | os.PathLike, revision: str | None = None) -> tuple[str, Path] | None:
+    """For a stage II repo (Hub id or folder) published with its base's parts (`STAGES_NAME`): the part
+    ("stage1_adapter" or "merged_base") and its folder here (fetched from the Hub: that subfolder only). None for
+    any other model or adapter."""
+    stages_file = _local_file(repo, STAGES_NAME, revision)
+    if stages_file is None:
+        return None
+    stages = json.loads(stages_file.read_text())
+    parts = [part for part in STAGE_PARTS if part in stages]
+    if len(parts) != 1:
+        raise ValueError(f"{STAGES_NAME} of {repo} must name exactly one of {', '.join(STAGE_PARTS)}; got {stages}.")
+    subfolder = stages[parts[0]]
+    if Path(repo).is_dir():
+        return parts[0], Path(repo) / subfolder
+    return parts[0], Path(
+        snapshot_download(str(repo), revision=revision, allow_patterns=[f"{subfolder}/*"])
+    ) / subfolder
 
 
 def record_relative_base_model(adapter_dir: str | os.PathLike, root: str | os.PathLike) -> None:
@@ -145,7 +171,9 @@ def load_finedefics_model(
 
     Args:
         model_id_or_path: Hub id or local folder of a full checkpoint, or of a peft adapter (adapter_config.json),
-            in which case the base model recorded in the adapter is loaded under it.
+            in which case the base model recorded in the adapter is loaded under it. A published stage II repo
+            (`published_stages`) builds its base from its own parts: the recorded base with the stage I adapter
+            merged in, or the merged base it ships.
         adapter: Hub id or local folder of a peft adapter to put on `model_id_or_path` (the base model).
         quantization: None (full precision), "4bit" (NF4, compute in `dtype`, or bf16 if `dtype` is "auto"),
             "8bit", or a `BitsAndBytesConfig`.
@@ -164,12 +192,23 @@ def load_finedefics_model(
     Returns:
         `(model, processor)`: the model in eval mode (a `peft.PeftModel` when an adapter is loaded and not merged).
     """
+    stage1_adapter = None  # merged into the base before `adapter` goes on top
     if adapter is None:
-        recorded_base = adapter_base_model(model_id_or_path, revision)
-        if recorded_base is not None:
-            model_id_or_path, adapter, adapter_revision, revision = recorded_base, model_id_or_path, revision, None
-    if merge_adapter and quantization is not None:
-        raise ValueError("Cannot merge an adapter into a quantized model; load in full precision to merge.")
+        stages = published_stages(model_id_or_path, revision)
+        if stages is not None:
+            part, folder = stages
+            model_id_or_path, adapter, adapter_revision, revision = folder, model_id_or_path, revision, None
+            if part == "stage1_adapter":
+                stage1_adapter, model_id_or_path = folder, adapter_base_model(folder)
+        else:
+            recorded_base = adapter_base_model(model_id_or_path, revision)
+            if recorded_base is not None:
+                model_id_or_path, adapter, adapter_revision, revision = recorded_base, model_id_or_path, revision, None
+    if (merge_adapter or stage1_adapter is not None) and quantization is not None:
+        raise ValueError(
+            "Cannot merge an adapter into a quantized model; load in full precision to merge (a stage II repo that "
+            "ships its stage I adapter merges it on loading: merge it once with `merge_adapter` and quantize that)."
+        )
 
     compute_dtype = torch.bfloat16 if dtype == "auto" else dtype
     model = AutoModelForImageTextToText.from_pretrained(
@@ -180,6 +219,8 @@ def load_finedefics_model(
         device_map=device_map,
         **model_kwargs,
     )
+    if stage1_adapter is not None:
+        model = PeftModel.from_pretrained(model, stage1_adapter).merge_and_unload()
     if require_backbone:
         get_backbone(model)  # fail early, with the list of supported families, on an unsupported architecture
     processor = load_processor(
@@ -209,22 +250,25 @@ def merge_adapter(
     max_shard_size: str = "5GB",
     overwrite: bool = False,
 ) -> Path:
-    """Merge `adapter` (Hub id or folder) into `base_model` (default: the base recorded in the adapter) and
-    save the merged model and processor to `output_dir`, which is returned.
+    """Merge `adapter` (Hub id or folder) into `base_model` (default: the base recorded in the adapter; for a
+    published stage II repo, the base it rebuilds, see `published_stages`) and save the merged model and processor
+    to `output_dir`, which is returned.
 
     `output_dir` is never the base or the adapter (nor a folder holding them). An existing non-empty `output_dir` is
     replaced only with `overwrite`, and only when it holds a model (an earlier merge); checked before loading."""
+    # A stage II repo's own base is built from its parts: loading it alone does that (its recorded base lacks stage I).
+    rebuilds_base = base_model is None and published_stages(adapter, adapter_revision) is not None
     base_model = base_model or adapter_base_model(adapter, adapter_revision)
     if base_model is None:
         raise ValueError(f"{adapter!r} is not a peft adapter (no adapter_config.json).")
     output_dir = Path(output_dir)
     _check_merge_target(output_dir, {"base model": base_model, "adapter": adapter}, overwrite)
     model, processor = load_finedefics_model(
-        base_model,
-        adapter,
+        adapter if rebuilds_base else base_model,
+        None if rebuilds_base else adapter,
         dtype=dtype,
         merge_adapter=True,
-        revision=revision,
+        revision=adapter_revision if rebuilds_base else revision,
         adapter_revision=adapter_revision,
     )
     # Written into a side folder renamed into place when complete, with a marker written last: a kill at any point
@@ -234,7 +278,10 @@ def merge_adapter(
         shutil.rmtree(partial)
     model.save_pretrained(partial, max_shard_size=max_shard_size)
     processor.save_pretrained(partial)
-    (partial / MERGE_DONE_NAME).write_text(json.dumps({"adapter": str(adapter), "base_model": str(base_model)}))
+    # Local sources are recorded absolute: publishing the stage II adapter trained on this merge finds them.
+    record = {role: os.path.abspath(source) if Path(source).is_dir() else str(source)
+              for role, source in (("adapter", adapter), ("base_model", base_model))}  # fmt: skip
+    (partial / MERGE_DONE_NAME).write_text(json.dumps(record))
     if output_dir.exists():  # empty, or a model `overwrite` allows replacing
         shutil.rmtree(output_dir)
     partial.rename(output_dir)

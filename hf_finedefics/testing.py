@@ -42,6 +42,8 @@ from transformers.models.idefics3.image_processing_pil_idefics3 import Idefics3I
 from transformers.models.llava_onevision.image_processing_pil_llava_onevision import LlavaOnevisionImageProcessorPil
 from transformers.models.qwen2_vl.image_processing_pil_qwen2_vl import Qwen2VLImageProcessorPil
 
+from dataset_builders.cache import finedefics_cache_dir
+
 from .world.tokenization import LLAVA_CHAT_TEMPLATE, byte_level_tokenizer, idefics2_processor
 
 TinyArchitecture = Literal["idefics2", "llava", "idefics3", "gemma3"]
@@ -546,15 +548,14 @@ def create_tiny_checkpoint(
     """Save a tiny randomly initialised checkpoint of `architecture` and return its folder.
 
     Without `output_dir` the folder lives in a cache (``$HF_FINEDEFICS_CACHE`` or
-    ``~/.cache/hf_finedefics``) keyed by architecture, seed and version, and is built once.
+    ``$HF_HOME/finedefics``) keyed by architecture, seed and version, and is built once.
     The folder loads with `AutoModelForImageTextToText` / `AutoProcessor` (or `CLIPModel` /
     `CLIPProcessor` for ``"clip"``).
     """
     if architecture not in _BUILDERS:
         raise ValueError(f"Unknown tiny architecture {architecture!r}; choose from {sorted(_BUILDERS)}.")
     if output_dir is None:
-        cache = Path(os.environ.get("HF_FINEDEFICS_CACHE", Path.home() / ".cache" / "hf_finedefics"))
-        output_dir = cache / "tiny" / f"{architecture}-seed{seed}-v{_TINY_VERSION}"
+        output_dir = finedefics_cache_dir() / "tiny" / f"{architecture}-seed{seed}-v{_TINY_VERSION}"
     output_dir = Path(output_dir)
     if (output_dir / _MARKER).exists():
         return output_dir

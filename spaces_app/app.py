@@ -1,7 +1,8 @@
 """Hugging Face Space entry point: the Finedefics Gradio demo (`hf_finedefics.demo`).
 
 Runs with `python spaces_app/app.py`, honouring GRADIO_SERVER_NAME / GRADIO_SERVER_PORT and the model variables
-FINEDEFICS_MODEL / FINEDEFICS_ADAPTER.
+FINEDEFICS_MODEL / FINEDEFICS_ADAPTER. The model is loaded (without them, the embedded default built) before the
+app serves.
 """
 
 import logging

@@ -1,6 +1,6 @@
 """Build, pretrain and cache the small Idefics2 of the synthetic world (the embedded default's base model).
 
-The base is cached like a downloaded model: under ``$HF_FINEDEFICS_CACHE`` (default ``~/.cache/hf_finedefics``) in
+The base is cached like a downloaded model: under ``$HF_FINEDEFICS_CACHE`` (default ``$HF_HOME/finedefics``) in
 ``world/<key>``, where the key hashes everything that determines the weights (the world's dataset config minus its
 split sizes, the `WorldPretrainingConfig`, the code version). It is pretrained in ``world/<key>.partial``, with a
 resumable checkpoint every `save_steps`, and moved into place by one rename when done, so an interrupted build
@@ -27,6 +27,7 @@ import transformers
 from tqdm.auto import tqdm
 from transformers import AutoModelForImageTextToText, Idefics2Config
 
+from dataset_builders.cache import finedefics_cache_dir
 from dataset_builders.sources.synthetic import SyntheticFGVRConfig, synthetic_categories
 
 from ..evaluation.scoring import encode_answered_questions, render_answered_question
@@ -43,7 +44,7 @@ _NOT_IN_KEY = ("train_per_category", "test_per_category")
 
 
 def default_cache_dir() -> Path:
-    return Path(os.environ.get("HF_FINEDEFICS_CACHE", Path.home() / ".cache" / "hf_finedefics"))
+    return finedefics_cache_dir()
 
 
 def world_key(synthetic: SyntheticFGVRConfig, world: WorldPretrainingConfig) -> str:

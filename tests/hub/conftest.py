@@ -39,8 +39,9 @@ class FakeHub:
     created: list[dict] = field(default_factory=list)
     uploads: list[Upload] = field(default_factory=list)
 
-    def create_repo(self, api: HfApi, repo_id: str, *, private: bool | None = None, exist_ok: bool = False, **_):
+    def create_repo(self, api: HfApi, repo_id: str, *, private: bool | None = None, exist_ok: bool = False, **kwargs):
         self.created.append({"repo_id": repo_id, "private": private, "exist_ok": exist_ok})
+        self.created[-1] |= {key: kwargs[key] for key in ("repo_type", "space_sdk") if key in kwargs}
         return RepoUrl(f"https://huggingface.co/{repo_id}")
 
     def upload_folder(self, api: HfApi, *, repo_id: str, folder_path, run_as_future: bool = False, **kwargs):

@@ -4,6 +4,7 @@ through `Trainer.push_to_hub`, with only the Hub calls replaced (`conftest.FakeH
 from __future__ import annotations
 
 import json
+from importlib.metadata import version
 
 import pytest
 from huggingface_hub import ModelCard
@@ -79,6 +80,8 @@ def test_stage2_recipe_with_push_to_hub(tiny_base, fake_hub, tmp_path):
     card = _uploaded_card(fake_hub, output_dir)
     assert card.data.library_name == "peft"
     assert {"finedefics", "fgvr", "instruction-tuning"} <= set(card.data.tags)
+    assert {"trl", "sft"} <= set(card.data.tags)  # TRL's SFTTrainer tags, as its own card has them
+    assert f"- TRL: {version('trl')}" in card.text
     assert "| stage I adapter | none (instruction tuning only) |" in card.text
     assert "| instruction types | open_set, multiple_choice |" in card.text
     assert str(data) not in card.text  # the training data
