@@ -8,7 +8,7 @@ stage1 section for all of them alike, e.g. `logging_steps=5`), and reads the log
 top-1 retrieval object->attribute, attribute->category and object->category among the batch and each row's hard
 negatives, each loss term, and the mean cosine to positives and to hard negatives. Chance for a retrieval is about
 1 / (batch + hard negatives), higher for attribute->category and object->category where same-class rows of the
-batch share the name. Prints the final values per world and writes `curves.png` and `summary.json`.
+batch share the name. Prints the final values per world and writes `stage1_alignment.png` and `stage1_alignment.json` (beside a `table3_seeds.py` run's own files).
 """
 
 from __future__ import annotations
@@ -120,10 +120,10 @@ def main(argv: list[str] | None = None) -> dict:
         for key, values in final[variant].items():
             print(f"- {key}: {statistics.mean(values):.3f} ({' '.join(f'{v:.3f}' for v in values)})")
     output_dir.mkdir(parents=True, exist_ok=True)
-    _plot(histories, output_dir / "curves.png", batch_size)
+    _plot(histories, output_dir / "stage1_alignment.png", batch_size)
     summary = {"world_seeds": args.world_seeds, "stage1": stage1, "final": final, "histories": histories}
-    (output_dir / "summary.json").write_text(json.dumps(summary, indent=1) + "\n")
-    print(f"\n{output_dir / 'summary.json'}, {output_dir / 'curves.png'}")
+    (output_dir / "stage1_alignment.json").write_text(json.dumps(summary, indent=1) + "\n")
+    print(f"\n{output_dir / 'stage1_alignment.json'}, {output_dir / 'stage1_alignment.png'}")
     return summary
 
 

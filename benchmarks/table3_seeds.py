@@ -92,7 +92,7 @@ def _plot(per_seed: dict[str, dict[str, dict[str, float]]], variants: list[str],
     axis.invert_yaxis()
     axis.set_xlim(-2, 102)
     axis.set_xlabel(f"4-way multiple-choice accuracy (%): ours by {scorer}, the paper's by letter")
-    axis.set_title(f"Table 3 / 6b: the embedded default over {len(per_seed)} (world, seed) pairs, vs the paper")
+    axis.set_title(f"Table 3 / 6b, embedded default: {len(per_seed)} (world, seed) pairs vs the paper", loc="right")
     axis.legend(loc="lower right", fontsize="small")
     figure.tight_layout()
     figure.savefig(path, dpi=120)
