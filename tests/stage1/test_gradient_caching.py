@@ -147,7 +147,8 @@ def test_cached_training_with_accumulation_gives_the_same_weights(triples, tmp_p
     for plain, cached in zip(plain_logs, cached_logs):
         for key, value in plain.items():
             if key.startswith(("loss", "eval_loss", "eval_accuracy", "accuracy", "grad_norm")):
-                assert cached[key] == pytest.approx(value, rel=1e-7), key
+                # Float32 sums in another order (per mini-batch): equal to a few units of float32 epsilon (1.2e-7).
+                assert cached[key] == pytest.approx(value, rel=1e-6), key
 
 
 def test_rejects_a_non_positive_mini_batch_size(tmp_path):
