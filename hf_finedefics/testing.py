@@ -139,9 +139,12 @@ def _idefics2(output_dir: Path) -> None:
     _save_random_model(model, [tokenizer.eos_token_id, end_of_turn], tokenizer.pad_token_id, output_dir, processor)
 
 
-def _llava(output_dir: Path) -> None:
+def _llava_processor(chat_template: str, extra_corpus: tuple[str, ...] = ()) -> LlavaProcessor:
+    """The LLaVA processor (CLIP image processor, byte-level tokenizer with <image>) that the LLaVA-family tiny
+    checkpoints share; only the chat template and the tokenizer's extra words differ."""
     tokenizer = byte_level_tokenizer(
         ["<unk>", "<s>", "</s>", "<image>", "<pad>"],
+        extra_corpus=list(extra_corpus),
         bos_token="<s>",
         eos_token="</s>",
         unk_token="<unk>",
@@ -151,14 +154,19 @@ def _llava(output_dir: Path) -> None:
     image_processor = CLIPImageProcessorPil(
         size={"shortest_edge": _IMAGE_SIZE}, crop_size={"height": _IMAGE_SIZE, "width": _IMAGE_SIZE}
     )
-    processor = LlavaProcessor(
+    return LlavaProcessor(
         image_processor,
         tokenizer,
         patch_size=_PATCH_SIZE,
         vision_feature_select_strategy="default",
         num_additional_image_tokens=1,
-        chat_template=LLAVA_CHAT_TEMPLATE,
+        chat_template=chat_template,
     )
+
+
+def _llava(output_dir: Path) -> None:
+    processor = _llava_processor(LLAVA_CHAT_TEMPLATE)
+    tokenizer = processor.tokenizer
     config = LlavaConfig(
         text_config=_text_config("llama", len(tokenizer), tokenizer.pad_token_id, tokenizer.eos_token_id),
         vision_config=_vision_config(model_type="clip_vision_model", projection_dim=32),
@@ -183,26 +191,8 @@ VIPLLAVA_CHAT_TEMPLATE = (
 def _vipllava(output_dir: Path) -> None:
     """ViP-LLaVA: a CLIP encoder read at several layers (concatenated, layer-normed) under a Llama, served by the
     LLaVA processor; no Finedefics backbone adapter knows its model type."""
-    tokenizer = byte_level_tokenizer(
-        ["<unk>", "<s>", "</s>", "<image>", "<pad>"],
-        extra_corpus=["###Human: ###Assistant:"],
-        bos_token="<s>",
-        eos_token="</s>",
-        unk_token="<unk>",
-        pad_token="<pad>",
-        extra_special_tokens={"image_token": "<image>"},
-    )
-    image_processor = CLIPImageProcessorPil(
-        size={"shortest_edge": _IMAGE_SIZE}, crop_size={"height": _IMAGE_SIZE, "width": _IMAGE_SIZE}
-    )
-    processor = LlavaProcessor(
-        image_processor,
-        tokenizer,
-        patch_size=_PATCH_SIZE,
-        vision_feature_select_strategy="default",
-        num_additional_image_tokens=1,
-        chat_template=VIPLLAVA_CHAT_TEMPLATE,
-    )
+    processor = _llava_processor(VIPLLAVA_CHAT_TEMPLATE, extra_corpus=("###Human: ###Assistant:",))
+    tokenizer = processor.tokenizer
     config = VipLlavaConfig(
         text_config=_text_config("llama", len(tokenizer), tokenizer.pad_token_id, tokenizer.eos_token_id),
         vision_config=_vision_config(model_type="clip_vision_model", projection_dim=32),
