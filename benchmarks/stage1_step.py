@@ -57,7 +57,10 @@ def _measure(
     torch.manual_seed(0)
     checkpoint = create_tiny_checkpoint(architecture)
     model = AutoModelForImageTextToText.from_pretrained(checkpoint)
-    processor = AutoProcessor.from_pretrained(checkpoint)
+    # Stage I embeds each object as one whole image, as the recipes load Idefics2 (no crops).
+    processor = AutoProcessor.from_pretrained(
+        checkpoint, **({"do_image_splitting": False} if architecture == "idefics2" else {})
+    )
     backbone = get_backbone(model)
     rows = synthetic_triples(num_categories=16, train_per_category=batch_size // 16 + 1).select(range(batch_size))
     batch = ContrastiveAlignmentCollator(processor, backbone.eos_token_id)([rows[i] for i in range(batch_size)])
