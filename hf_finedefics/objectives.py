@@ -165,6 +165,18 @@ def _mini_batches(size: int, mini_batch_size: int) -> list[slice]:
     return [slice(start, start + mini_batch_size) for start in range(0, size, mini_batch_size)]
 
 
+def _rows_of(inputs: dict[str, torch.Tensor], rows: slice) -> dict[str, torch.Tensor]:
+    """The inputs of a slice of rows. Qwen-VL's flat `pixel_values` stacks every image's patches (`image_grid_thw`
+    holds each image's t x h x w), so it is cut at image boundaries rather than by row."""
+    part = {key: value[rows] for key, value in inputs.items()}
+    if "image_grid_thw" in inputs:
+        grids = inputs["image_grid_thw"]
+        offsets = torch.cat([grids.new_zeros(1), grids.prod(-1).cumsum(0)]).tolist()
+        first, stop, _ = rows.indices(len(grids))
+        part["pixel_values"] = inputs["pixel_values"][offsets[first] : offsets[stop]]
+    return part
+
+
 def cached_stage1_objective(
     model: nn.Module,
     inputs: dict[str, torch.Tensor],
@@ -192,7 +204,7 @@ def cached_stage1_objective(
     texts = {key: inputs[key] for key in TEXT_INPUTS}
     batch_size, num_texts = len(inputs["input_ids"]), len(inputs["text_input_ids"])
     for key, value in rows.items():
-        if len(value) != batch_size:
+        if len(value) != batch_size and not (key == "pixel_values" and "image_grid_thw" in rows):
             raise ValueError(
                 f"Gradient caching splits the batch by rows, but input {key!r} has {len(value)} rows, not {batch_size}."
             )
@@ -207,7 +219,7 @@ def cached_stage1_objective(
 
     def run(part: dict[str, torch.Tensor], part_slice: slice, seed: int) -> ContrastiveAlignmentOutput:
         with _replayable_randomness(seed, device):
-            return model(**{key: value[part_slice] for key, value in part.items()})
+            return model(**_rows_of(part, part_slice))
 
     # Pass 1: no graph. Evaluation computes the generation loss here; training leaves it for pass 2.
     first_pass_rows = rows if backward is None else {k: v for k, v in rows.items() if k not in GENERATION_INPUTS}
