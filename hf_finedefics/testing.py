@@ -11,9 +11,11 @@ the only place that knows they are tiny.
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import json
 import os
 import shutil
+from functools import partial
 from pathlib import Path
 from typing import Any, Literal
 
@@ -34,6 +36,7 @@ from transformers import (
     PreTrainedTokenizerFast,
     Qwen2_5_VLConfig,
     Qwen3VLConfig,
+    SmolVLMConfig,
     VipLlavaConfig,
 )
 from transformers.models.clip.image_processing_pil_clip import CLIPImageProcessorPil
@@ -46,11 +49,21 @@ from dataset_builders.cache import finedefics_cache_dir
 
 from .world.tokenization import LLAVA_CHAT_TEMPLATE, byte_level_tokenizer, idefics2_processor
 
-TinyArchitecture = Literal["idefics2", "llava", "idefics3", "gemma3"]
-TINY_ARCHITECTURES: tuple[TinyArchitecture, ...] = ("idefics2", "llava", "idefics3", "gemma3")
-# Families whose processor cannot be built here: transformers loads Qwen's processor with its video processor,
-# which needs torchvision (not installable next to this CPU torch). Their folders hold the model, the tokenizer
-# (with the chat template) and the image processor; tests drive them below the processor.
+TinyArchitecture = Literal[
+    "idefics2", "llava", "idefics3", "gemma3", "qwen2_5_vl", "qwen3_vl", "llava_onevision", "smolvlm"
+]
+# Families whose processor transformers builds with a video processor, which needs torchvision: their tests run in
+# the torchvision environment (README, "Tests"). Without torchvision their folders hold the model, the tokenizer
+# (with the chat template) and the image processor, and tests drive them below the processor.
+TORCHVISION_ARCHITECTURES: tuple[TinyArchitecture, ...] = ("qwen2_5_vl", "qwen3_vl", "llava_onevision", "smolvlm")
+TINY_ARCHITECTURES: tuple[TinyArchitecture, ...] = (
+    "idefics2",
+    "llava",
+    "idefics3",
+    "gemma3",
+    *TORCHVISION_ARCHITECTURES,
+)
+# The families tested below the processor, in every environment.
 PROCESSORLESS_ARCHITECTURES = ("qwen2_5_vl", "qwen3_vl", "llava_onevision")
 # Image-text-to-text families with no Finedefics backbone adapter: what evaluation of "any model" is tested on.
 UNREGISTERED_ARCHITECTURES = ("vipllava",)
@@ -250,6 +263,61 @@ def _idefics3(output_dir: Path) -> None:
     _save_random_model(model, [eos_token_id, end_of_turn], tokenizer.pad_token_id, output_dir, processor)
 
 
+# The chat template of HuggingFaceTB/SmolVLM2-2.2B-Instruct: SmolVLM's, with videos.
+SMOLVLM2_CHAT_TEMPLATE = SMOLVLM_CHAT_TEMPLATE.replace(
+    "{% elif line['type'] == 'image' %}{{ '<image>' }}{% endif %}",
+    "{% elif line['type'] == 'image' %}{{ '<image>' }}{% elif line['type'] == 'video' %}{{ '<video>' }}{% endif %}",
+)
+
+
+def _smolvlm(output_dir: Path) -> None:
+    """SmolVLM2 (`smolvlm`): Idefics3's layout (see `_idefics3`: tiles, global image, pixel shuffle by 2) with
+    SmolVLM's own processor, which adds a video processor."""
+    from transformers.models.smolvlm.image_processing_pil_smolvlm import SmolVLMImageProcessorPil
+
+    tile_tokens = ["<global-img>"] + [f"<row_{i}_col_{j}>" for i in range(1, 7) for j in range(1, 7)]
+    tokenizer = byte_level_tokenizer(
+        ["<|endoftext|>", "<|im_start|>", "<|im_end|>", "<fake_token_around_image>", "<image>", "<video>"]
+        + ["<end_of_utterance>", *tile_tokens],
+        bos_token="<|im_start|>",
+        eos_token="<end_of_utterance>",
+        unk_token="<|endoftext|>",
+        pad_token="<|im_end|>",
+        chat_template=SMOLVLM2_CHAT_TEMPLATE,
+    )
+    image_processor = SmolVLMImageProcessorPil(
+        do_image_splitting=True,
+        size={"longest_edge": 2 * _IMAGE_SIZE},
+        max_image_size={"longest_edge": _IMAGE_SIZE},
+    )
+    scale_factor = 2
+    image_seq_len = (_IMAGE_SIZE // _PATCH_SIZE) ** 2 // scale_factor**2
+    eos_token_id = tokenizer.convert_tokens_to_ids("<|im_end|>")
+    config = SmolVLMConfig(
+        text_config=_text_config("llama", len(tokenizer), tokenizer.pad_token_id, eos_token_id),
+        vision_config=_vision_config(),
+        scale_factor=scale_factor,
+        image_token_id=tokenizer.convert_tokens_to_ids("<image>"),
+        tie_word_embeddings=False,
+    )
+
+    def make_processor():
+        from transformers import SmolVLMProcessor, SmolVLMVideoProcessor
+
+        video_processor = SmolVLMVideoProcessor(
+            size={"longest_edge": 2 * _IMAGE_SIZE}, max_image_size={"longest_edge": _IMAGE_SIZE}
+        )
+        return SmolVLMProcessor(
+            image_processor,
+            tokenizer,
+            video_processor,
+            image_seq_len=image_seq_len,
+            chat_template=tokenizer.chat_template,
+        )
+
+    _save_with_video_processor(config, tokenizer, image_processor, make_processor, output_dir)
+
+
 # The chat template of google/gemma-3-4b-it: the system prompt joins the first user turn; the assistant is "model".
 GEMMA3_CHAT_TEMPLATE = (
     "{{ bos_token }}{%- if messages[0]['role'] == 'system' -%}{%- if messages[0]['content'] is string -%}"
@@ -346,12 +414,18 @@ def _qwen_vision_token_ids(tokenizer) -> dict[str, int]:
     return {f"{name}_token_id": tokenizer.convert_tokens_to_ids(token) for name, token in tokens.items()}
 
 
-def _save_processorless(config, tokenizer, image_processor, output_dir: Path) -> None:
-    """A random model of `config` saved with its tokenizer and image processor (no full processor: see
-    PROCESSORLESS_ARCHITECTURES); generation stops at EOS or padding."""
+def has_torchvision() -> bool:
+    """Whether the video processors of TORCHVISION_ARCHITECTURES, hence their full processors, can be built."""
+    return importlib.util.find_spec("torchvision") is not None
+
+
+def _save_with_video_processor(config, tokenizer, image_processor, make_processor, output_dir: Path) -> None:
+    """A random model of `config` saved with its full processor, `make_processor()`, where torchvision is
+    installed, else with its tokenizer and image processor only; generation stops at EOS or padding."""
     model = AutoModelForImageTextToText.from_config(config)
     eos_token_ids = [tokenizer.eos_token_id, tokenizer.pad_token_id]
-    _save_random_model(model, eos_token_ids, tokenizer.pad_token_id, output_dir, tokenizer, image_processor)
+    preprocessors = (make_processor(),) if has_torchvision() else (tokenizer, image_processor)
+    _save_random_model(model, eos_token_ids, tokenizer.pad_token_id, output_dir, *preprocessors)
 
 
 def _qwen_tokens_and_images(chat_template: str) -> tuple[PreTrainedTokenizerFast, Qwen2VLImageProcessorPil]:
@@ -368,6 +442,21 @@ def _qwen_tokens_and_images(chat_template: str) -> tuple[PreTrainedTokenizerFast
         patch_size=_PATCH_SIZE, temporal_patch_size=2, merge_size=2, min_pixels=16 * 16, max_pixels=_IMAGE_SIZE**2
     )
     return tokenizer, image_processor
+
+
+def _qwen_processor(processor_class: str, video_processor_class: str, tokenizer, image_processor):
+    """A Qwen-VL processor whose video processor matches `image_processor`'s patching and pixel bounds."""
+    import transformers
+
+    video_processor = getattr(transformers, video_processor_class)(
+        patch_size=_PATCH_SIZE,
+        temporal_patch_size=2,
+        merge_size=2,
+        size={"shortest_edge": 16 * 16, "longest_edge": _IMAGE_SIZE**2},
+    )
+    return getattr(transformers, processor_class)(
+        image_processor, tokenizer, video_processor, chat_template=tokenizer.chat_template
+    )
 
 
 def _qwen2_5_vl(output_dir: Path) -> None:
@@ -396,7 +485,10 @@ def _qwen2_5_vl(output_dir: Path) -> None:
         **_qwen_vision_token_ids(tokenizer),
         tie_word_embeddings=False,
     )
-    _save_processorless(config, tokenizer, image_processor, output_dir)
+    make_processor = partial(
+        _qwen_processor, "Qwen2_5_VLProcessor", "Qwen2VLVideoProcessor", tokenizer, image_processor
+    )
+    _save_with_video_processor(config, tokenizer, image_processor, make_processor, output_dir)
 
 
 def _qwen3_vl(output_dir: Path) -> None:
@@ -434,7 +526,8 @@ def _qwen3_vl(output_dir: Path) -> None:
         **_qwen_vision_token_ids(tokenizer),
         tie_word_embeddings=False,
     )
-    _save_processorless(config, tokenizer, image_processor, output_dir)
+    make_processor = partial(_qwen_processor, "Qwen3VLProcessor", "Qwen3VLVideoProcessor", tokenizer, image_processor)
+    _save_with_video_processor(config, tokenizer, image_processor, make_processor, output_dir)
 
 
 # The chat template of llava-hf/llava-onevision-qwen2-*-ov-hf (transformers' conversion script).
@@ -474,7 +567,20 @@ def _llava_onevision(output_dir: Path) -> None:
         image_grid_pinpoints=pinpoints,
         tie_word_embeddings=False,
     )
-    _save_processorless(config, tokenizer, image_processor, output_dir)
+
+    def make_processor():
+        from transformers import LlavaOnevisionProcessor, LlavaOnevisionVideoProcessor
+
+        return LlavaOnevisionProcessor(
+            image_processor,
+            tokenizer,
+            LlavaOnevisionVideoProcessor(size={"height": _IMAGE_SIZE, "width": _IMAGE_SIZE}),
+            num_image_tokens=(_IMAGE_SIZE // _PATCH_SIZE) ** 2,
+            vision_feature_select_strategy=config.vision_feature_select_strategy,
+            chat_template=tokenizer.chat_template,
+        )
+
+    _save_with_video_processor(config, tokenizer, image_processor, make_processor, output_dir)
 
 
 def _clip(output_dir: Path) -> None:
@@ -515,6 +621,7 @@ _BUILDERS = {
     "qwen2_5_vl": _qwen2_5_vl,
     "qwen3_vl": _qwen3_vl,
     "llava_onevision": _llava_onevision,
+    "smolvlm": _smolvlm,
     "vipllava": _vipllava,
     "clip": _clip,
 }
@@ -545,7 +652,9 @@ def create_tiny_checkpoint(
     if architecture not in _BUILDERS:
         raise ValueError(f"Unknown tiny architecture {architecture!r}; choose from {sorted(_BUILDERS)}.")
     if output_dir is None:
-        output_dir = finedefics_cache_dir() / "tiny" / f"{architecture}-seed{seed}-v{_TINY_VERSION}"
+        # With torchvision the folder also holds the full processor: another folder.
+        with_processor = "-processor" if architecture in TORCHVISION_ARCHITECTURES and has_torchvision() else ""
+        output_dir = finedefics_cache_dir() / "tiny" / f"{architecture}-seed{seed}-v{_TINY_VERSION}{with_processor}"
     output_dir = Path(output_dir)
     if (output_dir / _MARKER).exists():
         return output_dir

@@ -11,7 +11,8 @@ from PIL import Image
 from hf_finedefics.analysis import ANALYSES, run_analysis
 from hf_finedefics.cli import main as cli
 from hf_finedefics.modeling import load_finedefics_model
-from hf_finedefics.testing import TINY_ARCHITECTURES, create_tiny_checkpoint, paper_processor_kwargs
+from hf_finedefics.testing import create_tiny_checkpoint, paper_processor_kwargs
+from tests.architectures import TINY_ARCHITECTURE_PARAMS
 
 CLASSES = ["Chihuahua", "Japanese spaniel", "Maltese dog"]
 COLORS = [(200, 40, 40), (40, 200, 40), (40, 40, 200)]
@@ -54,7 +55,7 @@ def predictions_file(path):
     return path
 
 
-@pytest.mark.parametrize("architecture", TINY_ARCHITECTURES)
+@pytest.mark.parametrize("architecture", TINY_ARCHITECTURE_PARAMS)
 def test_all_analyses_on_a_tiny_model(architecture, tmp_path):
     checkpoint = create_tiny_checkpoint(architecture)
     model, processor = load_finedefics_model(checkpoint, processor_kwargs=paper_processor_kwargs(checkpoint))

@@ -13,11 +13,12 @@ from hf_finedefics.evaluation import (
     score_items,
 )
 from hf_finedefics.evaluation.scoring import display_class_name
-from hf_finedefics.testing import TINY_ARCHITECTURES, create_tiny_checkpoint
+from hf_finedefics.testing import create_tiny_checkpoint
 from hf_finedefics.trainer.instruction_tuning_trainer import prompt_completion
+from tests.architectures import TINY_ARCHITECTURE_PARAMS
 
 
-@pytest.fixture(scope="module", params=TINY_ARCHITECTURES)
+@pytest.fixture(scope="module", params=TINY_ARCHITECTURE_PARAMS)
 def tiny_model(request):
     path = create_tiny_checkpoint(request.param)
     return AutoModelForImageTextToText.from_pretrained(path).eval(), AutoProcessor.from_pretrained(path)
@@ -38,7 +39,7 @@ def test_chat_has_image_question_and_generation_prompt(tiny_model):
     assert "Which of these dogs is shown in the image?" in chat
     assert "A. Japanese spaniel\nB. Chihuahua" in chat
     assert chat.index(processor.image_token) < chat.index("Which of these dogs")
-    assert chat.rstrip().endswith(("Assistant:", "ASSISTANT:", "<start_of_turn>model"))
+    assert chat.rstrip().endswith(("Assistant:", "ASSISTANT:", "<start_of_turn>model", "<|im_start|>assistant"))
 
 
 def test_letter_tokens_cover_bare_and_spaced_letters(tiny_model):

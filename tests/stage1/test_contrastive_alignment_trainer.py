@@ -105,7 +105,7 @@ def test_training_step_updates_only_lora(tiny_model_and_processor, triples, tmp_
     trainable = {name for name, p in trainer.model.named_parameters() if p.requires_grad}
     assert with_grad and with_grad <= trainable
     assert all(_in_adapter(name) for name in trainable)
-    connector = ("modality_projection", "perceiver_resampler", "multi_modal_projector")
+    connector = ("modality_projection", "perceiver_resampler", "multi_modal_projector", "merger")
     assert any(part in name for name in with_grad for part in connector), "the connector gets no gradient"
     assert any(part in name for name in with_grad for part in ("text_model", "language_model"))
     assert not any(part in name for name in trainable for part in ("vision_model", "vision_tower"))
@@ -348,8 +348,10 @@ def test_two_process_ddp_matches_single_process(tmp_path):
 
 def test_full_fine_tuning_keeps_the_vision_encoder_frozen(tiny_checkpoint, triples, tmp_path):
     model = AutoModelForImageTextToText.from_pretrained(tiny_checkpoint)
+    # Qwen-VL's connector (`merger`, and Qwen3-VL's DeepStack mergers) lives inside `visual` and trains.
     vision = get_backbone(model).vision_encoder
-    before = {name: p.detach().clone() for name, p in vision.named_parameters()}
+    encoder = {name: p for name, p in vision.named_parameters() if "merger" not in name}
+    before = {name: p.detach().clone() for name, p in encoder.items()}
     trainer = ContrastiveAlignmentTrainer(
         model,
         _config(tmp_path, max_steps=1, learning_rate=1e-2),
@@ -357,11 +359,10 @@ def test_full_fine_tuning_keeps_the_vision_encoder_frozen(tiny_checkpoint, tripl
         processing_class=paper_processor(model),
     )
     trainer.train()
-    assert all(torch.equal(p, before[name]) for name, p in vision.named_parameters())
-    assert not any(p.requires_grad for p in vision.parameters())
-    projector = [
-        p for n, p in trainer.model.named_parameters() if "modality_projection" in n or "multi_modal_projector" in n
-    ]
+    assert all(torch.equal(p, before[name]) for name, p in encoder.items())
+    assert not any(p.requires_grad for p in encoder.values())
+    connector = ("modality_projection", "multi_modal_projector", "merger")
+    projector = [p for n, p in trainer.model.named_parameters() if any(part in n for part in connector)]
     assert projector and all(p.requires_grad for p in projector)
     trainer.save_model(str(tmp_path / "full"))
     reloaded = AutoModelForImageTextToText.from_pretrained(tmp_path / "full")

@@ -10,7 +10,8 @@ from transformers import AutoModelForImageTextToText, AutoProcessor
 
 from dataset_builders.prompts import multiple_choice_answer, multiple_choice_prompt, open_set_prompt
 from hf_finedefics.backbones import get_backbone
-from hf_finedefics.testing import TINY_ARCHITECTURES, create_tiny_checkpoint, paper_processor_kwargs
+from hf_finedefics.testing import create_tiny_checkpoint, paper_processor_kwargs
+from tests.architectures import TINY_ARCHITECTURE_PARAMS
 
 CATEGORIES = ["Chihuahua", "Japanese spaniel", "Maltese dog", "Papillon"]
 
@@ -38,7 +39,7 @@ def instruction_rows(num_images: int = 4, seed: int = 0) -> Dataset:
     return Dataset.from_dict(rows)
 
 
-@pytest.fixture(params=TINY_ARCHITECTURES)
+@pytest.fixture(params=TINY_ARCHITECTURE_PARAMS)
 def tiny_model_path(request):
     return create_tiny_checkpoint(request.param)
 

@@ -47,12 +47,15 @@ def test_prompt_completion_splits_at_the_answer(tiny_model_path, instructions):
     )
     answer = messages[1]["content"][0]["text"]
     # The completion is the answer, closed by the turn's stop token: Idefics2's and SmolVLM's templates end the
-    # turn with <end_of_utterance>, Gemma 3's with <end_of_turn>; LLaVA-1.5's ends with nothing, so EOS is appended.
+    # turn with <end_of_utterance>, Gemma 3's with <end_of_turn>, the ChatML ones (Qwen-VL, LLaVA-OneVision) with
+    # <|im_end|>; LLaVA-1.5's ends with nothing, so EOS is appended.
     full = processor.apply_chat_template(messages, tokenize=False)
     if "<end_of_utterance>" in full:
         assert rendered["completion"] == f" {answer}<end_of_utterance>\n"
     elif "<end_of_turn>" in full:
         assert rendered["completion"] == f"{answer}<end_of_turn>\n"
+    elif "<|im_end|>" in full:
+        assert rendered["completion"] == f"{answer}<|im_end|>\n"
     else:
         assert rendered["completion"] == f" {answer}{processor.tokenizer.eos_token}"
 
