@@ -23,6 +23,7 @@ from hf_finedefics.testing import create_tiny_checkpoint, paper_processor_kwargs
 from hf_finedefics.trainer.model_config import FinedeficsModelConfig
 from hf_finedefics.trainer.reinforcement_config import ReinforcementConfig
 from hf_finedefics.trainer.reinforcement_trainer import build_stage3_trainer, prepare_rl_dataset, train_stage3
+from tests.architectures import architecture_params
 from tests.stage2.conftest import make_stage1_adapter
 
 # Two prompts x two answers per step; short answers. On open-set prompts the similarity reward differs between two
@@ -41,7 +42,7 @@ TINY_GRPO = {
 }
 
 
-@pytest.mark.parametrize("architecture", ["idefics2", "llava"])
+@pytest.mark.parametrize("architecture", architecture_params(("idefics2", "llava", "qwen2_5_vl")))
 def test_grpo_step_from_a_stage2_adapter(architecture, dataset_folder, tmp_path):
     base = create_tiny_checkpoint(architecture)
     stage2 = make_stage1_adapter(base, tmp_path / "stage2")  # a LoRA adapter on the LLM and connector, as stage II's
@@ -68,28 +69,37 @@ def test_grpo_step_from_a_stage2_adapter(architecture, dataset_folder, tmp_path)
     assert "| generations per prompt | 2 |" in card and "| KL coefficient (beta) | 0.0 |" in card
 
 
-def stage3_cli(dataset_folder, output_dir, *extra):
-    base = create_tiny_checkpoint("idefics2")
+def stage3_cli(dataset_folder, output_dir, *extra, architecture="idefics2"):
+    base = create_tiny_checkpoint(architecture)
     flags = [f"--{name}={value}" for name, value in TINY_GRPO.items()]
     cli(["stage3", "--model_name_or_path", str(base), "--dataset_name", str(dataset_folder), "--output_dir",
          str(output_dir), "--save_strategy", "steps", "--save_steps", "1", "--tasks", "multiple_choice", "open_set",
          "--processor_kwargs", json.dumps(paper_processor_kwargs(base)), *flags, *extra])  # fmt: skip
 
 
-def test_rerun_resumes_from_the_last_checkpoint(dataset_folder, tmp_path, caplog):
+@pytest.mark.parametrize("architecture", architecture_params(("idefics2", "qwen2_5_vl")))
+def test_rerun_resumes_from_the_last_checkpoint(architecture, dataset_folder, tmp_path, caplog):
     output_dir = tmp_path / "stage3"
-    stage3_cli(dataset_folder, output_dir, "--max_steps", "1")
+    stage3_cli(dataset_folder, output_dir, "--max_steps", "1", architecture=architecture)
     first = output_dir / "checkpoint-1" / "trainer_state.json"
     written = first.stat().st_mtime_ns
     with caplog.at_level(logging.WARNING):
-        stage3_cli(dataset_folder, output_dir, "--max_steps", "2")  # the same settings, run longer
+        stage3_cli(dataset_folder, output_dir, "--max_steps", "2", architecture=architecture)  # the same, longer
     assert first.stat().st_mtime_ns == written  # not retrained from step 0 over it
     state = json.loads((output_dir / "checkpoint-2" / "trainer_state.json").read_text())
     assert state["global_step"] == 2
     assert f"Resuming from {output_dir / 'checkpoint-1'}" in caplog.text
     # Other reward settings are another run: refused, saying how to go on.
     with pytest.raises(ValueError, match=r"(?s)open-set contains reward.*--resume_from_checkpoint"):
-        stage3_cli(dataset_folder, output_dir, "--max_steps", "3", "--open_set_contains_reward", "0.9")
+        stage3_cli(
+            dataset_folder,
+            output_dir,
+            "--max_steps",
+            "3",
+            "--open_set_contains_reward",
+            "0.9",
+            architecture=architecture,
+        )
 
 
 @pytest.mark.skipif(is_vllm_available(), reason="vLLM is installed")
