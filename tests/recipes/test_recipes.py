@@ -3,6 +3,7 @@ unknown keys fail loudly, and the accelerate configs load as `accelerate launch`
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -13,6 +14,7 @@ import yaml
 from accelerate.commands.config.config_args import ClusterConfig, load_config_from_file
 from accelerate.commands.launch import _validate_launch_command, launch_command_parser
 from accelerate.utils import DistributedType
+from accelerate.utils.launch import prepare_multi_gpu_env
 from peft import get_peft_model
 from transformers import AutoImageProcessor, AutoModelForImageTextToText
 
@@ -32,6 +34,9 @@ MODELS = {
     # SmolVLM2 (model type `smolvlm`) is the Idefics3 architecture; one adapter serves both.
     "smolvlm2-2.2b": ("HuggingFaceTB/SmolVLM2-2.2B-Instruct", "idefics3"),
     "qwen2.5-vl-7b": ("Qwen/Qwen2.5-VL-7B-Instruct", "qwen2_5_vl"),
+    "qwen3-vl-8b": ("Qwen/Qwen3-VL-8B-Instruct", "qwen3_vl"),
+    "gemma-3-4b": ("google/gemma-3-4b-it", "gemma3"),
+    "llava-onevision-7b": ("llava-hf/llava-onevision-qwen2-7b-ov-hf", "llava_onevision"),
 }
 # tiny architecture -> a module name inside its connector
 CONNECTORS = {
@@ -39,6 +44,9 @@ CONNECTORS = {
     "llava": "multi_modal_projector",
     "idefics3": "connector",
     "qwen2_5_vl": "visual.merger",
+    "qwen3_vl": "visual.merger",
+    "gemma3": "multi_modal_projector",  # trained in full (`modules_to_save`), not by LoRA
+    "llava_onevision": "multi_modal_projector",
 }
 STAGES = {"stage1": stage1.make_parser, "stage2": stage2.make_parser}
 # The paper trains on 8 GPUs with accumulated batches of 64 (stage I) and 128 (stage II).
@@ -101,15 +109,19 @@ def test_recipe_parses_into_the_papers_settings(model, stage):
 @pytest.mark.parametrize("model", MODELS)
 def test_recipe_lora_is_the_papers_on_its_model_family(model):
     """The recipe's LoRA, built on a (tiny) model of the recipe's family: gaussian init, r=8, alpha=8, on the LLM
-    and the connector only."""
+    and the connector only (Gemma 3's connector trained in full instead)."""
     _, model_args, _ = parse_recipe("stage1", recipe_path(model, "stage1"))
     tiny = AutoModelForImageTextToText.from_pretrained(create_tiny_checkpoint(MODELS[model][1]))
     lora = model_args.lora_config(tiny)
 
     assert (lora.r, lora.lora_alpha, lora.lora_dropout, lora.init_lora_weights) == (8, 8, 0.2, "gaussian")
-    targeted = {name for name, _ in get_peft_model(tiny, lora).named_modules() if name.endswith("lora_A")}
-    assert any(CONNECTORS[MODELS[model][1]] in name for name in targeted)
-    assert not any("vision" in name or "visual.blocks" in name for name in targeted)
+    peft_model = get_peft_model(tiny, lora)
+    targeted = {name for name, _ in peft_model.named_modules() if name.endswith("lora_A")}
+    trained = {name for name, param in peft_model.named_parameters() if param.requires_grad}
+    connector = CONNECTORS[MODELS[model][1]]
+    assert any(connector not in name for name in targeted)  # the LLM
+    assert any(connector in name for name in trained)
+    assert not any("vision" in name or "visual.blocks" in name for name in trained)
 
 
 def test_flags_override_recipe_values():
@@ -180,14 +192,76 @@ def test_accelerate_config_loads(name, distributed_type):
 
 
 @pytest.mark.parametrize("stage", STAGES)
-def test_qwen_recipe_bounds_the_visual_tokens(stage):
-    """The Qwen2.5-VL recipes' processor settings reach the image processor: 64 to 256 visual tokens per image
-    (28x28 px each on the real model)."""
-    _, model_args, _ = parse_recipe(stage, recipe_path("qwen2.5-vl-7b", stage))
+@pytest.mark.parametrize(("model", "pixels_per_token"), [("qwen2.5-vl-7b", 28), ("qwen3-vl-8b", 32)])
+def test_qwen_recipe_bounds_the_visual_tokens(model, pixels_per_token, stage):
+    """The Qwen-VL recipes' processor settings reach the image processor: 64 to 256 visual tokens per image (28x28
+    px each on Qwen2.5-VL, 32x32 on Qwen3-VL)."""
+    _, model_args, _ = parse_recipe(stage, recipe_path(model, stage))
     image_processor = AutoImageProcessor.from_pretrained(
-        create_tiny_checkpoint("qwen2_5_vl"), **model_args.processor_kwargs
+        create_tiny_checkpoint(MODELS[model][1]), **model_args.processor_kwargs
     )
-    assert (image_processor.size.shortest_edge, image_processor.size.longest_edge) == (64 * 28**2, 256 * 28**2)
+    token_area = pixels_per_token**2
+    assert (image_processor.size.shortest_edge, image_processor.size.longest_edge) == (
+        64 * token_area,
+        256 * token_area,
+    )
+
+
+@pytest.mark.parametrize("stage", STAGES)
+def test_gemma3_recipe_keeps_pan_and_scan_off(stage):
+    """One 256-token view per image, as the paper feeds images whole."""
+    _, model_args, _ = parse_recipe(stage, recipe_path("gemma-3-4b", stage))
+    image_processor = AutoImageProcessor.from_pretrained(
+        create_tiny_checkpoint("gemma3"), **model_args.processor_kwargs
+    )
+    assert image_processor.do_pan_and_scan is False
+
+
+def _fsdp_units_with_mixed_requires_grad(model, classes_to_wrap: str, monkeypatch) -> list[str]:
+    """The FSDP units whose parameters are partly trainable, partly frozen, under the auto-wrap policy the Trainer
+    uses for a peft model: each parameter belongs to the innermost wrapped module holding it, else to the root. FSDP
+    with `use_orig_params: false` flattens each unit into one tensor, which needs one `requires_grad` (FSDP itself
+    needs a GPU, so the grouping is checked)."""
+    from peft.utils.other import fsdp_auto_wrap_policy
+
+    monkeypatch.setenv("FSDP_TRANSFORMER_CLS_TO_WRAP", classes_to_wrap)  # what `accelerate launch` exports
+    policy = fsdp_auto_wrap_policy(model)
+    wrapped = [name for name, module in model.named_modules() if name and policy(module, False, 1)]
+    units: dict[str, set[bool]] = {}
+    for name, param in model.named_parameters():
+        unit = max((w for w in wrapped if name.startswith(f"{w}.")), key=len, default="")
+        units.setdefault(unit, set()).add(param.requires_grad)
+    return [unit or "<root>" for unit, flags in units.items() if len(flags) > 1]
+
+
+@pytest.mark.parametrize("stage", STAGES)
+def test_gemma3_fsdp_qlora_launch_line_wraps_the_trained_connector_alone(stage, tmp_path, monkeypatch):
+    """The Gemma 3 recipe's FSDP-QLoRA launch line: accelerate exports its wrap classes, and with them every FSDP
+    unit of the QLoRA model (fully trained connector) is all trainable or all frozen; without the connector class
+    the root unit mixes them, which `fsdp_use_orig_params: false` refuses."""
+    recipe = recipe_path("gemma-3-4b", stage)
+    classes = re.search(r"--fsdp_transformer_layer_cls_to_wrap (\S+)", recipe.read_text()).group(1)
+    launch = RECIPES / "accelerate_configs" / "fsdp_qlora.yaml"
+    args = launch_command_parser().parse_args(
+        [
+            "--config_file",
+            str(launch),
+            "--fsdp_transformer_layer_cls_to_wrap",
+            classes,
+            "-m",
+            f"hf_finedefics.scripts.{stage}",
+        ]
+    )
+    _validate_launch_command(args)
+    assert prepare_multi_gpu_env(args)["FSDP_TRANSFORMER_CLS_TO_WRAP"] == classes
+
+    _, model_args, _ = parse_recipe(stage, recipe)
+    model_args.model_name_or_path = str(create_tiny_checkpoint("gemma3", tmp_path / "gemma3"))
+    model, _ = model_args.load(is_trainable=True)
+    model = get_peft_model(model, model_args.lora_config(model))
+    assert _fsdp_units_with_mixed_requires_grad(model, classes, monkeypatch) == []
+    without_connector = classes.replace(",Gemma3MultiModalProjector", "")
+    assert _fsdp_units_with_mixed_requires_grad(model, without_connector, monkeypatch) == ["<root>"]
 
 
 def test_fsdp_qlora_config_and_recipe_keys(tmp_path):
