@@ -31,8 +31,7 @@ RECIPES = Path(__file__).resolve().parents[2] / "recipes"
 MODELS = {
     "idefics2-8b": ("HuggingFaceM4/idefics2-8b", "idefics2"),
     "llava-1.5-7b": ("llava-hf/llava-1.5-7b-hf", "llava"),
-    # SmolVLM2 (model type `smolvlm`) is the Idefics3 architecture; one adapter serves both.
-    "smolvlm2-2.2b": ("HuggingFaceTB/SmolVLM2-2.2B-Instruct", "idefics3"),
+    "smolvlm2-2.2b": ("HuggingFaceTB/SmolVLM2-2.2B-Instruct", "smolvlm"),
     "qwen2.5-vl-7b": ("Qwen/Qwen2.5-VL-7B-Instruct", "qwen2_5_vl"),
     "qwen3-vl-8b": ("Qwen/Qwen3-VL-8B-Instruct", "qwen3_vl"),
     "gemma-3-4b": ("google/gemma-3-4b-it", "gemma3"),
@@ -42,7 +41,7 @@ MODELS = {
 CONNECTORS = {
     "idefics2": "perceiver_resampler",
     "llava": "multi_modal_projector",
-    "idefics3": "connector",
+    "smolvlm": "connector",
     "qwen2_5_vl": "visual.merger",
     "qwen3_vl": "visual.merger",
     "gemma3": "multi_modal_projector",  # trained in full (`modules_to_save`), not by LoRA
