@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import io
 import json
 import logging
 import os
@@ -311,6 +312,45 @@ def _is_console_handler(handler: logging.Handler) -> bool:
     return type(handler) is logging.StreamHandler
 
 
+class FinalLines(io.TextIOBase):
+    """A text stream onto `file` that writes each line as a terminal would leave it: a carriage return starts the
+    line again, so of a progress bar redrawn in place (tqdm's frames) only its last state is written."""
+
+    def __init__(self, file: TextIO):
+        self.file = file
+        self.line = ""  # the line being written, not ended yet
+
+    @property
+    def encoding(self) -> str:  # tqdm draws its bars in unicode only for a stream that says it can
+        return self.file.encoding
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, text: str) -> int:
+        *ended, self.line = (self.line + text).replace("\r\n", "\n").split("\n")
+        for line in ended:
+            self.file.write(line.rsplit("\r", 1)[-1] + "\n")
+        self.line = self.line.rsplit("\r", 1)[-1]
+        return len(text)
+
+    def flush(self) -> None:
+        self.file.flush()
+
+    def fileno(self) -> int:  # for libraries that write to the file descriptor (faulthandler, subprocesses)
+        return self.file.fileno()
+
+    def close(self) -> None:
+        """End the line left unended (a bar a failure cut short) and flush; the file stays open."""
+        if self.closed:
+            return
+        if self.line.strip():
+            self.file.write(self.line + "\n")
+        self.line = ""
+        self.flush()
+        super().close()
+
+
 @contextlib.contextmanager
 def run_log(path: Path) -> Iterator[TextIO]:
     """Send what libraries print and log during the block (progress bars, the Trainer's metric dicts, warnings,
@@ -322,7 +362,9 @@ def run_log(path: Path) -> Iterator[TextIO]:
 
     console = sys.stdout
     path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a", encoding="utf-8", buffering=1) as log, contextlib.ExitStack() as stack:
+    with open(path, "a", encoding="utf-8", buffering=1) as file, contextlib.ExitStack() as stack:
+        log = FinalLines(file)
+        stack.callback(log.close)
         log.write(f"\n===== finedefics run, {datetime.now().isoformat(timespec='seconds')} =====\n")
         root = logging.getLogger()
         for handler in [handler for handler in root.handlers if _is_console_handler(handler)]:
@@ -340,7 +382,8 @@ def run_log(path: Path) -> Iterator[TextIO]:
         if root.level > logging.INFO:
             stack.callback(root.setLevel, root.level)
             root.setLevel(logging.INFO)
-        # Bars redrawn into a file are noise: the run's own lines say where it is.
+        # Bars redrawn into a file are noise: the run's own lines say where it is (the Trainer's bar stays on, and
+        # `FinalLines` keeps its last state).
         for enabled, disable, enable in (
             (datasets.is_progress_bar_enabled, datasets.disable_progress_bars, datasets.enable_progress_bars),
             (

@@ -107,3 +107,23 @@ def test_the_run_log_takes_library_output_and_the_error_that_stopped_a_run(tmp_p
         "a progress line",
         f"finedefics run stopped; its full log: {tmp_path / 'run.log'}",
     ]
+
+
+def test_the_run_log_keeps_each_progress_bar_as_it_ended_not_its_frames(tmp_path):
+    with run_log(tmp_path / "run.log"):
+        for step in tqdm(range(200), desc="training", mininterval=0):
+            if step == 100:
+                tqdm.write("{'loss': 1.0}")  # the Trainer's metric dicts, printed across its bar
+        for _ in tqdm(range(50), desc="scoring", mininterval=0, leave=False):
+            pass
+        print("after the bars")
+        bar = tqdm(total=10, desc="cut short", mininterval=0)
+        bar.update(3)
+    log = (tmp_path / "run.log").read_bytes().decode()  # as written: read_text() would turn each "\r" into a newline
+    assert "\r" not in log
+    lines = log.splitlines()
+    (training,) = [line for line in lines if line.startswith("training")]
+    assert "200/200" in training and "{'loss': 1.0}" in lines and "after the bars" in lines
+    assert not [line for line in lines if "scoring" in line]  # a bar that clears itself leaves nothing
+    assert lines[-1].startswith("cut short") and "3/10" in lines[-1]  # the state it was left in
+    bar.close()  # out of tqdm's live bars, which the estimate reads
