@@ -5,6 +5,7 @@ A run recipe is one YAML file whose sections are the configs of the individual c
     output_dir: finedefics-default
     base_model: HuggingFaceM4/idefics2-8b   # or `world`: the small pretrained MLLM of the synthetic world
     variants: [zero_shot, instruction_tuning, contrastive_object_category, finedefics]
+    report_to: tensorboard  # or trackio: every stage's tracker, and the evaluation results' (default: none)
     data: {synthetic: {...}}  or  {dataset: folder built by `finedefics build-dataset`, build: {...}}
     model: {...}        # FinedeficsModelConfig
     stage1: {...}       # ContrastiveAlignmentConfig

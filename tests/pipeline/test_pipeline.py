@@ -202,6 +202,8 @@ def test_a_stage_fingerprint_counts_defaults_and_what_changes_learning_only(tmp_
     default = fingerprint({})
     assert fingerprint({"learning_rate": 2e-4}) == default  # the default, written out
     assert fingerprint({"logging_steps": 1, "save_strategy": "no", "report_to": "none"}) == default
+    # What trackers show (a run moved to another folder is another tracker project) is not what a stage learns.
+    assert fingerprint({"report_to": "tensorboard", "run_name": "mine", "project": "elsewhere"}) == default
     assert fingerprint({"learning_rate": 1e-3}) != default
     assert fingerprint({}, model={"lora_dropout": 0.3}) != default
 
@@ -279,7 +281,8 @@ def test_each_ablation_changes_one_thing(tmp_path):
 
     def changed(variant, stage, reference="finedefics"):
         ours, theirs = (run.stage_args(v, stage).to_dict() for v in (variant, reference))
-        return {key for key in ours if ours[key] != theirs[key]} - {"output_dir", "logging_dir", "stage1_adapter"}
+        own = {"output_dir", "logging_dir", "run_name", "stage1_adapter"}  # each variant's own folders and name
+        return {key for key in ours if ours[key] != theirs[key]} - own
 
     assert changed("contrastive_object_category", "stage1") == {"objective", "generation_loss_weight"}
     assert run.stage_args("contrastive_object_category", "stage1").generation_loss_weight == 0.0
