@@ -5,6 +5,7 @@ A run recipe is one YAML file whose sections are the configs of the individual c
     output_dir: finedefics-default
     base_model: HuggingFaceM4/idefics2-8b   # or `world`: the small pretrained MLLM of the synthetic world
     variants: [zero_shot, instruction_tuning, contrastive_object_category, finedefics]
+    report_to: tensorboard  # or trackio: every stage's tracker, and the evaluation results' (default: none)
     data: {synthetic: {...}}  or  {dataset: folder built by `finedefics build-dataset`, build: {...}}
     model: {...}        # FinedeficsModelConfig
     stage1: {...}       # ContrastiveAlignmentConfig
@@ -62,6 +63,7 @@ from .run_steps import (
     run_log,
     run_steps,
 )
+from .tracking import check_trackers, evaluation_metrics, log_metrics
 from .trainer.checkpoints import is_finished_save
 from .trainer.contrastive_alignment_config import ContrastiveAlignmentConfig
 from .trainer.contrastive_alignment_trainer import train_stage1
@@ -111,10 +113,12 @@ NOT_FINGERPRINTED = (
     "stage2_adapter",
     "disable_tqdm",
     "report_to",
+    "run_name",
+    "project",
     "push_to_hub",
     "log_term_gradient_norms",
 )
-NOT_FINGERPRINTED_PREFIXES = ("logging_", "save_", "hub_")
+NOT_FINGERPRINTED_PREFIXES = ("logging_", "save_", "hub_", "trackio_")
 
 Progress = Callable[[float, str], None]
 
@@ -200,6 +204,8 @@ class FinedeficsRun:
         self.output_dir = Path(config.output_dir)
         self.progress = progress or self._print_progress
         self._console = sys.stdout
+        # A tracker that is not installed fails here, not when a Trainer is built after its model has loaded.
+        self.trackers = check_trackers(config.report_to)
         # Every section is checked here, before any work: a typo in stage2 must not surface after the data build and
         # stage I, nor hide behind a stage a finished earlier run lets this one skip.
         self.evaluation = parse_section(EvaluationSettings, config.evaluation, "evaluation")
@@ -227,6 +233,11 @@ class FinedeficsRun:
     def _redraw_progress(self, fraction: float, message: str) -> None:
         """The running step's line, brought up to date in place (a terminal's cursor-up and erase-line codes)."""
         print(f"\x1b[F\x1b[K[finedefics run {fraction:4.0%}] {message}", file=self._console, flush=True)
+
+    @property
+    def project(self) -> str:
+        """The run's name in trackers (Trackio's project): its folder's name."""
+        return self.output_dir.resolve().name
 
     @cached_property
     def base_model(self) -> str:
@@ -323,8 +334,16 @@ class FinedeficsRun:
             model=self.model_settings,
             upstream={"model": self.model_fingerprint(variant), "data": self.data_fingerprint},
         )
-        folders = (evaluation / "predictions" / variant, evaluation / "summaries" / variant)
+        folders = (
+            evaluation / "predictions" / variant,
+            evaluation / "summaries" / variant,
+            self.tensorboard_dir(variant),
+        )
         return StepRecord(f"{variant}: evaluate", folders[0] / FINGERPRINT_NAME, settings, folders)
+
+    def tensorboard_dir(self, variant: str) -> Path:
+        """Where a variant's evaluation results go for TensorBoard (its stages log under `<stage>/runs/`)."""
+        return self.output_dir / "evaluation" / "runs" / variant
 
     def analysis_record(self, variant: str) -> StepRecord:
         folder = self.output_dir / "analysis" / variant
@@ -405,7 +424,9 @@ class FinedeficsRun:
         """The training config of one stage of a variant: the recipe's section, the run's seed and folders. A rerun
         resumes from the last complete checkpoint in its folder (`trainer.checkpoints.resume_checkpoint`)."""
         variant = STAGE2_OF.get(variant, variant) if stage == "stage2" else variant
-        values = {"report_to": "none", **getattr(self.config, stage)}
+        # Trackers see one project per run, one run per variant and stage (the evaluation's beside them).
+        tracking = {"report_to": self.config.report_to, "project": self.project, "run_name": f"{variant}-{stage}"}
+        values = {**tracking, **getattr(self.config, stage)}
         values |= {"output_dir": str(self.stage_dir(variant, stage)), "seed": self.config.seed}
         if stage == "stage1":
             # Table 3b changes one thing: what the contrastive terms compare (object<->category, no attribute text).
@@ -504,6 +525,8 @@ class FinedeficsRun:
                     similarity_model=self.evaluation.similarity_model,
                     **common,
                 )
+            metrics = evaluation_metrics(results)
+            log_metrics(self.trackers, metrics, self.tensorboard_dir(variant), self.project, f"{variant}-evaluation")
         return results
 
     def analysis_splits(self) -> dict[str, tuple[Dataset, Dataset]]:

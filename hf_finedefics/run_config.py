@@ -73,6 +73,14 @@ class RunConfig:
     world: dict[str, Any] = field(
         default_factory=dict, metadata={"help": "WorldPretrainingConfig, for `base_model: world`."}
     )
+    report_to: None | str | list[str] = field(
+        default="none",
+        metadata={
+            "help": "Experiment trackers of every stage and of the evaluation's results: tensorboard, trackio "
+            "(optional extras), all or none; any other tracker the Trainer supports logs the training only. A "
+            "stage's own report_to overrides it for that stage."
+        },
+    )
     rebuild_world: bool = field(
         default=False, metadata={"help": "Pretrain the world base again even if it is cached."}
     )

@@ -8,15 +8,17 @@ step whose recorded fingerprint is complete and equal to the current one, resume
 same fingerprint, and discards and redoes one whose fingerprint changed; a changed step changes the fingerprints
 of every step downstream of it, which are then redone too.
 
-While the run works, the console shows one line per step (the share of the run's time spent, elapsed time, a
-time-left estimate measured as the run goes; on a terminal the running step's line is kept current); everything the libraries print or log (bars, metric dicts, warnings) goes to
-the run's log file instead (`RUN_LOG_NAME`, appended across reruns).
+While the run works, the console shows one line per step (the share of the run's steps finished, elapsed time, a
+time-left estimate measured as the run goes; on a terminal the running step's line is kept current); everything the
+libraries print or log (metric dicts, warnings, each progress bar's last state) goes to the run's log file instead
+(`RUN_LOG_NAME`, appended across reruns).
 """
 
 from __future__ import annotations
 
 import contextlib
 import hashlib
+import io
 import json
 import logging
 import os
@@ -218,10 +220,9 @@ class RunClock:
         rates = {kind: spent / done for kind, (spent, done) in self.measured.items()}
         return sum((step.cost or 0.0) * rates.get(step.kind, seconds / cost) for step in remaining)
 
-    def status(self, remaining: list[PlannedStep], running_since: float | None = None) -> tuple[float | None, str]:
-        """The fraction of the run's time spent (None while there is no estimate) and 'elapsed, ~left' text;
-        `running_since`: when the first of `remaining` started. A running step of a kind not measured yet is
-        estimated as its own progress bar goes (tqdm's estimate), else its estimate counts down."""
+    def status(self, remaining: list[PlannedStep], running_since: float | None = None) -> str:
+        """'elapsed, ~left' text; `running_since`: when the first of `remaining` started. A running step of a kind not
+        measured yet is estimated as its own progress bar goes (tqdm's estimate), else its estimate counts down."""
         left = self.seconds_left(remaining)
         if running_since is not None and remaining:
             current = None if remaining[0].kind in self.measured else _bar_seconds_left(running_since)
@@ -229,12 +230,11 @@ class RunClock:
                 current = max(estimate - (time.perf_counter() - running_since), 0.0)
             rest = self.seconds_left(remaining[1:]) if any(step.cost for step in remaining[1:]) else 0.0
             if current is not None and rest is None:
-                return None, f"{_clock(self.elapsed)} elapsed, ~{_clock(current)} left in this step"
+                return f"{_clock(self.elapsed)} elapsed, ~{_clock(current)} left in this step"
             left = None if current is None else current + rest
         if left is None:
-            return None, f"{_clock(self.elapsed)} elapsed"
-        fraction = self.elapsed / (self.elapsed + left) if self.elapsed + left else 1.0
-        return fraction, f"{_clock(self.elapsed)} elapsed, ~{_clock(left)} left"
+            return f"{_clock(self.elapsed)} elapsed"
+        return f"{_clock(self.elapsed)} elapsed, ~{_clock(left)} left"
 
 
 def _bar_seconds_left(since: float) -> float | None:
@@ -282,36 +282,73 @@ def run_steps(
     step runs with its line brought up to date (a terminal redraws the line in place). Returns the seconds taken."""
     clock = RunClock()
     pending = [step for step in steps if not step.done()]
-    total_cost = sum(step.cost or 0.0 for step in pending) or 1.0
 
-    def line(step: PlannedStep, running_since: float | None = None) -> tuple[float, str]:
-        fraction, timing = clock.status(pending, running_since)
+    # The share of the steps finished (run or skipped): it only grows, where a share of the estimated time would
+    # fall back each time a step of a new kind turns out slower than the estimate made before it was measured.
+    def line(index: int, step: PlannedStep, running_since: float | None = None) -> tuple[float, str]:
+        timing = clock.status(pending, running_since)
         if step.record is not None and (changed := step.record.changes()):
             keys = list(dict.fromkeys(change.split(":", 1)[0] for change in changed))
             shown = ", ".join(keys[:3]) + (f" and {len(keys) - 3} more" if len(keys) > 3 else "")
             timing = f"redone, changed: {shown}; {timing}"
-        return fraction if fraction is not None else _cost_fraction(pending, total_cost), f"{step.name} ({timing})"
+        return index / len(steps), f"{step.name} ({timing})"
 
-    for step in steps:
+    for index, step in enumerate(steps):
         if not any(step is other for other in pending):
-            progress(_cost_fraction(pending, total_cost), f"{step.name} (done, skipped)")
+            progress(index / len(steps), f"{step.name} (done, skipped)")
             continue
-        progress(*line(step))
+        progress(*line(index, step))
         started = time.perf_counter()
-        with _ticking(update and (lambda step=step, started=started: update(*line(step, started))), every):
+        tick = update and (lambda index=index, step=step, started=started: update(*line(index, step, started)))
+        with _ticking(tick, every):
             step.action()
         clock.measure(step.kind, time.perf_counter() - started, step.cost)
         pending = [other for other in pending if other is not step]
     return clock.elapsed
 
 
-def _cost_fraction(pending: list[PlannedStep], total_cost: float) -> float:
-    return 1.0 - sum(step.cost or 0.0 for step in pending) / total_cost
-
-
 def _is_console_handler(handler: logging.Handler) -> bool:
     # Exactly StreamHandler: file handlers and pytest's capture handlers are subclasses, and stay as they are.
     return type(handler) is logging.StreamHandler
+
+
+class FinalLines(io.TextIOBase):
+    """A text stream onto `file` that writes each line as a terminal would leave it: a carriage return starts the
+    line again, so of a progress bar redrawn in place (tqdm's frames) only its last state is written."""
+
+    def __init__(self, file: TextIO):
+        self.file = file
+        self.line = ""  # the line being written, not ended yet
+
+    @property
+    def encoding(self) -> str:  # tqdm draws its bars in unicode only for a stream that says it can
+        return self.file.encoding
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, text: str) -> int:
+        *ended, self.line = (self.line + text).replace("\r\n", "\n").split("\n")
+        for line in ended:
+            self.file.write(line.rsplit("\r", 1)[-1] + "\n")
+        self.line = self.line.rsplit("\r", 1)[-1]
+        return len(text)
+
+    def flush(self) -> None:
+        self.file.flush()
+
+    def fileno(self) -> int:  # for libraries that write to the file descriptor (faulthandler, subprocesses)
+        return self.file.fileno()
+
+    def close(self) -> None:
+        """End the line left unended (a bar a failure cut short) and flush; the file stays open."""
+        if self.closed:
+            return
+        if self.line.strip():
+            self.file.write(self.line + "\n")
+        self.line = ""
+        self.flush()
+        super().close()
 
 
 @contextlib.contextmanager
@@ -325,7 +362,9 @@ def run_log(path: Path) -> Iterator[TextIO]:
 
     console = sys.stdout
     path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a", encoding="utf-8", buffering=1) as log, contextlib.ExitStack() as stack:
+    with open(path, "a", encoding="utf-8", buffering=1) as file, contextlib.ExitStack() as stack:
+        log = FinalLines(file)
+        stack.callback(log.close)
         log.write(f"\n===== finedefics run, {datetime.now().isoformat(timespec='seconds')} =====\n")
         root = logging.getLogger()
         for handler in [handler for handler in root.handlers if _is_console_handler(handler)]:
@@ -343,7 +382,8 @@ def run_log(path: Path) -> Iterator[TextIO]:
         if root.level > logging.INFO:
             stack.callback(root.setLevel, root.level)
             root.setLevel(logging.INFO)
-        # Bars redrawn into a file are noise: the run's own lines say where it is.
+        # Bars redrawn into a file are noise: the run's own lines say where it is (the Trainer's bar stays on, and
+        # `FinalLines` keeps its last state).
         for enabled, disable, enable in (
             (datasets.is_progress_bar_enabled, datasets.disable_progress_bars, datasets.enable_progress_bars),
             (

@@ -39,6 +39,15 @@ def synthetic_triples(num_negatives: int = 3, split: str = "train", **overrides)
     return triples.remove_columns([c for c in triples.column_names if c == "attributes"])
 
 
+def tensorboard_scalars(folder) -> dict[str, float]:
+    """The last value of every scalar TensorBoard reads from the event files in `folder`."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = EventAccumulator(str(folder))
+    events.Reload()
+    return {tag: events.Scalars(tag)[-1].value for tag in events.Tags()["scalars"]}
+
+
 @pytest.fixture(scope="session", params=TINY_ARCHITECTURE_PARAMS)
 def tiny_checkpoint(request, tmp_path_factory):
     return create_tiny_checkpoint(request.param, tmp_path_factory.mktemp(request.param))

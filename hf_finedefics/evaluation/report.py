@@ -92,13 +92,19 @@ def _average(row: dict[str, dict[str, Any]], datasets: list[str], key: str) -> f
     return round(sum(row[name][key] for name in datasets) / len(datasets), 4 if key == "mean_cosine" else 2)
 
 
+def _by_scorer(row: dict[str, Any]) -> tuple[str, bool, str]:
+    """Multiple-choice rows by scorer, our protocol before others."""
+    return row["scorer"], row["protocol"] != "ours", row["protocol"]
+
+
 def build_report(summaries: dict[str, dict[str, dict[str, dict[str, Any]]]]) -> tuple[dict[str, Any], str]:
     """`summaries[model][scorer][dataset]` -> (JSON report, markdown report).
 
     Multiple-choice summaries come from `summarize_results`; the scorer key ``open_set`` holds
     `summarize_open_set` summaries. One row per model and scorer (or open-set measure), one column per
-    dataset in the paper's order, and the average over all columns. Multiple-choice rows of FOCI's protocol
-    (keys ``<scorer>@foci``) are labelled so, and a second table puts both protocols side by side ("ours / foci").
+    dataset in the paper's order, and the average over all columns; before it, for each multiple-choice scorer, the
+    paper's Table 2 (one row per model). Multiple-choice rows of FOCI's protocol (keys ``<scorer>@foci``) are
+    labelled so, and a second table puts both protocols side by side ("ours / foci").
     """
     datasets = _dataset_order({name for scorers in summaries.values() for row in scorers.values() for name in row})
     rows, open_set_rows = [], []
@@ -132,6 +138,25 @@ def build_report(summaries: dict[str, dict[str, dict[str, dict[str, Any]]]]) -> 
     titles = [DATASETS[name].display_name if name in DATASETS else name for name in datasets]
     title = "FGVR accuracy (%): multiple choice and open set" if open_set_rows else "Multiple-choice FGVR accuracy (%)"
     lines = [f"# {title}", ""]
+    # The paper's Table 2 first: one row per model, one column per dataset, a table per scorer (and protocol).
+    for scorer, protocol in dict.fromkeys((row["scorer"], row["protocol"]) for row in sorted(rows, key=_by_scorer)):
+        wide = [row for row in rows if (row["scorer"], row["protocol"]) == (scorer, protocol)]
+        how = f"{scorer} scorer" + ("" if protocol == "ours" else f", {protocol} protocol")
+        lines += [f"## Multiple-choice accuracy (%), {how}", ""]
+        lines += _table(
+            ["Model", *titles, "Avg."],
+            [
+                [
+                    row["model"],
+                    *(cell(row, name, "accuracy") for name in datasets),
+                    average_cell(row["average_accuracy"]),
+                ]
+                for row in wide
+            ],
+        )
+        lines.append("")
+    if rows:
+        lines += ["## Every scorer and open-set measure", ""]
     lines += _table(
         ["Model", "Scorer", *titles, "Avg."],
         [

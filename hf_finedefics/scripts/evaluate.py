@@ -38,6 +38,7 @@ from dataset_builders.registry import FGVR_BENCHMARKS
 from hf_finedefics.evaluation import DEFAULT_SIMILARITY_MODEL, MULTIPLE_CHOICE, OPEN_SET, SCORER_NAMES, TASKS
 from hf_finedefics.recipe_sections import require_at_least_one
 from hf_finedefics.scripts import run
+from hf_finedefics.tracking import TRACKERS, check_trackers, evaluation_metrics, log_metrics, trackers
 from hf_finedefics.trainer.model_config import FinedeficsModelConfig
 
 # accelerate loads with torch, when a model is scored: --help parses these arguments without it.
@@ -129,6 +130,14 @@ class EvaluateArguments:
         metadata={"help": "Environment variable holding the endpoint's key (unset: no key); never written anywhere."},
     )
     api_concurrency: int = field(default=8, metadata={"help": "Requests in flight at once (with --api_base)."})
+    report_to: None | str | list[str] = field(
+        default="none",
+        metadata={
+            "help": "Trackers the results are logged to: tensorboard (event files under `<output_dir>/runs/"
+            "<model_name>`), trackio (a run named `<model_name>-evaluation`), all (those installed) or none."
+        },
+    )
+    project: str = field(default="huggingface", metadata={"help": "The Trackio project of the results."})
 
     def __post_init__(self):
         require_at_least_one(self, "batch_size", *(["max_new_tokens"] if self.max_new_tokens is not None else []))
@@ -137,6 +146,10 @@ class EvaluateArguments:
             raise ValueError("--api_base and --api_model go together: the endpoint, and the model it serves.")
         if self.api_base is not None and self.adapter is not None:
             raise ValueError("--adapter goes on a model loaded here; an endpoint serves its model as it is.")
+        named = [] if self.report_to in ("all", ["all"]) else trackers(self.report_to)  # all: those of ours installed
+        if unsupported := set(named) - set(TRACKERS):
+            raise ValueError(f"--report_to {sorted(unsupported)}: evaluation logs to {', '.join(TRACKERS)}.")
+        check_trackers(self.report_to)
 
 
 def model_label(model: str) -> str:
@@ -223,12 +236,14 @@ def main(args: EvaluateArguments, model_args: FinedeficsModelConfig) -> None:
         model, processor = ApiModel(args.api_base, args.api_model, api_key, args.api_concurrency), None
     else:
         model, processor = _load_model(model_args, args.adapter, state)
+    model_name = args.model_name or _default_model_name(args, model_args)
     common = {
-        "model_name": args.model_name or _default_model_name(args, model_args),
+        "model_name": model_name,
         "batch_size": args.batch_size,
         "max_new_tokens": args.max_new_tokens,
         "superclasses": {"imagefolder": args.superclass} if args.superclass else None,
     }
+    summaries = {}
     if MULTIPLE_CHOICE in args.task:
         summaries = evaluate_model(
             model,
@@ -251,7 +266,7 @@ def main(args: EvaluateArguments, model_args: FinedeficsModelConfig) -> None:
                     summary["failure_rate"],
                 )
     if OPEN_SET in args.task:
-        open_set = evaluate_open_set(
+        open_set = summaries[OPEN_SET] = evaluate_open_set(
             model, processor, datasets, args.output_dir, similarity_model=args.similarity_model, **common
         )
         for name, summary in open_set.items():
@@ -264,6 +279,11 @@ def main(args: EvaluateArguments, model_args: FinedeficsModelConfig) -> None:
                 summary["top5"],
                 summary["mean_cosine"],
             )
+    if state.is_main_process:
+        runs = Path(args.output_dir) / "runs" / model_name
+        log_metrics(
+            trackers(args.report_to), evaluation_metrics(summaries), runs, args.project, f"{model_name}-evaluation"
+        )
     logger.info("Report: %s", Path(args.output_dir) / "report.md")
 
 

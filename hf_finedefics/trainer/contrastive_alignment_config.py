@@ -11,6 +11,7 @@ from dataset_builders.prompts import ATTRIBUTE_GENERATION_INSTRUCTION
 
 from ..losses import AttributeAugmentedLossConfig
 from ..recipe_sections import require_at_least_one, require_training_length
+from ..tracking import check_trackers
 
 
 @dataclass
@@ -93,6 +94,7 @@ class ContrastiveAlignmentConfig(AttributeAugmentedLossConfig, TrainingArguments
     def __post_init__(self):
         AttributeAugmentedLossConfig.__post_init__(self)
         TrainingArguments.__post_init__(self)
+        check_trackers(self.report_to)
         require_at_least_one(
             self, "per_device_train_batch_size", "per_device_eval_batch_size", "gradient_accumulation_steps"
         )

@@ -9,6 +9,7 @@ from trl import SFTConfig
 
 from ..losses import AttributeAugmentedLossConfig
 from ..recipe_sections import require_at_least_one, require_training_length
+from ..tracking import check_trackers
 
 INSTRUCTION_TYPES = ("open_set", "multiple_choice")
 PARADIGMS = ("two_stage", "one_stage")
@@ -97,6 +98,7 @@ class InstructionTuningConfig(AttributeAugmentedLossConfig, SFTConfig):
     def __post_init__(self):
         AttributeAugmentedLossConfig.__post_init__(self)
         SFTConfig.__post_init__(self)
+        check_trackers(self.report_to)
         require_at_least_one(
             self, "per_device_train_batch_size", "per_device_eval_batch_size", "gradient_accumulation_steps"
         )

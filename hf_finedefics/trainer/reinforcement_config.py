@@ -10,6 +10,7 @@ from trl.import_utils import is_vllm_available
 
 from ..evaluation.names import DEFAULT_SIMILARITY_MODEL
 from ..recipe_sections import require_at_least_one
+from ..tracking import check_trackers
 
 RL_TASKS = ("multiple_choice", "open_set")
 
@@ -141,6 +142,7 @@ class ReinforcementConfig(GRPOConfig):
             raise ValueError("Every reward weight of the chosen tasks is 0: nothing would be rewarded.")
         self.reward_weights = list(self.reward_settings().values())
         super().__post_init__()
+        check_trackers(self.report_to)
         require_at_least_one(
             self, "per_device_train_batch_size", "per_device_eval_batch_size", "gradient_accumulation_steps"
         )

@@ -10,6 +10,7 @@ from transformers import AutoModelForImageTextToText, CLIPModel, CLIPProcessor
 from hf_finedefics.cli import main as finedefics
 from hf_finedefics.evaluation import build_option_file, load_mc_items, scan_imagefolder
 from hf_finedefics.testing import create_tiny_checkpoint
+from tests.conftest import tensorboard_scalars
 
 from .conftest import CLASS_NAMES, make_native_dataset
 
@@ -177,11 +178,16 @@ def test_evaluate_both_tasks_into_one_report(tmp_path):
         ["evaluate", "--model_name_or_path", str(create_tiny_checkpoint("llava")), "--model_name", "tiny"]
         + ["--sources", "pet-37", "--data_dir", str(data_dir), "--options_files", f"pet-37={options_file}"]
         + ["--output_dir", str(tmp_path), "--task", "multiple_choice", "open_set", "--scorers", "likelihood"]
-        + ["--batch_size", "10", "--max_new_tokens", "4"]
+        + ["--batch_size", "10", "--max_new_tokens", "4", "--report_to", "tensorboard"]
     )
     report = json.loads((tmp_path / "report.json").read_text())
     assert [(row["model"], row["scorer"]) for row in report["rows"]] == [("tiny", "likelihood")]
     (open_set,) = report["open_set_rows"]
+    # Both tasks' results reach TensorBoard, as the report has them.
+    scalars = tensorboard_scalars(tmp_path / "runs" / "tiny")
+    assert scalars["test/pet-37/likelihood"] == pytest.approx(report["rows"][0]["datasets"]["pet-37"]["accuracy"])
+    assert scalars["test/pet-37/open_set_top5"] == pytest.approx(open_set["datasets"]["pet-37"]["top5"])
+    assert len(scalars) == 1 + 5  # the accuracy, and the four open-set measures with the mean cosine
     assert open_set["datasets"]["pet-37"]["similarity_model"] == "sentence-transformers/all-MiniLM-L6-v2"
     answers = _read_jsonl(tmp_path / "predictions" / "tiny" / "pet-37.open_set.jsonl")
     assert {record["question"] for record in answers} == {"What is the name of the pet in this image?"}

@@ -110,6 +110,22 @@ def test_report_table_and_average():
     assert "| Model | Scorer | Dog-120 | Car-196 | Avg. |" in markdown
     assert "| finedefics | generation | 70.00 | 80.00 | 75.00 |" in markdown
     assert "| idefics2 | generation | – | 40.00 | – |" in markdown
+    # Before those details, Table 2's shape: per scorer, one row per model and one column per dataset.
+    wide, details = markdown.split("## Every scorer and open-set measure")
+    generation, likelihood = wide.split("## Multiple-choice accuracy (%), generation scorer")[1].split(
+        "## Multiple-choice accuracy (%), likelihood scorer"
+    )
+    header = "| Model | Dog-120 | Car-196 | Avg. |"
+    assert [line for line in generation.splitlines() if line.startswith("| ")] == [
+        header,
+        "| finedefics | 70.00 | 80.00 | 75.00 |",
+        "| idefics2 | – | 40.00 | – |",
+    ]
+    assert [line for line in likelihood.splitlines() if line.startswith("| ")] == [
+        header,
+        "| finedefics | 60.00 | 90.00 | 75.00 |",
+    ]
+    assert "| Model | Scorer |" in details
     assert "side by side" not in markdown  # one protocol only
     assert json.loads(json.dumps(report)) == report
 

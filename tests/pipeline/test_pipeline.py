@@ -144,14 +144,17 @@ def test_console_shows_one_line_per_step_and_the_log_file_the_rest(tiny_run):
     assert [line.split("] ", 1)[1].rsplit(" (", 1)[0] for line in progress[:-1]] == steps
     assert progress[-1].split("] ", 1)[1].startswith("done in") and RUN_LOG_NAME in progress[-1]
     assert all("elapsed" in line for line in progress[:-1]) and "left)" in progress[-2]
+    shares = [int(line.removeprefix("[finedefics run").split("%]")[0]) for line in progress]
+    assert shares == sorted(shares) and shares[-1] == 100  # never back, however the estimate moves
     # The rest of the console is the table the command prints: no bars, metric dicts or warnings.
     noise = ("it/s", "%|", "{'loss'", "train_runtime", "Warning", "Loading weights", "Map")
     assert not [line for line in lines if any(word in line for word in noise)]
     # One line per step, then the table as table3.md has it and the report paths.
     table_lines = len((tiny_run.run / "table3.md").read_text().splitlines())
     assert len(lines) < len(steps) + table_lines + 8, "\n".join(lines)
-    log = (tiny_run.run / RUN_LOG_NAME).read_text()
+    log = (tiny_run.run / RUN_LOG_NAME).read_bytes().decode()
     assert "'train_runtime'" in log and "'train_loss'" in log and "] finedefics: stage II (" in log
+    assert "\r" not in log  # each bar's last state, not its frames
 
 
 def test_a_changed_stage2_setting_reruns_stage2_evaluation_and_analysis_only(tiny_run, tmp_path, monkeypatch):
@@ -199,6 +202,8 @@ def test_a_stage_fingerprint_counts_defaults_and_what_changes_learning_only(tmp_
     default = fingerprint({})
     assert fingerprint({"learning_rate": 2e-4}) == default  # the default, written out
     assert fingerprint({"logging_steps": 1, "save_strategy": "no", "report_to": "none"}) == default
+    # What trackers show (a run moved to another folder is another tracker project) is not what a stage learns.
+    assert fingerprint({"report_to": "tensorboard", "run_name": "mine", "project": "elsewhere"}) == default
     assert fingerprint({"learning_rate": 1e-3}) != default
     assert fingerprint({}, model={"lora_dropout": 0.3}) != default
 
@@ -276,7 +281,8 @@ def test_each_ablation_changes_one_thing(tmp_path):
 
     def changed(variant, stage, reference="finedefics"):
         ours, theirs = (run.stage_args(v, stage).to_dict() for v in (variant, reference))
-        return {key for key in ours if ours[key] != theirs[key]} - {"output_dir", "logging_dir", "stage1_adapter"}
+        own = {"output_dir", "logging_dir", "run_name", "stage1_adapter"}  # each variant's own folders and name
+        return {key for key in ours if ours[key] != theirs[key]} - own
 
     assert changed("contrastive_object_category", "stage1") == {"objective", "generation_loss_weight"}
     assert run.stage_args("contrastive_object_category", "stage1").generation_loss_weight == 0.0
