@@ -41,7 +41,7 @@ from hf_finedefics.objectives import ContrastiveAlignmentModel, cached_stage1_ob
 from hf_finedefics.testing import create_tiny_checkpoint
 from hf_finedefics.world.tokenization import IDEFICS2_CHAT_TEMPLATE
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the tests package: its fixtures data
 
 # HuggingFaceM4/idefics2-8b config.json: Mistral-7B text model, SigLIP-so400m vision encoder, perceiver resampler.
 IDEFICS2_8B = {
@@ -194,7 +194,7 @@ class Meter:
 
 
 def stage1_batches(processor, eos_token_id: int, sizes: list[int], device: torch.device) -> dict[int, dict]:
-    from conftest import synthetic_triples
+    from tests.conftest import synthetic_triples
 
     rows = synthetic_triples(num_categories=16, train_per_category=max(sizes) // 16 + 1)
     collator = ContrastiveAlignmentCollator(processor, eos_token_id)

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import multiprocessing
+import queue as queue_module
 import resource
 import statistics
 import sys
@@ -32,7 +33,7 @@ from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the tests package: its fixtures data
 
 
 def _resident_mib() -> float:
@@ -45,7 +46,6 @@ def _measure(
 ) -> None:
     if threads:
         torch.set_num_threads(threads)
-    from conftest import synthetic_triples
     from transformers import AutoModelForImageTextToText, AutoProcessor
 
     from hf_finedefics.backbones import get_backbone
@@ -53,6 +53,7 @@ def _measure(
     from hf_finedefics.losses import AttributeAugmentedContrastiveLoss
     from hf_finedefics.objectives import ContrastiveAlignmentModel, cached_stage1_objective, stage1_objective
     from hf_finedefics.testing import create_tiny_checkpoint
+    from tests.conftest import synthetic_triples
 
     torch.manual_seed(0)
     checkpoint = create_tiny_checkpoint(architecture)
@@ -113,7 +114,15 @@ def measure(
         target=_measure, args=(mode, architecture, batch_size, steps, queue, mini_batch_size, threads)
     )
     process.start()
-    result = queue.get()
+    while True:  # a process that dies before reporting would leave a plain get() waiting forever
+        try:
+            result = queue.get(timeout=5)
+            break
+        except queue_module.Empty:
+            if not process.is_alive():
+                raise RuntimeError(
+                    f"The measuring process exited with code {process.exitcode} before reporting (traceback above)."
+                ) from None
     process.join()
     return result
 
