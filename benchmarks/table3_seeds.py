@@ -26,7 +26,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-from hf_finedefics.pipeline import VARIANT_TITLES, VARIANTS, load_run_config, run_pipeline  # noqa: E402
+from hf_finedefics.pipeline import ALL_VARIANTS, VARIANT_TITLES, load_run_config, run_pipeline  # noqa: E402
 
 
 def _mean_std(values: list[float], digits: int = 1) -> str:
@@ -57,6 +57,10 @@ PAPER_RELATIONS = (
 OWN_RELATIONS = (
     ("finedefics", "finedefics_literal_ccc"),
     ("contrastive_object_category_naming", "contrastive_object_category"),
+    # Stage III (GRPO) against its starting point, and whether alignment and RL add up.
+    ("finedefics_rl", "finedefics"),
+    ("instruction_tuning_rl", "instruction_tuning"),
+    ("finedefics_rl", "instruction_tuning_rl"),
 )
 ALIGNMENT_MEASURES = ("alignment_mean_cosine", "alignment_gap", "alignment_object_to_name_top1")
 
@@ -108,11 +112,11 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--world-seeds", type=int, nargs="+", default=[0], help="Synthetic worlds (and bases).")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0], help="Training seeds, in every world.")
     parser.add_argument("--recipe", help="Run recipe (default: the embedded default).")
-    parser.add_argument("--variants", nargs="+", choices=VARIANTS, help="Variants (default: the recipe's).")
+    parser.add_argument("--variants", nargs="+", choices=ALL_VARIANTS, help="Variants (default: the recipe's).")
     parser.add_argument(
         "--alignment-variants",
         nargs="*",
-        choices=VARIANTS,
+        choices=ALL_VARIANTS,
         default=["zero_shot", "stage1_only", "contrastive_object_category", "finedefics"],
         help="Variants whose object-category alignment (Table 8) is measured; analyses other than alignment are "
         "skipped. Give none to keep the recipe's analyses.",
@@ -137,7 +141,7 @@ def main(argv: list[str] | None = None) -> dict:
     pairs = list(results)
 
     first = results[pairs[0]]
-    variants = [variant for variant in VARIANTS if variant in first]
+    variants = [variant for variant in ALL_VARIANTS if variant in first]
     scorers = sorted(key for key in first[variants[0]] if not key.startswith("alignment_"))
     print(
         f"\nAccuracy (%) on the synthetic test split (multiple choice per scorer; open_set_*: the open-set measures), "

@@ -48,3 +48,34 @@ def test_a_world_by_seed_grid_then_its_stage1_curves(tmp_path, monkeypatch, caps
     assert stage1.stat().st_mtime_ns == before
     assert "accuracy_attribute_to_category" in curves["final"]["finedefics"]
     assert (output / "stage1_alignment.png").stat().st_size > 0 and (output / "summary.json").is_file()
+
+
+def test_a_grid_with_stage3_then_its_rewards_and_answer_positions(tmp_path, monkeypatch):
+    monkeypatch.setenv("HF_FINEDEFICS_CACHE", str(tmp_path / "cache"))
+    recipe = tmp_path / "recipe.yaml"
+    # Stage III logs every step and checkpoints at its end: the rewards are read from the checkpoint's trainer state.
+    stage3 = {
+        **SMALL_RECIPE["stage2"],
+        "num_generations": 2,
+        "max_completion_length": 4,
+        "bf16": False,
+        "logging_steps": 1,
+        "save_strategy": "steps",
+        "save_steps": 2,
+    }
+    recipe.write_text(yaml.safe_dump({**SMALL_RECIPE, "stage3": stage3}))
+    output = tmp_path / "grid"
+    summary = _load("table3_seeds").main(
+        ["--recipe", str(recipe), "--world-seeds", "0", "--seeds", "0", "--output-dir", str(output)]
+        + ["--variants", "instruction_tuning", "instruction_tuning_rl", "--alignment-variants"]
+    )
+    assert len(summary["paired_differences"]["instruction_tuning_rl - instruction_tuning"]["likelihood"]) == 1
+
+    rewards = _load("stage3_rewards").main(["--output-dir", str(output), "--variants", "instruction_tuning_rl"])
+    measures = rewards["final"]["instruction_tuning_rl"]
+    assert len(rewards["histories"]["instruction_tuning_rl"]["world-0/seed-0"]) == 2  # one entry per step
+    assert measures["seconds_per_step"][0] > 0
+    for scorer in ("likelihood", "generation", "name_likelihood"):
+        for key in ("before", "after"):
+            assert 0 <= measures[f"position_bias_{key}_{scorer}"][0] <= 100
+    assert (output / "stage3_rewards.png").stat().st_size > 0
