@@ -5,8 +5,9 @@ dataclasses, so every command takes `--config file.yaml` and flags override it) 
 
 from __future__ import annotations
 
+import dataclasses
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 from typing import Any
 
 from trl import TrlParser
@@ -25,15 +26,44 @@ RENAMED_FLAGS = {
     "--mask_same_class_negatives": "--same_class_masking (duplicate_text: the paper; all_terms: the old True)",
 }
 
+# Keys of TRL's ModelConfig that `FinedeficsModelConfig` takes out of every command, and why.
+REFUSED_KEYS = {
+    "lora_task_type": "each stage sets its own LoRA task type (stage I none, stages II and III CAUSAL_LM)",
+    "lora_target_parameters": "LoRA goes on modules here: name them with --lora_target_modules",
+}
+
+
+class CommandParser(TrlParser):
+    """A `TrlParser` that leaves out the fields in `unused` (a shared config's keys this command never reads, such as
+    the LoRA settings for a command that trains nothing): its --help lists only what the command uses, and such a
+    flag is refused rather than silently ignored."""
+
+    def __init__(self, dataclass_types: Iterable[type], unused: Collection[str] = (), **kwargs):
+        self.unused = frozenset(unused)
+        super().__init__(dataclass_types, **kwargs)
+
+    def _parse_dataclass_field(self, parser, field: dataclasses.Field) -> None:
+        if field.name not in self.unused:
+            super()._parse_dataclass_field(parser, field)
+        else:  # no flag, but the dataclass is still built from the namespace: its default goes there
+            default = field.default if field.default_factory is dataclasses.MISSING else field.default_factory()
+            self.set_defaults(**{field.name: default})
+
 
 def parse_command_line(parser: TrlParser, argv: Sequence[str] | None = None, keep: Sequence[str] = ()) -> list[Any]:
-    """Parse `argv` (default: the process's) with `--config` support; a flag of the old vocabulary, or a value a
-    config rejects, fails with one line naming it. `keep` lists old spellings that this command still uses with their old meaning."""
+    """Parse `argv` (default: the process's) with `--config` support; a flag of the old vocabulary, one the command
+    does not use, or a value a config rejects, fails with one line naming it. `keep` lists old spellings that this
+    command still uses with their old meaning."""
     argv = list(sys.argv[1:] if argv is None else argv)
     for argument in argv:
         flag = argument.split("=", 1)[0]
         if flag in RENAMED_FLAGS and flag not in keep:
             parser.error(f"{flag} was renamed: use {RENAMED_FLAGS[flag]}.")
+        name = flag[2:].replace("-", "_") if flag.startswith("--") else ""
+        if name in REFUSED_KEYS:
+            parser.error(f"{flag} is not supported: {REFUSED_KEYS[name]}.")
+        if name in getattr(parser, "unused", ()):
+            parser.error(f"{parser.prog} does not use {flag} (`{parser.prog} --help` lists its settings).")
     try:
         return parser.parse_args_and_config(argv)
     except (

@@ -31,14 +31,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from trl import TrlParser
-
 from dataset_builders.prompts import Protocol
 from dataset_builders.registry import FGVR_BENCHMARKS
 from hf_finedefics.evaluation import DEFAULT_SIMILARITY_MODEL, MULTIPLE_CHOICE, OPEN_SET, SCORER_NAMES, TASKS
 from hf_finedefics.recipe_sections import require_at_least_one
-from hf_finedefics.scripts import run
-from hf_finedefics.trainer.model_config import FinedeficsModelConfig
+from hf_finedefics.scripts import CommandParser, run
+from hf_finedefics.trainer.model_config import LOADING_KEYS, FinedeficsModelConfig, unused_model_keys
 
 # accelerate loads with torch, when a model is scored: --help parses these arguments without it.
 if TYPE_CHECKING:
@@ -173,8 +171,10 @@ def _load_model(model_args: FinedeficsModelConfig, adapter: str | None, state: P
     return model_args.load(adapter, require_backbone=False)
 
 
-def make_parser() -> TrlParser:
-    return TrlParser((EvaluateArguments, FinedeficsModelConfig), prog="finedefics evaluate")
+def make_parser() -> CommandParser:
+    return CommandParser(
+        (EvaluateArguments, FinedeficsModelConfig), unused=unused_model_keys(LOADING_KEYS), prog="finedefics evaluate"
+    )
 
 
 def main(args: EvaluateArguments, model_args: FinedeficsModelConfig) -> None:
