@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import os
 import re
@@ -15,7 +16,7 @@ from PIL import Image
 
 from hf_finedefics.cli import COMMANDS
 from hf_finedefics.cli import main as finedefics
-from hf_finedefics.scripts import parse_command_line
+from hf_finedefics.scripts import RENAMED_FLAGS, parse_command_line
 
 # Their parser is built over transformers' TrainingArguments (TRL's SFTConfig and GRPOConfig for stages II and III),
 # which imports torch: their --help cannot skip it (benchmarks/cli_help.py measures what that costs).
@@ -64,6 +65,29 @@ def test_old_flag_spellings_name_the_new_one(command, old, new, capsys):
     with pytest.raises(SystemExit):
         finedefics([command, old, "x"])
     assert f"{old} was renamed: use {new}" in capsys.readouterr().err
+
+
+def test_version(capsys):
+    from hf_finedefics import __version__
+
+    with pytest.raises(SystemExit) as exit_info:
+        finedefics(["--version"])
+    assert exit_info.value.code == 0 and capsys.readouterr().out.strip() == f"finedefics {__version__}"
+
+
+@pytest.mark.parametrize("command", sorted(COMMANDS))
+def test_a_renamed_flag_hint_names_a_flag_the_command_takes(command, capsys):
+    """`finedefics run --base_model X` hinted --model_name_or_path, which `run` then rejected: a hint applies to the
+    commands that take its new spelling, and never to a command whose own flag has the old one."""
+    parser = importlib.import_module(COMMANDS[command][0]).make_parser()
+    for old in RENAMED_FLAGS:
+        with contextlib.suppress(SystemExit):  # an old spelling a command keeps parses on
+            parse_command_line(parser, [old, "x"])
+        hint = re.search(r"was renamed: use (\S+)", capsys.readouterr().err)
+        if old in parser._option_string_actions:
+            assert hint is None, (command, old)
+        elif hint is not None:
+            assert hint[1].rstrip(".") in parser._option_string_actions, (command, old)
 
 
 # The model settings only training reads, and those only loading does.

@@ -12,18 +12,25 @@ from typing import Any
 
 from trl import TrlParser
 
-# Flags of earlier versions -> the one vocabulary every command now speaks.
-RENAMED_FLAGS = {
-    "--model": "--model_name_or_path",
-    "--base_model": "--model_name_or_path",
-    "--base-model": "--model_name_or_path",
-    "--dataset": "--dataset_name",
-    "--datasets": "--sources",
-    "--out": "--output_dir",
-    "--quantization": "--load_in_4bit / --load_in_8bit",
-    "--split": "--dataset_split",
-    "--source": "--sources (one or several; folders by --data_dir ROOT holding <name>/ or --source_dirs name=PATH)",
-    "--mask_same_class_negatives": "--same_class_masking (duplicate_text: the paper; all_terms: the old True)",
+# Flags of earlier versions -> (their new spelling, what else to know). A hint applies to a command that takes the
+# new flag(s) and not the old one (`finedefics run` keeps its own `--base_model`, build-dataset its `--split`).
+RENAMED_FLAGS: dict[str, tuple[tuple[str, ...], str]] = {
+    "--model": (("--model_name_or_path",), ""),
+    "--base_model": (("--model_name_or_path",), ""),
+    "--base-model": (("--model_name_or_path",), ""),
+    "--dataset": (("--dataset_name",), ""),
+    "--datasets": (("--sources",), ""),
+    "--out": (("--output_dir",), ""),
+    "--quantization": (("--load_in_4bit", "--load_in_8bit"), ""),
+    "--split": (("--dataset_split",), ""),
+    "--source": (
+        ("--sources",),
+        " (one or several; folders by --data_dir ROOT holding <name>/ or --source_dirs name=PATH)",
+    ),
+    "--mask_same_class_negatives": (
+        ("--same_class_masking",),
+        " (duplicate_text: the paper; all_terms: the old True)",
+    ),
 }
 
 # Keys of TRL's ModelConfig that `FinedeficsModelConfig` takes out of every command, and why.
@@ -50,29 +57,35 @@ class CommandParser(TrlParser):
             self.set_defaults(**{field.name: default})
 
 
-def parse_command_line(parser: TrlParser, argv: Sequence[str] | None = None, keep: Sequence[str] = ()) -> list[Any]:
-    """Parse `argv` (default: the process's) with `--config` support; a flag of the old vocabulary, one the command
-    does not use, or a value a config rejects, fails with one line naming it. `keep` lists old spellings that this
-    command still uses with their old meaning."""
-    argv = list(sys.argv[1:] if argv is None else argv)
+def _check_flags(parser: TrlParser, argv: Sequence[str]) -> None:
+    """Refuse, naming what to write instead, a flag of the old vocabulary and one this command leaves out."""
+    known = parser._option_string_actions
     for argument in argv:
         flag = argument.split("=", 1)[0]
-        if flag in RENAMED_FLAGS and flag not in keep:
-            parser.error(f"{flag} was renamed: use {RENAMED_FLAGS[flag]}.")
-        name = flag[2:].replace("-", "_") if flag.startswith("--") else ""
+        if not flag.startswith("--") or flag in known:
+            continue
+        new, note = RENAMED_FLAGS.get(flag, ((), ""))
+        if new and all(spelling in known for spelling in new):
+            parser.error(f"{flag} was renamed: use {' / '.join(new)}{note}.")
+        name = flag[2:].replace("-", "_")
         if name in REFUSED_KEYS:
             parser.error(f"{flag} is not supported: {REFUSED_KEYS[name]}.")
         if name in getattr(parser, "unused", ()):
             parser.error(f"{parser.prog} does not use {flag} (`{parser.prog} --help` lists its settings).")
+
+
+def parse_command_line(parser: TrlParser, argv: Sequence[str] | None = None) -> list[Any]:
+    """Parse `argv` (default: the process's) with `--config` support; a flag of the old vocabulary, one the command
+    does not use, or a value a config rejects, fails with one line naming it."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    _check_flags(parser, argv)
     try:
         return parser.parse_args_and_config(argv)
-    except (
-        ValueError
-    ) as error:  # a config's own validation: one line naming the problem (and the file), not a traceback
+    except ValueError as error:  # a config's own validation: one line naming the problem (and the file)
         config = next((argv[i + 1] for i, argument in enumerate(argv[:-1]) if argument == "--config"), None)
         parser.error(f"{config}: {error}" if config else str(error))
 
 
-def run(make_parser: Callable[[], TrlParser], main: Callable[..., Any], keep: Sequence[str] = ()) -> None:
+def run(make_parser: Callable[[], TrlParser], main: Callable[..., Any]) -> None:
     """The entry point of `python -m hf_finedefics.scripts.<command>`."""
-    main(*parse_command_line(make_parser(), keep=keep))
+    main(*parse_command_line(make_parser()))
