@@ -92,9 +92,13 @@ def render() -> str:
         "`--output_dir`); flags override the recipe, and an unknown key fails naming it. Defaults are the paper's settings where the paper gives one; the shipped recipes are in "
         "`recipes/`.",
         "## `finedefics run`: the whole pipeline",
-        "`finedefics run [--config RECIPE] [--output_dir DIR] [--seed N] [--variants ...] [--rebuild_world]`; without "
-        "a recipe, the embedded "
-        "default (`recipes/tiny/config_run.yaml`). A run recipe's top-level keys are below; its sections take the "
+        "`finedefics run [--config RECIPE] [--output_dir DIR] [--seed N] [--variants ...] [--rebuild_world] "
+        "[--SECTION.KEY VALUE ...] [--print_config]`; without a recipe, the embedded "
+        "default (`recipes/tiny/config_run.yaml`). Any key of a section is set from the command line as "
+        "`--SECTION.KEY VALUE` (`--stage1.learning_rate 1e-4`, `--model.lora_r 16`, "
+        "`--data.synthetic.num_categories 10`; the value read as YAML), or several keys of one section as a mapping "
+        "(`--stage2 '{\"learning_rate\": 1e-4}'`); `--print_config` prints the resolved recipe as YAML and exits. "
+        "A run recipe's top-level keys are below; its sections take the "
         "keys of the commands' configs: `model` (`FinedeficsModelConfig`), `stage1` (`ContrastiveAlignmentConfig`), "
         "`stage2` (`InstructionTuningConfig`), `stage3` (`ReinforcementConfig`, for the `*_rl` variants), "
         "`evaluation` and `analysis` (tables below), and `data` with either "
