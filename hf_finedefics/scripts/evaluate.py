@@ -14,7 +14,8 @@ directory gives one report (report.md, report.json) with a row per model name an
 Any image-text-to-text model scores zero-shot (its own processor and chat template; no backbone adapter needed).
 Launched on several processes, each scores a share of the items and one merged report is written:
 
-    accelerate launch --num_processes 8 -m hf_finedefics.scripts.evaluate --model_name_or_path ... [flags as above]
+    accelerate launch --num_processes 8 -m hf_finedefics.scripts.evaluate --model_name_or_path ... \\
+        --sources bird-200 car-196 --data_dir /data/fgvr --output_dir outputs/eval   # the flags as above
 
 A model served behind an OpenAI-compatible endpoint (vLLM, TGI) is scored by generation, its key read from
 $OPENAI_API_KEY (``--api_key_env``):
