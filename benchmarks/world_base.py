@@ -2,11 +2,11 @@
 
     python benchmarks/world_base.py --world-seed 0 --world max_steps=500
 
-Builds (or reuses from the cache) the world base of `--world-seed` with the embedded recipe's world settings,
-overridden by `--world key=value`, then prints its attribute perception (values ranked by likelihood, and picked by
-letter), its text knowledge, the spread of the embeddings stage I starts from (attribute descriptions of the training
-images and category names: mean cosine across and within classes) and its zero-shot accuracy on the 4-way category
-questions with the three scorers.
+Builds (or reuses from the cache) the world base of `--world-seed` with the world settings of the embedded recipe
+(or `--recipe`), overridden by `--world key=value`, then prints its attribute perception (values ranked by
+likelihood, and picked by letter), its text knowledge, the spread of the embeddings stage I starts from (attribute
+descriptions of the training images and category names: mean cosine across and within classes) and its zero-shot
+accuracy on the 4-way category questions with the three scorers.
 """
 
 from __future__ import annotations
@@ -31,12 +31,13 @@ from hf_finedefics.world.perception import embedding_spread, perception_report
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--recipe", help="Run recipe whose world and synthetic data it reads (default: the embedded).")
     parser.add_argument("--world-seed", type=int, default=0)
     parser.add_argument("--world", nargs="*", default=[], help="WorldPretrainingConfig overrides, key=value.")
     parser.add_argument("--rebuild", action="store_true", help="Pretrain again even if cached.")
     args = parser.parse_args()
 
-    config = load_run_config(world_seed=args.world_seed)
+    config = load_run_config(args.recipe, world_seed=args.world_seed)
     overrides = {key: yaml.safe_load(value) for key, value in (item.split("=", 1) for item in args.world)}
     config.world = {**config.world, **overrides}
     run = FinedeficsRun(config)

@@ -50,9 +50,14 @@ def dataclass_table(cls: type, own_fields_only: bool = False) -> str:
         f"| `{field.name}` | `{_cell(_annotation(cls, field.name))}` | {_cell(_default(field))} | "
         f"{_cell(field.metadata.get('help', ''))} |"
         for field in dataclasses.fields(cls)
-        if own is None or field.name in own
+        if field.init and (own is None or field.name in own)  # a field outside __init__ is no key
     ]
     return "\n".join(["| Key | Type | Default | Description |", "|---|---|---|---|", *rows])
+
+
+def model_keys(keys: tuple[str, ...]) -> str:
+    """What a command that trains nothing takes of `FinedeficsModelConfig` (the others it refuses)."""
+    return "Model keys (of `FinedeficsModelConfig`, above): " + ", ".join(f"`{key}`" for key in keys) + "."
 
 
 def render() -> str:
@@ -64,7 +69,7 @@ def render() -> str:
     from hf_finedefics.scripts.analyze import AnalysisArguments
     from hf_finedefics.scripts.demo import DemoArguments
     from hf_finedefics.scripts.evaluate import EvaluateArguments
-    from hf_finedefics.scripts.merge import MergeArguments
+    from hf_finedefics.scripts.merge import MERGE_MODEL_KEYS, MergeArguments
     from hf_finedefics.scripts.push_adapter import PushAdapterArguments
     from hf_finedefics.scripts.push_dataset import PushDatasetArguments
     from hf_finedefics.scripts.stage1 import Stage1ScriptArguments
@@ -72,7 +77,7 @@ def render() -> str:
     from hf_finedefics.scripts.stage3 import Stage3ScriptArguments
     from hf_finedefics.trainer.contrastive_alignment_config import ContrastiveAlignmentConfig
     from hf_finedefics.trainer.instruction_tuning_config import InstructionTuningConfig
-    from hf_finedefics.trainer.model_config import FinedeficsModelConfig
+    from hf_finedefics.trainer.model_config import LOADING_KEYS, FinedeficsModelConfig
     from hf_finedefics.trainer.reinforcement_config import ReinforcementConfig
     from hf_finedefics.world import WorldPretrainingConfig
 
@@ -87,9 +92,13 @@ def render() -> str:
         "`--output_dir`); flags override the recipe, and an unknown key fails naming it. Defaults are the paper's settings where the paper gives one; the shipped recipes are in "
         "`recipes/`.",
         "## `finedefics run`: the whole pipeline",
-        "`finedefics run [--config RECIPE] [--output_dir DIR] [--seed N] [--variants ...] [--rebuild_world]`; without "
-        "a recipe, the embedded "
-        "default (`recipes/tiny/config_run.yaml`). A run recipe's top-level keys are below; its sections take the "
+        "`finedefics run [--config RECIPE] [--output_dir DIR] [--seed N] [--variants ...] [--rebuild_world] "
+        "[--SECTION.KEY VALUE ...] [--print_config]`; without a recipe, the embedded "
+        "default (`recipes/tiny/config_run.yaml`). Any key of a section is set from the command line as "
+        "`--SECTION.KEY VALUE` (`--stage1.learning_rate 1e-4`, `--model.lora_r 16`, "
+        "`--data.synthetic.num_categories 10`; the value read as YAML), or several keys of one section as a mapping "
+        "(`--stage2 '{\"learning_rate\": 1e-4}'`); `--print_config` prints the resolved recipe as YAML and exits. "
+        "A run recipe's top-level keys are below; its sections take the "
         "keys of the commands' configs: `model` (`FinedeficsModelConfig`), `stage1` (`ContrastiveAlignmentConfig`), "
         "`stage2` (`InstructionTuningConfig`), `stage3` (`ReinforcementConfig`, for the `*_rl` variants), "
         "`evaluation` and `analysis` (tables below), and `data` with either "
@@ -140,10 +149,13 @@ def render() -> str:
         dataclass_table(ReinforcementConfig, own_fields_only=True),
         "## `finedefics merge`: fold an adapter into its base model",
         dataclass_table(MergeArguments),
+        model_keys(MERGE_MODEL_KEYS),
         "## `finedefics evaluate`: multiple-choice FGVR evaluation (Table 2)",
         dataclass_table(EvaluateArguments),
+        model_keys(LOADING_KEYS),
         "## `finedefics analyze`: probes, alignment, discriminability, figures",
         dataclass_table(AnalysisArguments),
+        model_keys(LOADING_KEYS),
         "## `finedefics push-adapter`: publish an adapter with its model card",
         dataclass_table(PushAdapterArguments),
         "## `finedefics demo`: the Gradio demo",

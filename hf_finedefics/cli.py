@@ -13,6 +13,8 @@ import os
 import sys
 import warnings
 
+from hf_finedefics import __version__
+
 # subcommand -> (module, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
     "run": ("hf_finedefics.scripts.run", "Run the whole pipeline from a recipe (default: the embedded tiny recipe)."),
@@ -69,6 +71,7 @@ def one_line(error: BaseException) -> str:
 def main(argv: list[str] | None = None) -> None:
     argv = sys.argv[1:] if argv is None else argv
     parser = argparse.ArgumentParser(prog="finedefics", description=__doc__.splitlines()[0])
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     parser.add_argument("command", choices=sorted(COMMANDS), metavar="COMMAND", help="one of: " + ", ".join(COMMANDS))
     parser.epilog = "\n".join(f"  {name:14s} {help_}" for name, (_, help_) in COMMANDS.items())
     parser.formatter_class = argparse.RawDescriptionHelpFormatter
@@ -89,7 +92,7 @@ def main(argv: list[str] | None = None) -> None:
     sys.argv[0] = f"finedefics {command}"
     if "--config" in argv[1:-1]:
         check_config_file(argv[argv.index("--config", 1) + 1])
-    parsed = parse_command_line(module.make_parser(), argv[1:], keep=getattr(module, "KEPT_FLAGS", ()))
+    parsed = parse_command_line(module.make_parser(), argv[1:])
     module.main(*parsed)
 
 

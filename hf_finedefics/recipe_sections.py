@@ -145,6 +145,15 @@ def check_field_types(config: object) -> None:
             ) from None
 
 
+def convert_field(cls: type, name: str, value: Any, key: str) -> Any:
+    """`value` as the type of the field `name` of the dataclass `cls`, or a `ValueError` naming the recipe `key`."""
+    hint = typing.get_type_hints(cls)[name]
+    try:
+        return _convert(value, hint)
+    except _Mismatch:
+        raise ValueError(f"Recipe field `{key}` must be {_describe(hint)}, got {value!r}.") from None
+
+
 def parse_section(cls: type, values: dict[str, Any], section: str) -> Any:
     """A `cls` dataclass from the recipe mapping `values`; unknown keys, values of the wrong type and values the
     dataclass refuses fail with a `ValueError` naming the section and the field."""
@@ -155,14 +164,10 @@ def parse_section(cls: type, values: dict[str, Any], section: str) -> Any:
     unknown = sorted(set(values) - set(fields))
     if unknown:
         raise ValueError(f"Unknown key(s) {unknown} in the recipe's {where} ({cls.__name__}).")
-    hints = typing.get_type_hints(cls)
-    converted = {}
-    for name, value in values.items():
-        key = f"{section}.{name}" if section else name
-        try:
-            converted[name] = _convert(value, hints[name])
-        except _Mismatch:
-            raise ValueError(f"Recipe field `{key}` must be {_describe(hints[name])}, got {value!r}.") from None
+    converted = {
+        name: convert_field(cls, name, value, f"{section}.{name}" if section else name)
+        for name, value in values.items()
+    }
     try:
         return cls(**converted)
     except (ValueError, TypeError) as error:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import os
 import re
@@ -15,6 +16,7 @@ from PIL import Image
 
 from hf_finedefics.cli import COMMANDS
 from hf_finedefics.cli import main as finedefics
+from hf_finedefics.scripts import RENAMED_FLAGS, parse_command_line
 
 # Their parser is built over transformers' TrainingArguments (TRL's SFTConfig and GRPOConfig for stages II and III),
 # which imports torch: their --help cannot skip it (benchmarks/cli_help.py measures what that costs).
@@ -63,6 +65,65 @@ def test_old_flag_spellings_name_the_new_one(command, old, new, capsys):
     with pytest.raises(SystemExit):
         finedefics([command, old, "x"])
     assert f"{old} was renamed: use {new}" in capsys.readouterr().err
+
+
+def test_version(capsys):
+    from hf_finedefics import __version__
+
+    with pytest.raises(SystemExit) as exit_info:
+        finedefics(["--version"])
+    assert exit_info.value.code == 0 and capsys.readouterr().out.strip() == f"finedefics {__version__}"
+
+
+@pytest.mark.parametrize("command", sorted(COMMANDS))
+def test_a_renamed_flag_hint_names_a_flag_the_command_takes(command, capsys):
+    """`finedefics run --base_model X` hinted --model_name_or_path, which `run` then rejected: a hint applies to the
+    commands that take its new spelling, and never to a command whose own flag has the old one."""
+    parser = importlib.import_module(COMMANDS[command][0]).make_parser()
+    for old in RENAMED_FLAGS:
+        with contextlib.suppress(SystemExit):  # an old spelling a command keeps parses on
+            parse_command_line(parser, [old, "x"])
+        hint = re.search(r"was renamed: use (\S+)", capsys.readouterr().err)
+        if old in parser._option_string_actions:
+            assert hint is None, (command, old)
+        elif hint is not None:
+            assert hint[1].rstrip(".") in parser._option_string_actions, (command, old)
+
+
+# The model settings only training reads, and those only loading does.
+LORA_FLAGS = ("--use_peft", "--lora_r", "--lora_alpha", "--lora_dropout", "--lora_target_modules",
+              "--lora_modules_to_save", "--use_rslora", "--use_dora")  # fmt: skip
+LOADING_FLAGS = ("--load_in_4bit", "--load_in_8bit", "--attn_implementation", "--processor_kwargs", "--device_map")
+
+
+@pytest.mark.parametrize(
+    ("command", "refused", "kept"),
+    [
+        ("merge", LORA_FLAGS + LOADING_FLAGS, ("--model_name_or_path", "--model_revision", "--dtype")),
+        ("evaluate", LORA_FLAGS, ("--model_name_or_path", "--dtype", *LOADING_FLAGS)),
+        ("analyze", LORA_FLAGS, ("--model_name_or_path", "--dtype", *LOADING_FLAGS)),
+    ],
+)
+def test_a_command_that_trains_nothing_takes_no_training_flag(command, refused, kept, capsys):
+    """Its --help lists only what it uses, and a flag it would ignore is refused naming it."""
+    parser = importlib.import_module(COMMANDS[command][0]).make_parser()
+    listed = set(re.findall(r"--[a-z0-9_]+", parser.format_help()))
+    assert listed.isdisjoint(refused) and listed.issuperset(kept)
+    for flag in refused:
+        with pytest.raises(SystemExit):
+            parse_command_line(parser, ["--model_name_or_path", "m", flag, "1"])
+        assert f"finedefics {command} does not use {flag}" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("command", TRAINING_COMMANDS)
+@pytest.mark.parametrize("flag", ["--lora_task_type", "--lora_target_parameters", "--lora-task-type"])
+def test_lora_flags_no_stage_reads_are_refused(command, flag, capsys):
+    """TRL's ModelConfig takes them; every stage ignored them (each sets its own task type, LoRA goes on modules)."""
+    parser = importlib.import_module(COMMANDS[command][0]).make_parser()
+    assert flag not in parser.format_help()
+    with pytest.raises(SystemExit):
+        parse_command_line(parser, ["--dataset_name", "d", "--output_dir", "o", flag, "SEQ_CLS"])
+    assert f"{flag} is not supported: " in capsys.readouterr().err
 
 
 def test_every_command_reads_a_config_file(tmp_path, capsys):

@@ -11,11 +11,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from trl import TrlParser
-
 from hf_finedefics.analysis import ANALYSES
-from hf_finedefics.scripts import run
-from hf_finedefics.trainer.model_config import FinedeficsModelConfig
+from hf_finedefics.scripts import CommandParser, run
+from hf_finedefics.trainer.model_config import LOADING_KEYS, FinedeficsModelConfig, unused_model_keys
 
 
 @dataclass
@@ -70,8 +68,10 @@ class AnalysisArguments:
     title: str = field(default="", metadata={"help": "Title of the figures and the report."})
 
 
-def make_parser() -> TrlParser:
-    return TrlParser((AnalysisArguments, FinedeficsModelConfig), prog="finedefics analyze")
+def make_parser() -> CommandParser:
+    return CommandParser(
+        (AnalysisArguments, FinedeficsModelConfig), unused=unused_model_keys(LOADING_KEYS), prog="finedefics analyze"
+    )
 
 
 def main(args: AnalysisArguments, model_args: FinedeficsModelConfig) -> None:

@@ -17,9 +17,6 @@ from trl import TrlParser
 from dataset_builders.build_config import BuildConfig
 from hf_finedefics.scripts import run
 
-# build-dataset reads a source dataset's own split, so `--split` keeps its meaning here.
-KEPT_FLAGS = ("--split",)
-
 
 def make_parser() -> TrlParser:
     return TrlParser((BuildConfig,), prog="finedefics build-dataset")
@@ -34,4 +31,4 @@ def main(config: BuildConfig) -> None:
 
 
 if __name__ == "__main__":
-    run(make_parser, main, keep=KEPT_FLAGS)
+    run(make_parser, main)

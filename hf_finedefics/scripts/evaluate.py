@@ -14,7 +14,8 @@ directory gives one report (report.md, report.json) with a row per model name an
 Any image-text-to-text model scores zero-shot (its own processor and chat template; no backbone adapter needed).
 Launched on several processes, each scores a share of the items and one merged report is written:
 
-    accelerate launch --num_processes 8 -m hf_finedefics.scripts.evaluate --model_name_or_path ... [flags as above]
+    accelerate launch --num_processes 8 -m hf_finedefics.scripts.evaluate --model_name_or_path ... \\
+        --sources bird-200 car-196 --data_dir /data/fgvr --output_dir outputs/eval   # the flags as above
 
 A model served behind an OpenAI-compatible endpoint (vLLM, TGI) is scored by generation, its key read from
 $OPENAI_API_KEY (``--api_key_env``):
@@ -31,15 +32,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from trl import TrlParser
-
 from dataset_builders.prompts import Protocol
 from dataset_builders.registry import FGVR_BENCHMARKS
 from hf_finedefics.evaluation import DEFAULT_SIMILARITY_MODEL, MULTIPLE_CHOICE, OPEN_SET, SCORER_NAMES, TASKS
 from hf_finedefics.recipe_sections import require_at_least_one
-from hf_finedefics.scripts import run
+from hf_finedefics.scripts import CommandParser, run
 from hf_finedefics.tracking import TRACKERS, check_trackers, evaluation_metrics, log_metrics, trackers
-from hf_finedefics.trainer.model_config import FinedeficsModelConfig
+from hf_finedefics.trainer.model_config import LOADING_KEYS, FinedeficsModelConfig, unused_model_keys
 
 # accelerate loads with torch, when a model is scored: --help parses these arguments without it.
 if TYPE_CHECKING:
@@ -186,8 +185,10 @@ def _load_model(model_args: FinedeficsModelConfig, adapter: str | None, state: P
     return model_args.load(adapter, require_backbone=False)
 
 
-def make_parser() -> TrlParser:
-    return TrlParser((EvaluateArguments, FinedeficsModelConfig), prog="finedefics evaluate")
+def make_parser() -> CommandParser:
+    return CommandParser(
+        (EvaluateArguments, FinedeficsModelConfig), unused=unused_model_keys(LOADING_KEYS), prog="finedefics evaluate"
+    )
 
 
 def main(args: EvaluateArguments, model_args: FinedeficsModelConfig) -> None:

@@ -7,10 +7,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from trl import TrlParser
-
-from hf_finedefics.scripts import run
-from hf_finedefics.trainer.model_config import FinedeficsModelConfig
+from hf_finedefics.scripts import CommandParser, run
+from hf_finedefics.trainer.model_config import FinedeficsModelConfig, unused_model_keys
 
 
 @dataclass
@@ -24,8 +22,14 @@ class MergeArguments:
     )
 
 
-def make_parser() -> TrlParser:
-    return TrlParser((MergeArguments, FinedeficsModelConfig), prog="finedefics merge")
+# A merge loads the base unquantized, in `dtype`, and trains nothing: these are the model keys it reads.
+MERGE_MODEL_KEYS = ("model_name_or_path", "model_revision", "dtype")
+
+
+def make_parser() -> CommandParser:
+    return CommandParser(
+        (MergeArguments, FinedeficsModelConfig), unused=unused_model_keys(MERGE_MODEL_KEYS), prog="finedefics merge"
+    )
 
 
 def main(script_args: MergeArguments, model_args: FinedeficsModelConfig) -> None:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -23,6 +25,21 @@ DTYPES = ("auto", *COMPUTE_DTYPES)
 # Files of which a model folder needs one to tokenize (and to carry a chat template).
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "tokenizer.model", "vocab.json")
 _PATH_PREFIXES = ("/", "./", "../", "~")
+# The keys `FinedeficsModelConfig.load` reads: a command that loads a model and trains none takes only these.
+LOADING_KEYS = (
+    "model_name_or_path",
+    "model_revision",
+    "dtype",
+    "attn_implementation",
+    "load_in_8bit",
+    "load_in_4bit",
+    "bnb_4bit_quant_type",
+    "use_bnb_nested_quant",
+    "bnb_4bit_quant_storage",
+    "bnb_4bit_compute_dtype",
+    "processor_kwargs",
+    "device_map",
+)
 
 
 def check_model_location(name: str | None, key: str = "model_name_or_path", *, missing_ok: bool = False) -> None:
@@ -77,6 +94,11 @@ def parse_processor_kwargs(value: dict[str, Any] | str | None) -> dict[str, Any]
     return value
 
 
+def unused_model_keys(used: Collection[str]) -> frozenset[str]:
+    """The `FinedeficsModelConfig` keys outside `used`: what the parser of a command reading only `used` leaves out."""
+    return frozenset(field.name for field in dataclasses.fields(FinedeficsModelConfig) if field.init) - set(used)
+
+
 @dataclass
 class FinedeficsModelConfig(ModelConfig):
     """TRL's [`~trl.ModelConfig`] with the paper's defaults: LoRA r=8, alpha=8, dropout 0.2, gaussian init on the
@@ -112,6 +134,9 @@ class FinedeficsModelConfig(ModelConfig):
         default=None,
         metadata={"help": "LoRA target modules; default: the backbone's LLM + connector (never the vision encoder)."},
     )
+    # TRL's keys that no stage reads, out of every parser and recipe (`hf_finedefics.scripts.REFUSED_KEYS` says why).
+    lora_task_type: str = field(default="CAUSAL_LM", init=False)
+    lora_target_parameters: list[str] | None = field(default=None, init=False)
     device_map: str | None = field(
         default=None,
         metadata={"help": "Inference commands only: placement of the weights, e.g. 'auto' to spread them over GPUs."},
