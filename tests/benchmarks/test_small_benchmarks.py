@@ -1,6 +1,6 @@
 """Every script under benchmarks/ runs end to end, as a user runs it, at a tiny scale (benchmarks/stage1_step.py once
-failed at its first step, unnoticed: nothing ran it). gpu_scale, table3_seeds and stage1_alignment have tests of
-their own."""
+failed at its first step, unnoticed: nothing ran it). gpu_scale, table3_seeds, stage1_alignment and stage3_rewards
+have tests of their own."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ import yaml
 from tests.pipeline.test_pipeline import SMALL_RECIPE
 
 BENCHMARKS = Path(__file__).resolve().parents[2] / "benchmarks"
-TESTED_ELSEWHERE = {"gpu_scale", "table3_seeds", "stage1_alignment"}
+TESTED_ELSEWHERE = {"gpu_scale", "table3_seeds", "stage1_alignment", "stage3_rewards"}
 ONE_THREAD = ["--threads", "1"]
 # script -> (its tiny-scale arguments, a line its report prints); "RECIPE" stands for a small run recipe.
 RUNS = {
@@ -34,6 +34,11 @@ RUNS = {
         r"clip mining: +[\d.]+ s",
     ),
     "stage1_step": (["--batch-size", "2", "--steps", "1", *ONE_THREAD], r"ratio stage I / plain *: +[\d.]+"),
+    # One environment (the one running the tests) stands for the two the benchmark compares.
+    "torch_builds": (
+        ["--python", sys.executable, "--rounds", "1", "--world-steps", "6"],
+        r"scoring +items/s +[\d.]+",
+    ),
     "world_base": (["--recipe", "RECIPE", "--world", "max_steps=2"], r"zero-shot generation: [\d.]+ %"),
 }
 
