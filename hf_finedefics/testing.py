@@ -227,34 +227,43 @@ SMOLVLM_CHAT_TEMPLATE = (
 )
 
 
+# SmolVLM's tiles, shared by the Idefics3 and SmolVLM2 builders: images up to 64 px split into 32 px tiles plus the
+# global image; a tile is 16 patches, pixel-shuffled by 2 into 4 visual tokens.
+_SMOLVLM_TILE_TOKENS = ["<global-img>"] + [f"<row_{i}_col_{j}>" for i in range(1, 7) for j in range(1, 7)]
+_SMOLVLM_SCALE_FACTOR = 2
+_SMOLVLM_IMAGE_SEQ_LEN = (_IMAGE_SIZE // _PATCH_SIZE) ** 2 // _SMOLVLM_SCALE_FACTOR**2
+
+
+def _smolvlm_splitting(image_processor_class):
+    """An Idefics3 or SmolVLM image processor that splits images into the tiles above."""
+    return image_processor_class(
+        do_image_splitting=True,
+        size={"longest_edge": 2 * _IMAGE_SIZE},
+        max_image_size={"longest_edge": _IMAGE_SIZE},
+    )
+
+
 def _idefics3(output_dir: Path) -> None:
     """SmolVLM-Instruct's layout: SmolLM2 special tokens, image splitting on (so tests cover tiles, the global image
-    and `pixel_attention_mask`): a 32 px tile is 16 patches, pixel-shuffled by 2 into 4 visual tokens."""
-    tile_tokens = ["<global-img>"] + [f"<row_{i}_col_{j}>" for i in range(1, 7) for j in range(1, 7)]
+    and `pixel_attention_mask`)."""
     tokenizer = byte_level_tokenizer(
-        ["<|endoftext|>", "<|im_start|>", "<|im_end|>", *tile_tokens],
+        ["<|endoftext|>", "<|im_start|>", "<|im_end|>", *_SMOLVLM_TILE_TOKENS],
         bos_token="<|im_start|>",
         eos_token="<end_of_utterance>",
         unk_token="<|endoftext|>",
         pad_token="<|im_end|>",
     )
-    image_processor = Idefics3ImageProcessorPil(
-        do_image_splitting=True,
-        size={"longest_edge": 2 * _IMAGE_SIZE},
-        max_image_size={"longest_edge": _IMAGE_SIZE},
-    )
-    scale_factor = 2
-    image_seq_len = (_IMAGE_SIZE // _PATCH_SIZE) ** 2 // scale_factor**2
+    image_processor = _smolvlm_splitting(Idefics3ImageProcessorPil)
     # The processor adds <fake_token_around_image>, <image> and <end_of_utterance> like the real one.
     processor = Idefics3Processor(
-        image_processor, tokenizer, image_seq_len=image_seq_len, chat_template=SMOLVLM_CHAT_TEMPLATE
+        image_processor, tokenizer, image_seq_len=_SMOLVLM_IMAGE_SEQ_LEN, chat_template=SMOLVLM_CHAT_TEMPLATE
     )
     tokenizer = processor.tokenizer
     eos_token_id = tokenizer.convert_tokens_to_ids("<|im_end|>")  # SmolLM2's EOS, as in the text config
     config = Idefics3Config(
         text_config=_text_config("llama", len(tokenizer), tokenizer.pad_token_id, eos_token_id),
         vision_config=_vision_config(),
-        scale_factor=scale_factor,
+        scale_factor=_SMOLVLM_SCALE_FACTOR,
         image_token_id=processor.image_token_id,
         tie_word_embeddings=False,
     )
@@ -275,28 +284,21 @@ def _smolvlm(output_dir: Path) -> None:
     SmolVLM's own processor, which adds a video processor."""
     from transformers.models.smolvlm.image_processing_pil_smolvlm import SmolVLMImageProcessorPil
 
-    tile_tokens = ["<global-img>"] + [f"<row_{i}_col_{j}>" for i in range(1, 7) for j in range(1, 7)]
     tokenizer = byte_level_tokenizer(
         ["<|endoftext|>", "<|im_start|>", "<|im_end|>", "<fake_token_around_image>", "<image>", "<video>"]
-        + ["<end_of_utterance>", *tile_tokens],
+        + ["<end_of_utterance>", *_SMOLVLM_TILE_TOKENS],
         bos_token="<|im_start|>",
         eos_token="<end_of_utterance>",
         unk_token="<|endoftext|>",
         pad_token="<|im_end|>",
         chat_template=SMOLVLM2_CHAT_TEMPLATE,
     )
-    image_processor = SmolVLMImageProcessorPil(
-        do_image_splitting=True,
-        size={"longest_edge": 2 * _IMAGE_SIZE},
-        max_image_size={"longest_edge": _IMAGE_SIZE},
-    )
-    scale_factor = 2
-    image_seq_len = (_IMAGE_SIZE // _PATCH_SIZE) ** 2 // scale_factor**2
+    image_processor = _smolvlm_splitting(SmolVLMImageProcessorPil)
     eos_token_id = tokenizer.convert_tokens_to_ids("<|im_end|>")
     config = SmolVLMConfig(
         text_config=_text_config("llama", len(tokenizer), tokenizer.pad_token_id, eos_token_id),
         vision_config=_vision_config(),
-        scale_factor=scale_factor,
+        scale_factor=_SMOLVLM_SCALE_FACTOR,
         image_token_id=tokenizer.convert_tokens_to_ids("<image>"),
         tie_word_embeddings=False,
     )
@@ -311,7 +313,7 @@ def _smolvlm(output_dir: Path) -> None:
             image_processor,
             tokenizer,
             video_processor,
-            image_seq_len=image_seq_len,
+            image_seq_len=_SMOLVLM_IMAGE_SEQ_LEN,
             chat_template=tokenizer.chat_template,
         )
 
