@@ -24,7 +24,7 @@ import yaml
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-from hf_finedefics.pipeline import STAGE1_OF, FinedeficsRun, load_run_config  # noqa: E402
+from hf_finedefics.run.pipeline import FinedeficsRun, load_run_config  # noqa: E402
 
 PAIRS = ("object_to_attribute", "attribute_to_category", "object_to_category")
 # The contrastive terms drawn, each in its own line style (the generation loss is on another scale).
@@ -47,8 +47,8 @@ def train_stage1(
     config.stage1 = {**config.stage1, **stage1}
     run = FinedeficsRun(config)
     run.step_build()
-    run.step_stage1(variant)
-    folder = run.stage_dir(STAGE1_OF[variant], "stage1")
+    run.step_train(variant, "stage1")
+    folder = run.stage_dir(variant, "stage1")
     states = sorted(folder.glob("checkpoint-*/trainer_state.json"), key=lambda p: int(p.parent.name.split("-")[1]))
     if not states:
         raise FileNotFoundError(f"{folder} has no checkpoint with a trainer_state.json (save_strategy: no?)")

@@ -26,7 +26,10 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 from hf_finedefics.evaluation.report import read_summaries  # noqa: E402
-from hf_finedefics.pipeline import STAGE2_OF  # noqa: E402
+from hf_finedefics.run.variants import VARIANT_TABLE  # noqa: E402
+
+# The stage III variants, and the variant whose stage II each starts from.
+STAGE2_OF = {name: v.owner("stage2") for name, v in VARIANT_TABLE.items() if v.trains("stage3")}
 
 
 def reward_history(stage3_dir: Path) -> list[dict]:

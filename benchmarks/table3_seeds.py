@@ -26,7 +26,8 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-from hf_finedefics.pipeline import ALL_VARIANTS, VARIANT_TITLES, load_run_config, run_pipeline  # noqa: E402
+from hf_finedefics.run.pipeline import load_run_config, run_pipeline  # noqa: E402
+from hf_finedefics.run.variants import ALL_VARIANTS, VARIANT_TABLE  # noqa: E402
 
 
 def _mean_std(values: list[float], digits: int = 1) -> str:
@@ -92,7 +93,7 @@ def _plot(per_seed: dict[str, dict[str, dict[str, float]]], variants: list[str],
             label="paper (Idefics2-8B)" if row == 0 else None,
         )
     axis.axvline(25.0, color="grey", linestyle=":", label="chance (4 options)")
-    axis.set_yticks(range(len(variants)), [VARIANT_TITLES[v] for v in variants])
+    axis.set_yticks(range(len(variants)), [VARIANT_TABLE[v].title for v in variants])
     axis.invert_yaxis()
     axis.set_xlim(-2, 102)
     axis.set_xlabel(f"4-way multiple-choice accuracy (%): ours by {scorer}, the paper's by letter")
@@ -129,7 +130,8 @@ def main(argv: list[str] | None = None) -> dict:
     overrides: dict = {"variants": args.variants}
     if args.alignment_variants:
         analysed = [v for v in args.alignment_variants if v in variants_run]
-        overrides["analysis"] = {**recipe.analysis, "analyses": ["alignment"], "variants": analysed}
+        overrides["analysis"] = {**recipe.analysis, "analyses": ["alignment"]}
+        overrides["analysis_variants"] = analysed
 
     results: dict[str, dict[str, dict[str, float]]] = {}
     for world in args.world_seeds:
@@ -151,7 +153,7 @@ def main(argv: list[str] | None = None) -> dict:
     print("|---|" + "---:|" * len(scorers))
     for variant in variants:
         cells = [_mean_std([results[pair][variant][scorer] for pair in pairs]) for scorer in scorers]
-        print(f"| {VARIANT_TITLES[variant]} | " + " | ".join(cells) + " |")
+        print(f"| {VARIANT_TABLE[variant].title} | " + " | ".join(cells) + " |")
 
     print("\nPaired differences (higher row minus lower row as the paper orders them), per pair, mean ± std:\n")
     print("| Relation | paper | " + " | ".join(scorers) + " |")
@@ -182,7 +184,7 @@ def main(argv: list[str] | None = None) -> dict:
                 _mean_std([results[pair][variant][m] * (100 if m.endswith("top1") else 1) for pair in pairs], 3)
                 for m in ALIGNMENT_MEASURES
             ]
-            print(f"| {VARIANT_TITLES[variant]} | " + " | ".join(cells) + " |")
+            print(f"| {VARIANT_TABLE[variant].title} | " + " | ".join(cells) + " |")
 
     output_dir = Path(args.output_dir)
     scorer = "name_likelihood" if "name_likelihood" in scorers else scorers[0]

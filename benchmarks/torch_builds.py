@@ -54,7 +54,7 @@ def worker(world_steps: int) -> dict[str, float]:
     from transformers import AutoModelForImageTextToText, AutoProcessor
 
     from hf_finedefics.evaluation import LikelihoodScorer, score_items
-    from hf_finedefics.pipeline import FinedeficsRun, load_run_config
+    from hf_finedefics.run.pipeline import FinedeficsRun, load_run_config
     from hf_finedefics.testing import create_tiny_checkpoint
     from hf_finedefics.world.pretraining import pretrain_world
 

@@ -24,7 +24,7 @@ from hf_finedefics.embeddings import encode_texts
 from hf_finedefics.evaluation import load_mc_items, score_items, summarize_results
 from hf_finedefics.evaluation.scoring import GenerationScorer, LikelihoodScorer, NameLikelihoodScorer
 from hf_finedefics.modeling import load_finedefics_model
-from hf_finedefics.pipeline import FinedeficsRun, load_run_config
+from hf_finedefics.run.pipeline import FinedeficsRun, load_run_config
 from hf_finedefics.world import ensure_world_base
 from hf_finedefics.world.perception import embedding_spread, perception_report
 

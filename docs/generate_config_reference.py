@@ -60,15 +60,25 @@ def model_keys(keys: tuple[str, ...]) -> str:
     return "Model keys (of `FinedeficsModelConfig`, above): " + ", ".join(f"`{key}`" for key in keys) + "."
 
 
+def run_set_table(run_set_keys: dict[str, dict[str, str]]) -> str:
+    rows = [
+        f"| `{section}` | `{key}` | {_cell(value)} |"
+        for section, keys in run_set_keys.items()
+        for key, value in keys.items()
+    ]
+    return "\n".join(["| Section | Key | Set by the run to |", "|---|---|---|", *rows])
+
+
 def render() -> str:
     # Imported here so `--help` of this script stays fast and the module imports only what it documents.
     from dataset_builders.build import BuildConfig
     from dataset_builders.sources.synthetic import SyntheticFGVRConfig
+    from hf_finedefics.analysis.config import AnalysisArguments
+    from hf_finedefics.evaluation.config import EvaluateArguments
     from hf_finedefics.losses import AttributeAugmentedLossConfig
-    from hf_finedefics.pipeline import AnalysisSettings, EvaluationSettings, RunConfig
-    from hf_finedefics.scripts.analyze import AnalysisArguments
+    from hf_finedefics.run.config import RunConfig
+    from hf_finedefics.run.recipe import RUN_SET_KEYS
     from hf_finedefics.scripts.demo import DemoArguments
-    from hf_finedefics.scripts.evaluate import EvaluateArguments
     from hf_finedefics.scripts.merge import MERGE_MODEL_KEYS, MergeArguments
     from hf_finedefics.scripts.push_adapter import PushAdapterArguments
     from hf_finedefics.scripts.push_dataset import PushDatasetArguments
@@ -101,14 +111,15 @@ def render() -> str:
         "A run recipe's top-level keys are below; its sections take the "
         "keys of the commands' configs: `model` (`FinedeficsModelConfig`), `stage1` (`ContrastiveAlignmentConfig`), "
         "`stage2` (`InstructionTuningConfig`), `stage3` (`ReinforcementConfig`, for the `*_rl` variants), "
-        "`evaluation` and `analysis` (tables below), and `data` with either "
+        "`evaluation` (`EvaluateArguments`) and `analysis` (`AnalysisArguments`): the keys of `finedefics evaluate` "
+        "and `finedefics analyze` below, with their defaults, less those the run sets itself (listed below), and "
+        "`data` with either "
         "`synthetic` (`SyntheticFGVRConfig`, below) or `build` (the `build-dataset` options, with underscores), and "
         "`world` (`WorldPretrainingConfig`, below) for `base_model: world`.",
         dataclass_table(RunConfig),
-        "### `evaluation` section (`EvaluationSettings`)",
-        dataclass_table(EvaluationSettings),
-        "### `analysis` section (`AnalysisSettings`)",
-        dataclass_table(AnalysisSettings),
+        "### Keys of the `evaluation` and `analysis` sections that the run sets itself",
+        "A recipe that sets one of them is refused, naming it.",
+        run_set_table(RUN_SET_KEYS),
         "### `data.synthetic` section (`SyntheticFGVRConfig`): the embedded default dataset",
         dataclass_table(SyntheticFGVRConfig),
         "### `world` section (`WorldPretrainingConfig`): the embedded default's pretrained base",

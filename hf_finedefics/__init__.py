@@ -37,7 +37,7 @@ _EXPORTS = {
     "parse_choice": "evaluation",
     "evaluate_model": "evaluation",
     "run_analysis": "analysis",
-    "run_pipeline": "pipeline",
+    "run_pipeline": "run.pipeline",
 }
 
 __all__ = sorted(_EXPORTS)

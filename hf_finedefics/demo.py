@@ -28,7 +28,6 @@ import os
 import re
 import tempfile
 import threading
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -37,7 +36,6 @@ import gradio as gr
 import pandas as pd
 from PIL import Image, ImageOps
 
-from dataset_builders.cache import finedefics_cache_dir
 from dataset_builders.images import to_rgb
 from dataset_builders.prompts import OPTION_LETTERS
 from dataset_builders.registry import FGVR_BENCHMARKS
@@ -47,6 +45,9 @@ from hf_finedefics.evaluation.parsing import normalize_name
 from hf_finedefics.evaluation.scoring import display_class_name
 from hf_finedefics.modeling import load_finedefics_model
 from hf_finedefics.recognizer import FinedeficsRecognizer, Recognition
+from hf_finedefics.run.config import DEFAULT_OUTPUT_DIR
+from hf_finedefics.run.default_model import default_run_dir, default_run_model, ensure_default_model
+from hf_finedefics.run.steps import Progress
 
 logger = logging.getLogger(__name__)
 
@@ -74,12 +75,7 @@ GENERIC_SUPERCLASS = "object"
 # Show small images (the critters are 32x32) enlarged with crisp pixels; the model still gets the original.
 APP_CSS = "#image img { width: 100%; height: 100%; object-fit: contain; image-rendering: pixelated; }"
 
-# Where `finedefics run` writes by default (RunConfig.output_dir): the demo's model when none is given.
-DEFAULT_RUN_DIR = "finedefics-default"
-
 NOT_AN_IMAGE = "This file is not an image that can be read (use PNG, JPEG, WebP, GIF or BMP)."
-
-Progress = Callable[[float, str], None]
 
 
 @dataclass(frozen=True)
@@ -213,7 +209,7 @@ class DemoModel:
                 logger.info(
                     "No model given and no finished default run in ./%s: using the embedded default model, built "
                     "into %s if missing (minutes on CPU). Pass --model_name_or_path to use another.",
-                    DEFAULT_RUN_DIR,
+                    DEFAULT_OUTPUT_DIR,
                     default_run_dir(),
                 )
         self.model_id = model
@@ -420,34 +416,3 @@ def launch_demo(
     build_demo(model, adapter, processor_kwargs, load_now=True).launch(
         server_name=server_name, server_port=server_port, share=share, max_file_size=MAX_UPLOAD_BYTES, css=APP_CSS
     )
-
-
-def default_run_model(run_dir: str | os.PathLike = DEFAULT_RUN_DIR) -> Path | None:
-    """The Finedefics model (stage II adapter) of a finished `finedefics run` in `run_dir`, or None."""
-    from .trainer.checkpoints import is_finished_save
-
-    model_dir = Path(run_dir) / "finedefics" / "stage2"  # FinedeficsRun.stage_dir("finedefics", "stage2")
-    return model_dir if is_finished_save(model_dir) else None
-
-
-def default_run_dir() -> Path:
-    return finedefics_cache_dir() / "default-run"
-
-
-def ensure_default_model(progress: Progress | None = None) -> Path:
-    """The embedded default Finedefics model (its stage II adapter folder), built on first use."""
-    # Imported here: the training pipeline is only needed when the default must be built.
-    from .pipeline import FinedeficsRun, load_run_config
-    from .trainer.checkpoints import is_finished_save
-
-    config = load_run_config(output_dir=str(default_run_dir()), variants=["finedefics"])
-    run = FinedeficsRun(config, progress)
-    model_dir = run.stage_dir("finedefics", "stage2")
-    if not is_finished_save(model_dir):
-        steps = [run.step_build, lambda: run.step_stage1("finedefics"), lambda: run.step_stage2("finedefics")]
-        messages = ["building the synthetic training data", "stage I", "stage II"]
-        for index, (step, message) in enumerate(zip(steps, messages)):
-            run.progress(index / len(steps), f"Building the default model: {message}")
-            step()
-        run.progress(1.0, "Default model ready")
-    return model_dir

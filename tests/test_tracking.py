@@ -12,7 +12,7 @@ import yaml
 
 from hf_finedefics.cli import console_main
 from hf_finedefics.cli import main as finedefics
-from hf_finedefics.pipeline import FinedeficsRun, load_run_config
+from hf_finedefics.run.pipeline import FinedeficsRun, load_run_config
 from hf_finedefics.testing import create_tiny_checkpoint
 from tests.conftest import synthetic_triples, tensorboard_scalars
 from tests.pipeline.test_pipeline import SMALL_RECIPE
@@ -85,7 +85,7 @@ def test_a_run_logs_training_and_evaluation_to_tensorboard(tmp_path):
         "variants": ["zero_shot", "instruction_tuning"],
         "report_to": "tensorboard",
         "evaluation": {"tasks": ["multiple_choice"], "scorers": ["likelihood"]},
-        "analysis": {"variants": []},
+        "analysis_variants": [],
     }
     (tmp_path / "recipe.yaml").write_text(yaml.safe_dump(recipe))
     run = tmp_path / "run"

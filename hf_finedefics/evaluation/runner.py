@@ -29,8 +29,9 @@ from tqdm.auto import tqdm
 from dataset_builders.images import open_rgb
 from dataset_builders.prompts import open_set_prompt
 
+from .config import EvaluateArguments
 from .items import MultipleChoiceItem, get_dataset
-from .names import DEFAULT_SIMILARITY_MODEL, OPEN_SET, SCORER_NAMES
+from .names import DEFAULT_SIMILARITY_MODEL, MULTIPLE_CHOICE, OPEN_SET, SCORER_NAMES
 from .open_set import (
     load_similarity_model,
     score_open_set_answers,
@@ -451,4 +452,90 @@ def evaluate_open_set(
             dataset: json.loads(summary_path(output_dir, model_name, dataset, OPEN_SET).read_text())
             for dataset in datasets
         }
+    return summaries
+
+
+def load_test_sets(args: EvaluateArguments) -> dict[str, list[MultipleChoiceItem]]:
+    """The test sets `args` names ({source: items}), each read in its native layout with its option file (the
+    shipped one, the folder's own, `options_files`, or one built with `clip_model`), before any model is loaded:
+    a missing image or option file fails here, not after the first dataset has been scored."""
+    from dataset_builders.sources import parse_pairs, source_folders
+
+    from .items import FOLDER_OPTION_FILE, default_option_file, load_mc_items
+    from .options import build_option_file, scan_imagefolder
+
+    folders = source_folders(args.sources, args.data_dir, parse_pairs(args.source_dirs))
+    options_files = parse_pairs(args.options_files)
+    test_sets = {}
+    for name in args.sources:
+        data_dir = folders[name]
+        if name not in options_files and default_option_file(name, data_dir) is None:
+            if args.clip_model is None:
+                raise ValueError(
+                    f"{name} has no shipped option file and {Path(data_dir) / FOLDER_OPTION_FILE} does not exist: "
+                    f"pass --options_files {name}=PATH, or --clip_model to build one."
+                )
+            options_files[name] = str(Path(args.output_dir) / "options" / f"{name}.json")
+            logger.info("Building %s options with %s", options_files[name], args.clip_model)
+            build_option_file(scan_imagefolder(data_dir), data_dir, args.clip_model, options_files[name])
+        test_sets[name] = load_mc_items(name, data_dir, options_files.get(name))
+        logger.info("%s: %d test images under %s", name, len(test_sets[name]), data_dir)
+    return test_sets
+
+
+def run_evaluation(
+    args: EvaluateArguments,
+    model: Any,
+    processor: Any,
+    test_sets: dict[str, list[MultipleChoiceItem]],
+    model_name: str,
+    superclasses: dict[str, str] | None = None,
+) -> dict[str, dict[str, Any]]:
+    """Evaluate `model` as `args` say (`finedefics evaluate` and a run's evaluation step alike): each multiple-choice
+    scorer and/or the open set, into `args.output_dir`. Returns {scorer: {dataset: summary}}, the open set's under
+    `OPEN_SET`. `superclasses` ({dataset: noun asked about}) defaults to `args.superclass` for an imagefolder."""
+    if superclasses is None and args.superclass:
+        superclasses = {"imagefolder": args.superclass}
+    common = {
+        "model_name": model_name,
+        "batch_size": args.batch_size,
+        "max_new_tokens": args.max_new_tokens,
+        "superclasses": superclasses,
+    }
+    summaries: dict[str, dict[str, Any]] = {}
+    if MULTIPLE_CHOICE in args.tasks:
+        summaries = evaluate_model(
+            model,
+            processor,
+            test_sets,
+            args.output_dir,
+            scorers=tuple(args.scorers),
+            seed=args.seed,
+            protocol=args.protocol,
+            **common,
+        )
+        for scorer, by_dataset in summaries.items():
+            for name, summary in by_dataset.items():
+                logger.info(
+                    "%s %s (%s protocol): accuracy %.2f%%, failure rate %.2f%%",
+                    name,
+                    scorer,
+                    args.protocol,
+                    summary["accuracy"],
+                    summary["failure_rate"],
+                )
+    if OPEN_SET in args.tasks:
+        open_set = summaries[OPEN_SET] = evaluate_open_set(
+            model, processor, test_sets, args.output_dir, similarity_model=args.similarity_model, **common
+        )
+        for name, summary in open_set.items():
+            logger.info(
+                "%s open set: exact %.2f%%, contains %.2f%%, nearest top-1 %.2f%%, top-5 %.2f%%, mean cosine %.3f",
+                name,
+                summary["exact"],
+                summary["contains"],
+                summary["top1"],
+                summary["top5"],
+                summary["mean_cosine"],
+            )
     return summaries

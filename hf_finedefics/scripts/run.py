@@ -13,22 +13,17 @@ from __future__ import annotations
 
 import dataclasses
 import sys
-import typing
 from collections.abc import Sequence
 from pathlib import Path
 
 from trl import TrlParser
 
-from hf_finedefics.run_config import RunConfig, embedded_recipe_path
+from hf_finedefics.run.config import SECTION_NAMES, RunConfig, embedded_recipe_path
 from hf_finedefics.scripts import run
 
-# The recipe's sections: the mapping-valued keys of its top level.
-SECTION_FIELDS = tuple(
-    name for name, hint in typing.get_type_hints(RunConfig).items() if typing.get_origin(hint) is dict
-)
 EPILOG = (
     "Any key of a section: --SECTION.KEY VALUE, e.g. --stage1.learning_rate 1e-4, --model.lora_r 16, "
-    "--data.synthetic.num_categories 10 (the value read as YAML; sections: " + ", ".join(SECTION_FIELDS) + "); or "
+    "--data.synthetic.num_categories 10 (the value read as YAML; sections: " + ", ".join(SECTION_NAMES) + "); or "
     'several keys of one section as a mapping, e.g. --stage2 \'{"learning_rate": 1e-4, "num_train_epochs": 2}\'.'
 )
 
@@ -40,7 +35,7 @@ def split_overrides(args: Sequence[str]) -> tuple[list[str], list[tuple[str, str
     for argument in args:
         flag, equals, value = argument.partition("=")
         key = flag[2:].replace("-", "_") if flag.startswith("--") else ""
-        if "." in key or key in SECTION_FIELDS:
+        if "." in key or key in SECTION_NAMES:
             if not equals:
                 value = next(args, None)
                 if value is None or value.startswith("--"):
@@ -76,7 +71,7 @@ class RunParser(TrlParser):
             self.error(str(error))
         config, options = super().parse_args_and_config(args, **kwargs)
         if overrides:
-            from hf_finedefics.recipe_overrides import override_recipe, read_value
+            from hf_finedefics.run.overrides import override_recipe, read_value
 
             recipe = dataclasses.asdict(config)
             for key, value in overrides:
@@ -93,7 +88,7 @@ def make_parser() -> TrlParser:
 
 
 def main(config: RunConfig, print_config: bool = False) -> None:
-    from hf_finedefics.pipeline import FinedeficsRun
+    from hf_finedefics.run.pipeline import FinedeficsRun
 
     if print_config:
         import yaml

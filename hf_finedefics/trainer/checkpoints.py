@@ -20,8 +20,8 @@ from typing import TYPE_CHECKING, Any
 from transformers import Trainer, TrainingArguments
 from transformers.trainer import TRAINER_STATE_NAME
 
+from ..folder_lock import folder_lock
 from ..hub import TRAINING_SUMMARY_NAME, load_training_summary, training_summary
-from ..run_steps import folder_lock
 
 if TYPE_CHECKING:
     from torch import nn
@@ -70,7 +70,7 @@ def last_complete_checkpoint(output_dir: str | os.PathLike) -> Path | None:
 
 
 def stage_lock(args: TrainingArguments) -> contextlib.AbstractContextManager:
-    """The lock of a stage's output folder, held by the process that saves (`run_steps.folder_lock`): a second
+    """The lock of a stage's output folder, held by the process that saves (`folder_lock.folder_lock`): a second
     command training into the folder would resume from, or save over, the first's checkpoints while it trains."""
     return folder_lock(Path(args.output_dir)) if args.should_save else contextlib.nullcontext()
 

@@ -25,6 +25,9 @@ DTYPES = ("auto", *COMPUTE_DTYPES)
 # Files of which a model folder needs one to tokenize (and to carry a chat template).
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "tokenizer.model", "vocab.json")
 _PATH_PREFIXES = ("/", "./", "../", "~")
+# `testing:<architecture>`: a small randomly initialised checkpoint of that family, built in-process on first use
+# (`hf_finedefics.testing.create_tiny_checkpoint`), for trying a recipe or a command without a download.
+TESTING_PREFIX = "testing:"
 # The keys `FinedeficsModelConfig.load` reads: a command that loads a model and trains none takes only these.
 LOADING_KEYS = (
     "model_name_or_path",
@@ -110,7 +113,8 @@ class FinedeficsModelConfig(ModelConfig):
         default=None,
         metadata={
             "help": "Hub id or folder of the VLM (a full checkpoint, or a peft adapter whose recorded base is "
-            "loaded under it). Stage II may leave it out when `stage1_adapter` is given."
+            "loaded under it), or `testing:<architecture>` for a small randomly initialised one built in-process. "
+            "Stage II may leave it out when `stage1_adapter` is given."
         },
     )
     dtype: str = field(
@@ -158,6 +162,10 @@ class FinedeficsModelConfig(ModelConfig):
             )
         require_at_least_one(self, "lora_r", "lora_alpha")
         require_in_range(self, "lora_dropout", 0, 1)
+        if self.model_name_or_path is not None and self.model_name_or_path.startswith(TESTING_PREFIX):
+            from ..testing import create_tiny_checkpoint
+
+            self.model_name_or_path = str(create_tiny_checkpoint(self.model_name_or_path.removeprefix(TESTING_PREFIX)))
         check_model_location(self.model_name_or_path, missing_ok=True)
 
     def quantization_config(self) -> BitsAndBytesConfig | None:

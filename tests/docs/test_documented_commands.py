@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 
 from hf_finedefics.cli import COMMANDS
-from hf_finedefics.run_config import embedded_recipe_path
+from hf_finedefics.run.config import embedded_recipe_path
 from hf_finedefics.scripts import parse_command_line
 
 REPO_ROOT = Path(__file__).resolve().parents[2]

@@ -31,7 +31,8 @@ TINY_RUN = {
     "output_dir": RUN_DIR,
     "base_model": "testing:idefics2",
     "variants": ["finedefics"],
-    "analysis": {"analyses": ["alignment"], "variants": ["finedefics"]},
+    "analysis": {"analyses": ["alignment"]},
+    "analysis_variants": ["finedefics"],
 }
 
 

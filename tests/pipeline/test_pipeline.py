@@ -18,8 +18,9 @@ from hf_finedefics.cli import main as cli_main
 from hf_finedefics.evaluation.report import mean_accuracies
 from hf_finedefics.hub import TRAINING_SUMMARY_NAME
 from hf_finedefics.modeling import adapter_base_model
-from hf_finedefics.pipeline import STAGE1_OF, VARIANTS, FinedeficsRun, load_run_config, run_pipeline
-from hf_finedefics.run_steps import FINGERPRINT_NAME, RUN_LOG_NAME
+from hf_finedefics.run.pipeline import FinedeficsRun, load_run_config, run_pipeline
+from hf_finedefics.run.steps import FINGERPRINT_NAME, RUN_LOG_NAME
+from hf_finedefics.run.variants import VARIANT_TABLE, VARIANTS
 from tests.world.test_world import TINY_WORLD
 
 SMALL_RECIPE = {
@@ -30,7 +31,11 @@ SMALL_RECIPE = {
     "data": {"synthetic": {"num_categories": 6, "train_per_category": 4, "test_per_category": 2}},
     "stage1": {"per_device_train_batch_size": 8, "max_steps": 2, "warmup_steps": 0, "use_cpu": True},
     "stage2": {"per_device_train_batch_size": 8, "max_steps": 2, "warmup_steps": 0, "use_cpu": True},
-    "evaluation": {"scorers": ["name_likelihood", "likelihood", "generation"], "max_new_tokens": 4},
+    "evaluation": {
+        "tasks": ["multiple_choice", "open_set"],
+        "scorers": ["name_likelihood", "likelihood", "generation"],
+        "max_new_tokens": 4,
+    },
     "analysis": {"analyses": ["alignment", "tsne", "confusion"], "tsne_max_per_class": 2},
 }
 
@@ -55,8 +60,8 @@ def _starting_point(pipeline: FinedeficsRun, variant: str) -> str:
     """The full checkpoint a variant's training starts from (stage I's base when it has a stage I)."""
     if variant == "zero_shot":
         return str(Path(pipeline.model_dir(variant)).resolve())
-    if variant in STAGE1_OF:
-        stage1 = pipeline.stage_dir(STAGE1_OF[variant], "stage1")
+    if VARIANT_TABLE[variant].trains("stage1"):
+        stage1 = pipeline.stage_dir(VARIANT_TABLE[variant].owner("stage1"), "stage1")
         if variant != "stage1_only":
             # Stage II trains on the base with this very stage I merged in.
             merged = Path(f"{pipeline.stage_dir(variant, 'stage2')}-stage1-merged").resolve()
@@ -105,7 +110,7 @@ def test_run_chains_every_step_and_skips_finished_ones(tiny_run, monkeypatch):
     (world_base,) = (tiny_run.cache / "world").iterdir()
     pipeline = FinedeficsRun(load_run_config(recipe, output_dir=str(run)))
     assert {_starting_point(pipeline, v) for v in VARIANTS} == {str(world_base.resolve())}
-    assert pipeline.model_dir("stage1_only") == str(run / STAGE1_OF["stage1_only"] / "stage1")
+    assert pipeline.model_dir("stage1_only") == str(run / VARIANT_TABLE["stage1_only"].owner("stage1") / "stage1")
 
     table = (run / "table3.md").read_text()
     assert "Finedefics" in table and "name_likelihood" in table and "standard error of a difference" in table
@@ -221,7 +226,7 @@ def test_unknown_recipe_key_is_named(tmp_path):
     with pytest.raises(ValueError, match="base_model: world is pretrained on the synthetic world"):
         load_run_config(recipe, data={"dataset": str(tmp_path)}, output_dir=run_dir)
     recipe.write_text(yaml.safe_dump(SMALL_RECIPE))
-    with pytest.raises(ValueError, match=r"Unknown evaluation.tasks \['open'\]"):
+    with pytest.raises(ValueError, match=r"`evaluation` section.*Unknown tasks \['open'\]"):
         FinedeficsRun(load_run_config(recipe, evaluation={"tasks": ["open"]}, output_dir=run_dir))
     with pytest.raises(FileNotFoundError, match="not a dataset folder built by build-dataset"):
         FinedeficsRun(
@@ -247,7 +252,7 @@ def test_a_stage_killed_during_its_final_save_is_trained_again(tmp_path, caplog,
     stage_dir.mkdir(parents=True)
     (stage_dir / "adapter_config.json").write_text("{}")
     with caplog.at_level(logging.WARNING):
-        run.step_stage1("finedefics")
+        run.step_train("finedefics", "stage1")
     assert f"{stage_dir} holds an unfinished save" in caplog.text
     assert (stage_dir / TRAINING_SUMMARY_NAME).is_file() and (stage_dir / "adapter_model.safetensors").is_file()
 

@@ -9,7 +9,7 @@ import re
 import pytest
 import yaml
 
-from hf_finedefics.pipeline import FinedeficsRun, load_run_config, run_pipeline
+from hf_finedefics.run.pipeline import FinedeficsRun, load_run_config, run_pipeline
 
 from .test_pipeline import SMALL_RECIPE
 

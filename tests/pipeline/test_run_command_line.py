@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 from hf_finedefics.cli import main as finedefics
-from hf_finedefics.pipeline import FinedeficsRun, load_run_config
+from hf_finedefics.run.pipeline import FinedeficsRun, load_run_config
 
 
 @pytest.fixture(autouse=True)
@@ -49,7 +49,7 @@ def test_dotted_flags_set_any_recipe_key(capsys):
     run = FinedeficsRun(load_run_config(**printed))
     assert run.stage_args("finedefics", "stage1").learning_rate == pytest.approx(1e-4)
     assert run.stage_args("finedefics", "stage2").learning_rate == pytest.approx(2e-3)
-    assert run._model_args("base").lora_r == 16
+    assert run.recipe.model.lora_r == 16
 
 
 def test_the_printed_recipe_runs_as_it_was_printed(tmp_path, capsys):

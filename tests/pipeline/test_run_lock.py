@@ -10,7 +10,8 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
-from hf_finedefics.run_steps import LOCK_NAME, RUN_LOG_NAME
+from hf_finedefics.folder_lock import LOCK_NAME
+from hf_finedefics.run.steps import RUN_LOG_NAME
 
 from .test_recipe_validation import _console_error, _recipe
 
@@ -18,7 +19,7 @@ from .test_recipe_validation import _console_error, _recipe
 HOLDER = """
 import sys, time
 from pathlib import Path
-from hf_finedefics.run_steps import folder_lock
+from hf_finedefics.folder_lock import folder_lock
 with folder_lock(Path(sys.argv[1])):
     print("held", flush=True)
     time.sleep(600)
@@ -49,6 +50,6 @@ def test_a_run_into_a_held_folder_is_refused_naming_the_holder_until_it_is_kille
         assert not (run_dir / RUN_LOG_NAME).exists()  # refused before any work
     assert (run_dir / LOCK_NAME).is_file()  # a kill leaves the lock behind
     error = _console_error(argv, monkeypatch, capsys)
-    assert "in use" not in error and "evaluation.datasets" in error  # past the lock: the run itself stopped
+    assert "in use" not in error and "evaluation.data_dir" in error  # past the lock: the run itself stopped
     assert (run_dir / RUN_LOG_NAME).is_file()
     assert sorted(path.name for path in run_dir.iterdir()) == [RUN_LOG_NAME]  # released when the run stopped

@@ -9,7 +9,7 @@ import time
 import pytest
 from tqdm import tqdm
 
-from hf_finedefics.run_steps import FINGERPRINT_NAME, PlannedStep, RunClock, StepRecord, run_log, run_steps
+from hf_finedefics.run.steps import FINGERPRINT_NAME, PlannedStep, RunClock, StepRecord, run_log, run_steps
 
 
 def _record(folder, **settings):

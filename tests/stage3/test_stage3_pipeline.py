@@ -9,7 +9,7 @@ from pathlib import Path
 import yaml
 
 from hf_finedefics.modeling import adapter_base_model
-from hf_finedefics.pipeline import FinedeficsRun, load_run_config, run_pipeline
+from hf_finedefics.run.pipeline import FinedeficsRun, load_run_config, run_pipeline
 
 TINY_TRAINING = {"per_device_train_batch_size": 2, "max_steps": 1, "warmup_steps": 0, "use_cpu": True}
 RECIPE = {

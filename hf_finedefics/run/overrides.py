@@ -17,29 +17,8 @@ from typing import Any
 
 import yaml
 
-from dataset_builders import BuildConfig
-from dataset_builders.sources.synthetic import SyntheticFGVRConfig
-
-from .pipeline import AnalysisSettings, EvaluationSettings
-from .recipe_sections import convert_field
-from .trainer.contrastive_alignment_config import ContrastiveAlignmentConfig
-from .trainer.instruction_tuning_config import InstructionTuningConfig
-from .trainer.model_config import FinedeficsModelConfig
-from .trainer.reinforcement_config import ReinforcementConfig
-from .world import WorldPretrainingConfig
-
-# The dataclass each recipe section configures; `data` holds one of its kinds (`dataset` is a folder).
-SECTIONS: dict[str, type | None] = {
-    "data": None,
-    "model": FinedeficsModelConfig,
-    "stage1": ContrastiveAlignmentConfig,
-    "stage2": InstructionTuningConfig,
-    "stage3": ReinforcementConfig,
-    "evaluation": EvaluationSettings,
-    "analysis": AnalysisSettings,
-    "world": WorldPretrainingConfig,
-}
-DATA_KINDS: dict[str, type | None] = {"synthetic": SyntheticFGVRConfig, "build": BuildConfig, "dataset": None}
+from ..recipe_sections import convert_field
+from .recipe import DATA_KINDS, SECTIONS
 
 
 def read_value(text: str) -> Any:

@@ -1,38 +1,26 @@
-"""The run recipe's top level (`RunConfig`), in a module that imports nothing heavy: `finedefics run --help` and the
-recipe check read it without loading torch. The steps that use it are in `hf_finedefics.pipeline`."""
+"""The run recipe as YAML holds it (`RunConfig`: top-level keys, each section a mapping), in a module that imports
+nothing heavy: `finedefics run --help` and the command line's overrides read it without loading torch. The sections
+are parsed into the configs of the commands they configure by `hf_finedefics.run.recipe`."""
 
 from __future__ import annotations
 
+import typing
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from .recipe_sections import check_field_types
+from ..recipe_sections import check_field_types
+from .variants import ALL_VARIANTS, VARIANT_TABLE, VARIANTS
 
-# Table 3 and 6b: (a) open-set-only fine-tuning, (b) the contrastive ablation (and its earlier form, whose stage I
-# also trained naming), Finedefics with eq. 7 as printed, (c) one stage; 6b: each stage alone.
-VARIANTS = (
-    "zero_shot",
-    "open_set_only",
-    "instruction_tuning",
-    "contrastive_object_category",
-    "contrastive_object_category_naming",
-    "finedefics",
-    "finedefics_literal_ccc",
-    "one_stage",
-    "stage1_only",
-)
-# Stage III (GRPO) after Finedefics, and after stage II alone: run when a recipe lists them.
-RL_VARIANTS = ("finedefics_rl", "instruction_tuning_rl")
-ALL_VARIANTS = (*VARIANTS, *RL_VARIANTS)
 WORLD_BASE = "world"
+DEFAULT_OUTPUT_DIR = "finedefics-default"
 EMBEDDED_RECIPE = "default.yaml"
 
 
 @dataclass
 class RunConfig:
-    output_dir: str = field(default="finedefics-default", metadata={"help": "Where every step writes."})
+    output_dir: str = field(default=DEFAULT_OUTPUT_DIR, metadata={"help": "Where every step writes."})
     base_model: str = field(
         default="HuggingFaceM4/idefics2-8b",
         metadata={
@@ -68,8 +56,24 @@ class RunConfig:
     stage3: dict[str, Any] = field(
         default_factory=dict, metadata={"help": "ReinforcementConfig, for the *_rl variants (optional)."}
     )
-    evaluation: dict[str, Any] = field(default_factory=dict, metadata={"help": "EvaluationSettings."})
-    analysis: dict[str, Any] = field(default_factory=dict, metadata={"help": "AnalysisSettings."})
+    evaluation: dict[str, Any] = field(
+        default_factory=dict,
+        metadata={
+            "help": "EvaluateArguments: the keys of `finedefics evaluate`, with its defaults, less those the run "
+            "sets itself (the model, folders, seed and trackers)."
+        },
+    )
+    analysis: dict[str, Any] = field(
+        default_factory=dict,
+        metadata={
+            "help": "AnalysisArguments: the keys of `finedefics analyze`, with its defaults, less those the run "
+            "sets itself (the model, dataset, folders, predictions, seed and title)."
+        },
+    )
+    analysis_variants: list[str] = field(
+        default_factory=lambda: ["zero_shot", "finedefics"],
+        metadata={"help": "Variants whose models are analysed (those among `variants`)."},
+    )
     world: dict[str, Any] = field(
         default_factory=dict, metadata={"help": "WorldPretrainingConfig, for `base_model: world`."}
     )
@@ -89,9 +93,9 @@ class RunConfig:
         check_field_types(self)
         if not self.variants:
             raise ValueError(f"variants is empty: a run needs at least one of {list(ALL_VARIANTS)}.")
-        unknown = set(self.variants) - set(ALL_VARIANTS)
-        if unknown:
-            raise ValueError(f"Unknown variants {sorted(unknown)}; choose from {list(ALL_VARIANTS)}.")
+        for name in ("variants", "analysis_variants"):
+            if unknown := set(getattr(self, name)) - set(VARIANT_TABLE):
+                raise ValueError(f"Unknown {name} {sorted(unknown)}; choose from {list(VARIANT_TABLE)}.")
         if len(set(self.data) & {"synthetic", "build", "dataset"}) != 1 or set(self.data) - {
             "synthetic",
             "build",
@@ -109,6 +113,12 @@ class RunConfig:
             raise ValueError(
                 "base_model: world is pretrained on the synthetic world: it needs data: {synthetic: ...}."
             )
+
+
+# The recipe's sections: its mapping-valued keys, each the config of one command or step.
+SECTION_NAMES = tuple(
+    name for name, hint in typing.get_type_hints(RunConfig).items() if typing.get_origin(hint) is dict
+)
 
 
 def embedded_recipe_path() -> Path:
