@@ -23,7 +23,7 @@ import re
 from collections import Counter, defaultdict
 from typing import Any
 
-from .names import DEFAULT_SIMILARITY_MODEL
+from .names import DEFAULT_SIMILARITY_MODEL, MEASURES
 from .scoring import display_class_name
 
 TOP_K = 5
@@ -146,9 +146,6 @@ def score_open_set_answers(
             }
         )
     return scored
-
-
-MEASURES = ("exact", "contains", "top1", "top5")
 
 
 def summarize_open_set(
