@@ -23,8 +23,8 @@ import re
 from collections import Counter, defaultdict
 from typing import Any
 
+from ..chat import display_class_name
 from .names import DEFAULT_SIMILARITY_MODEL, MEASURES
-from .scoring import display_class_name
 
 TOP_K = 5
 CONFUSIONS_SHOWN = 3  # wrong answers listed per class
