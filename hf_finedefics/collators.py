@@ -16,7 +16,8 @@ from transformers import ProcessorMixin
 from dataset_builders.images import to_rgb
 from dataset_builders.prompts import ATTRIBUTE_GENERATION_INSTRUCTION, OPEN_SET_QUESTION
 
-from .embeddings import adds_special_tokens, special_token_ids, tokenize_texts
+from .chat import adds_special_tokens, assistant_turn, closes_turn, split_last_turn, user_turn
+from .embeddings import tokenize_texts
 
 # Columns of the `triples` config that stage I reads.
 TRIPLE_COLUMNS = ("image", "attribute", "category", "neg_attributes", "neg_categories")
@@ -128,24 +129,8 @@ class ContrastiveAlignmentCollator:
 
     def _conversation(self, row: dict[str, Any]) -> tuple[str, str]:
         superclass = row.get("superclass") or self.default_superclass
-        prompt = [
-            {
-                "role": "user",
-                "content": [
-                    {"type": "image"},
-                    {"type": "text", "text": self.instruction.format(superclass=superclass)},
-                ],
-            }
-        ]
-        answer = {"role": "assistant", "content": [{"type": "text", "text": row[self.answer_column]}]}
-        prompt_text = self.processor.apply_chat_template(prompt, add_generation_prompt=True, tokenize=False)
-        full_text = self.processor.apply_chat_template([*prompt, answer], tokenize=False)
-        if not full_text.startswith(prompt_text):
-            raise ValueError(
-                "The chat template renders the prompt differently with and without the answer; cannot tell the "
-                f"answer's tokens apart.\nprompt: {prompt_text!r}\nfull: {full_text!r}"
-            )
-        return prompt_text, full_text[len(prompt_text) :]
+        question = user_turn(self.instruction.format(superclass=superclass))
+        return split_last_turn(self.processor, [question, assistant_turn(row[self.answer_column])])
 
     def _generation_inputs(self, rows: Sequence[dict[str, Any]]) -> dict[str, torch.Tensor]:
         prompts, answers = zip(*(self._conversation(row) for row in rows))
@@ -158,14 +143,11 @@ class ContrastiveAlignmentCollator:
             return_tensors="pt",
         )
         answer_ids = self.tokenizer(list(answers), add_special_tokens=False)["input_ids"]
-        special = special_token_ids(self.tokenizer)
         pad_id = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else self.eos_token_id
         sequences, labels = [], []
         for prompt_ids, prompt_mask, answer in zip(processed["input_ids"], processed["attention_mask"], answer_ids):
             prompt_ids = prompt_ids[prompt_mask.bool()].tolist()
-            # Templates that close the turn with a special token (Idefics2's <end_of_utterance>) teach the model
-            # to stop; the others (LLaVA-1.5) end answers with EOS, as in their original training.
-            if not special.intersection(answer):
+            if not closes_turn(self.tokenizer, answer):
                 answer = [*answer, self.eos_token_id]
             sequences.append(prompt_ids + answer)
             labels.append((prompt_ids if self.loss_on_all_tokens else [-100] * len(prompt_ids)) + answer)

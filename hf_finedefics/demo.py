@@ -40,9 +40,9 @@ from dataset_builders.images import to_rgb
 from dataset_builders.prompts import OPTION_LETTERS
 from dataset_builders.registry import FGVR_BENCHMARKS
 from dataset_builders.sources.synthetic import SyntheticFGVRConfig, generate_synthetic_fgvr, synthetic_categories
+from hf_finedefics.chat import display_class_name
 from hf_finedefics.evaluation import DATASETS, shipped_option_file
 from hf_finedefics.evaluation.parsing import normalize_name
-from hf_finedefics.evaluation.scoring import display_class_name
 from hf_finedefics.modeling import load_finedefics_model
 from hf_finedefics.recognizer import FinedeficsRecognizer, Recognition
 from hf_finedefics.run.config import DEFAULT_OUTPUT_DIR

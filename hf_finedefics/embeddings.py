@@ -115,28 +115,6 @@ def tokenize_texts(
     return tokenizer.pad({"input_ids": sequences}, padding=True, return_tensors="pt")
 
 
-def special_prefix(tokenizer: PreTrainedTokenizerBase) -> str:
-    """The special tokens (e.g. BOS) the tokenizer puts before a text when it adds special tokens."""
-    with_special = tokenizer("a")["input_ids"]
-    without = tokenizer("a", add_special_tokens=False)["input_ids"]
-    start = next(i for i in range(len(with_special)) if with_special[i : i + len(without)] == without)
-    return tokenizer.decode(with_special[:start])
-
-
-def adds_special_tokens(tokenizer: PreTrainedTokenizerBase, chats: Sequence[str]) -> bool:
-    """Whether tokenizing rendered chats should add the tokenizer's special tokens: not when the chat template
-    already wrote them (Gemma 3's template starts with <bos> and its tokenizer adds one too: two BOS otherwise)."""
-    prefix = special_prefix(tokenizer)
-    return not (prefix and all(chat.startswith(prefix) for chat in chats))
-
-
-def special_token_ids(tokenizer: PreTrainedTokenizerBase) -> set[int]:
-    """Every special token id: the named ones and the added tokens the vocabulary marks special (Gemma's
-    <end_of_turn> is only the latter)."""
-    marked = {index for index, token in tokenizer.added_tokens_decoder.items() if token.special}
-    return set(tokenizer.all_special_ids) | marked
-
-
 def _tokenizer(processor: ProcessorMixin | PreTrainedTokenizerBase) -> PreTrainedTokenizerBase:
     return getattr(processor, "tokenizer", processor)
 

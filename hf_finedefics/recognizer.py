@@ -15,8 +15,9 @@ from transformers import ProcessorMixin
 
 from dataset_builders.prompts import GENERIC_SUPERCLASS, attribute_generation_prompt
 
+from .chat import multiple_choice_chat, question_chat
 from .embeddings import encode_images, encode_texts
-from .evaluation.scoring import GenerationScorer, LikelihoodScorer, image_question_chat, multiple_choice_chat
+from .evaluation.scoring import GenerationScorer, LikelihoodScorer
 
 MULTIPLE_CHOICE_OPTIONS = 4  # the paper's 4-way protocol
 
@@ -78,7 +79,7 @@ class FinedeficsRecognizer:
             # Alphabetical order, so the option letter does not give away the similarity rank.
             options = sorted((name for name, _ in ranking[:MULTIPLE_CHOICE_OPTIONS]), key=str.lower)
             question = multiple_choice_chat(self.processor, options, superclass)
-            description_chat = image_question_chat(
+            description_chat = question_chat(
                 self.processor, attribute_generation_prompt(superclass or GENERIC_SUPERCLASS)
             )
             # One batched greedy generate call answers the question and writes the description (which has no

@@ -17,9 +17,9 @@ from typing import Any
 
 from dataset_builders.prompts import OPTION_LETTERS
 
+from .chat import display_class_name
 from .evaluation.open_set import normalize_answer, score_open_set
 from .evaluation.parsing import parse_choice
-from .evaluation.scoring import display_class_name
 
 Completion = str | list[dict[str, Any]]
 

@@ -9,7 +9,7 @@ import importlib.util
 import os
 from typing import Any
 
-from .evaluation.names import OPEN_SET
+from .evaluation.names import MEASURES, OPEN_SET
 
 # The trackers evaluation results go to, each with the modules that make it available (as transformers checks it).
 TRACKERS = {"tensorboard": ("tensorboard", "tensorboardX"), "trackio": ("trackio",)}
@@ -41,8 +41,6 @@ def evaluation_metrics(results: dict[str, dict[str, dict[str, Any]]]) -> dict[st
     """`results[scorer][dataset]` (the summaries `evaluate_model` / `evaluate_open_set` return, open-set ones under
     ``open_set``) as tracker metrics: ``test/<dataset>/<scorer>`` the multiple-choice accuracy (%),
     ``test/<dataset>/open_set_<measure>`` each open-set measure."""
-    from .evaluation.open_set import MEASURES
-
     metrics = {}
     for scorer, by_dataset in results.items():
         for dataset, summary in by_dataset.items():

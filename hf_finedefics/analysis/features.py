@@ -9,7 +9,7 @@ import torch
 from tqdm.auto import tqdm
 from transformers import ProcessorMixin
 
-from ..embeddings import adds_special_tokens
+from ..chat import adds_special_tokens, question_chat
 
 DESCRIPTION_PROMPT = "Give a brief description of distinguishing features of {class_name}"
 
@@ -35,10 +35,7 @@ def generate_category_descriptions(
     torch.manual_seed(seed)
     descriptions = {}
     for class_name in tqdm(class_names, desc="Generating descriptions", disable=not show_progress):
-        messages = [
-            {"role": "user", "content": [{"type": "text", "text": DESCRIPTION_PROMPT.format(class_name=class_name)}]}
-        ]
-        prompt = processor.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
+        prompt = question_chat(processor, DESCRIPTION_PROMPT.format(class_name=class_name), with_image=False)
         inputs = tokenizer([prompt], add_special_tokens=adds_special_tokens(tokenizer, [prompt]), return_tensors="pt")
         inputs = inputs.to(device)
         texts = []

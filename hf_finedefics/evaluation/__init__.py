@@ -44,7 +44,6 @@ _EXPORTS = {
     "NameLikelihoodScorer": "scoring",
     "answer_log_likelihoods": "scoring",
     "format_question": "scoring",
-    "multiple_choice_chat": "scoring",
 }
 __getattr__ = lazy_exports(__name__, _EXPORTS)
 
@@ -72,7 +71,6 @@ __all__ = [
     "format_question",
     "load_mc_items",
     "load_similarity_model",
-    "multiple_choice_chat",
     "normalize_answer",
     "parse_choice",
     "scan_imagefolder",

@@ -23,8 +23,8 @@ import re
 from collections import Counter, defaultdict
 from typing import Any
 
-from .names import DEFAULT_SIMILARITY_MODEL
-from .scoring import display_class_name
+from ..chat import display_class_name
+from .names import DEFAULT_SIMILARITY_MODEL, MEASURES
 
 TOP_K = 5
 CONFUSIONS_SHOWN = 3  # wrong answers listed per class
@@ -146,9 +146,6 @@ def score_open_set_answers(
             }
         )
     return scored
-
-
-MEASURES = ("exact", "contains", "top1", "top5")
 
 
 def summarize_open_set(

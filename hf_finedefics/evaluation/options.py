@@ -17,7 +17,7 @@ from transformers import CLIPModel, CLIPProcessor
 
 from dataset_builders.images import open_rgb
 
-from .scoring import display_class_name
+from ..chat import display_class_name
 
 CLIP_PROMPT = "an image of a {}"
 _IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff"}

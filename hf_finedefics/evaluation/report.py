@@ -14,8 +14,7 @@ import numpy as np
 from dataset_builders.prompts import OPTION_LETTERS
 
 from .items import DATASETS
-from .names import OPEN_SET
-from .open_set import MEASURES
+from .names import MEASURES, OPEN_SET
 
 UNPARSED = "none"
 PER_CLASS_FILE = "open_set_per_class.md"

@@ -29,6 +29,7 @@ from tqdm.auto import tqdm
 from dataset_builders.images import open_rgb
 from dataset_builders.prompts import open_set_prompt
 
+from ..chat import open_set_chat
 from .config import EvaluateArguments
 from .items import MultipleChoiceItem, get_dataset
 from .names import DEFAULT_SIMILARITY_MODEL, MULTIPLE_CHOICE, OPEN_SET, SCORER_NAMES
@@ -46,7 +47,6 @@ from .scoring import (
     MultipleChoiceScorer,
     NameLikelihoodScorer,
     Protocol,
-    open_set_chat,
 )
 
 logger = logging.getLogger(__name__)

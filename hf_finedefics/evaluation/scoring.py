@@ -24,45 +24,28 @@ import inspect
 import io
 import math
 from abc import ABC, abstractmethod
-from collections.abc import Callable
 from dataclasses import dataclass, field
-from functools import partial
 from typing import Any
 
 import torch
 from PIL import Image
 
 from dataset_builders.attributes.backends import GenerationRequest, OpenAICompatibleBackend
-from dataset_builders.prompts import (
-    GENERIC_SUPERCLASS,
-    OPTION_LETTERS,
-    PROTOCOLS,
-    Protocol,
-    multiple_choice_prompt,
-    open_set_prompt,
-)
+from dataset_builders.prompts import GENERIC_SUPERCLASS, OPTION_LETTERS, Protocol, open_set_prompt
 from dataset_builders.registry import get_spec
 
 from ..backbones import unwrap_model
-from ..embeddings import adds_special_tokens
+from ..chat import (
+    adds_special_tokens,
+    display_class_name,
+    encode_answered_questions,
+    multiple_choice_chat,
+    multiple_choice_text,
+)
 from .parsing import foci_choice, parse_choice
 
 # Generation budget per protocol (FOCI generates 10 new tokens).
 DEFAULT_MAX_NEW_TOKENS: dict[str, int] = {"ours": 32, "foci": 10}
-
-
-def display_class_name(name: str) -> str:
-    """Class names as the model reads them (as training data writes them): the option files say
-    "Japanese_spaniel", the model sees "Japanese spaniel"."""
-    return " ".join(name.replace("_", " ").split())
-
-
-def question_text(options: list[str], superclass: str | None, protocol: Protocol = "ours") -> str:
-    """The question of `protocol` (before the chat template) for the options in the given order."""
-    if protocol not in PROTOCOLS:
-        raise ValueError(f"Unknown protocol {protocol!r}; choose from {', '.join(PROTOCOLS)}.")
-    shown = options if protocol == "foci" else [display_class_name(option) for option in options]
-    return multiple_choice_prompt(shown, superclass, protocol)
 
 
 def format_question(dataset_name: str, options: list[str], protocol: Protocol = "foci") -> str:
@@ -70,25 +53,7 @@ def format_question(dataset_name: str, options: list[str], protocol: Protocol = 
     the chat template. Protocol "foci" is FOCI's text exactly:
     ``Which of these {aircrafts|cars|...} is shown in the image?\nChoices:\nA. ...\nAnswer with the letter from
     the given choices directly.``, option names as in the option file."""
-    return question_text(options, get_spec(dataset_name).superclass, protocol)
-
-
-def image_question_chat(processor: Any, question: str) -> str:
-    """The rendered chat (image, then `question`) ending in the generation prompt."""
-    messages = [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": question}]}]
-    return processor.apply_chat_template(messages, add_generation_prompt=True)
-
-
-def multiple_choice_chat(
-    processor: Any, options: list[str], superclass: str | None, protocol: Protocol = "ours"
-) -> str:
-    """The multiple-choice question of `protocol` with lettered options, rendered as a chat."""
-    return image_question_chat(processor, question_text(options, superclass, protocol))
-
-
-def open_set_chat(processor: Any, superclass: str | None) -> str:
-    """The stage II open-set question ("What is the name of the bird in this image?"), rendered as a chat."""
-    return image_question_chat(processor, open_set_prompt(superclass))
+    return multiple_choice_text(options, get_spec(dataset_name).superclass, protocol)
 
 
 def _accepts(model: Any, argument: str) -> bool:
@@ -191,7 +156,7 @@ class ApiGenerationScorer(GenerationScorer):
         self.backend = model.backend(self.max_new_tokens)
 
     def chat(self, options: list[str], superclass: str | None, protocol: Protocol = "ours") -> str:
-        return question_text(options, superclass, protocol)
+        return multiple_choice_text(options, superclass, protocol)
 
     def generate(self, images: list[Image.Image], chats: list[str]) -> list[str]:
         requests = [GenerationRequest(chat, _png(image)) for image, chat in zip(images, chats)]
@@ -255,47 +220,6 @@ class LikelihoodScorer(MultipleChoiceScorer):
                 }
             )
         return results
-
-
-def render_answered_question(processor: Any, with_image: bool, question: str, answer: str) -> tuple[str, int]:
-    """One single-turn chat rendered exactly as stage II trains it, and the number of answer tokens (the answer and
-    the end of the turn) that end it."""
-    from ..trainer.instruction_tuning_trainer import prompt_completion
-
-    content = [{"type": "image"}] if with_image else []
-    messages = [
-        {"role": "user", "content": [*content, {"type": "text", "text": question}]},
-        {"role": "assistant", "content": [{"type": "text", "text": answer}]},
-    ]
-    rendered = prompt_completion(processor, messages)
-    answer_length = len(processor.tokenizer(rendered["completion"], add_special_tokens=False)["input_ids"])
-    return rendered["prompt"] + rendered["completion"], answer_length
-
-
-def encode_answered_questions(
-    processor: Any,
-    turns: list[tuple[Image.Image | None, str, str]],
-    render: Callable[[bool, str, str], tuple[str, int]] | None = None,
-) -> tuple[Any, list[int]]:
-    """Right-padded model inputs of single-turn chats (image or None, question, answer), rendered exactly as stage II
-    trains them, and the number of answer tokens ending each sequence. `render(with_image, question, answer)`
-    replaces `render_answered_question` (e.g. a memoised one, for a pretraining loop that repeats its questions)."""
-    render = render or partial(render_answered_question, processor)
-    texts, pictures, answer_lengths = [], [], []
-    for image, question, answer in turns:
-        text, answer_length = render(image is not None, question, answer)
-        texts.append(text)
-        answer_lengths.append(answer_length)
-        pictures.append([image] if image is not None else [])
-    inputs = processor(
-        text=texts,
-        images=pictures if any(pictures) else None,
-        padding=True,
-        padding_side="right",
-        add_special_tokens=False,
-        return_tensors="pt",
-    )
-    return inputs, answer_lengths
 
 
 @torch.inference_mode()

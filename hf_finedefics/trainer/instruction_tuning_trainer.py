@@ -4,12 +4,12 @@ The model is the base VLM with the stage I adapter merged in; a new LoRA (QLoRA 
 on open-set questions and multiple-choice questions about the training images, with the loss on the answers only.
 
 Data: rows of the `instructions` dataset, `messages` (one user turn with an image placeholder and a question, one
-assistant turn with the answer) and `images` (one image). They are turned into TRL's prompt-completion format,
-rendered with the model's chat template, so TRL's vision collator masks the whole prompt, image tokens
-included (`completion_only_loss`). The prompt is exactly what inference feeds the model: the chat template with
-the generation prompt, plus the special prefix (BOS) the tokenizer adds when the processor tokenizes it. Answers
-whose template does not close the turn with a special token (LLaVA-1.5) get EOS appended, as in those models'
-own training, so the model learns to stop.
+assistant turn with the answer) and `images` (one image). They are turned into TRL's prompt-completion format by
+`hf_finedefics.chat.prompt_completion`, rendered with the model's chat template, so TRL's vision collator masks the
+whole prompt, image tokens included (`completion_only_loss`). The prompt is exactly what inference feeds the model:
+the chat template with the generation prompt, plus the special prefix (BOS) the tokenizer adds when the processor
+tokenizes it. Answers whose template does not close the turn with a special token (LLaVA-1.5) get EOS appended, as
+in those models' own training, so the model learns to stop.
 """
 
 from __future__ import annotations
@@ -28,8 +28,8 @@ from trl import SFTTrainer
 from dataset_builders.prompts import MULTIPLE_CHOICE_INSTRUCTION
 
 from ..backbones import get_backbone
+from ..chat import prompt_completion
 from ..collators import ContrastiveAlignmentCollator
-from ..embeddings import special_prefix, special_token_ids
 from ..hub import FinedeficsModelCardMixin
 from ..losses import AttributeAugmentedContrastiveLoss
 from ..objectives import AuxiliaryLoss, stage1_objective_loss
@@ -62,32 +62,9 @@ def select_instruction_types(dataset: Dataset, instruction_types: list[str]) -> 
     return dataset.select(keep)
 
 
-def prompt_completion(processor: ProcessorMixin, messages: list[dict[str, Any]]) -> dict[str, str]:
-    """Render a conversation as {"prompt", "completion"} strings: everything up to the last assistant turn (with
-    the generation prompt) and that turn's answer."""
-    if messages[-1]["role"] != "assistant":
-        raise ValueError(
-            f"An instruction row must end with the assistant's answer, got role {messages[-1]['role']!r}."
-        )
-    tokenizer = processor.tokenizer
-    prompt = processor.apply_chat_template(messages[:-1], add_generation_prompt=True, tokenize=False)
-    full = processor.apply_chat_template(messages, tokenize=False)
-    if not full.startswith(prompt):
-        raise ValueError(
-            "The chat template renders the prompt differently with and without the answer, so the answer cannot be "
-            f"told apart.\nprompt: {prompt!r}\nfull: {full!r}"
-        )
-    completion = full[len(prompt) :]
-    if not special_token_ids(tokenizer) & set(tokenizer(completion, add_special_tokens=False)["input_ids"]):
-        completion = completion.rstrip() + tokenizer.eos_token
-    prefix = special_prefix(tokenizer)
-    if not prompt.startswith(prefix):
-        prompt = prefix + prompt
-    return {"prompt": prompt, "completion": completion}
-
-
 def to_prompt_completion(dataset: Dataset, processor: ProcessorMixin) -> Dataset:
-    """Replace `messages` by rendered `prompt` and `completion` columns; images are left untouched (not decoded)."""
+    """Replace `messages` by rendered `prompt` and `completion` columns (`prompt_completion`); images are left
+    untouched (not decoded)."""
     rendered = [prompt_completion(processor, messages) for messages in dataset["messages"]]
     dataset = dataset.remove_columns("messages")
     dataset = dataset.add_column("prompt", [row["prompt"] for row in rendered])

@@ -21,6 +21,7 @@ from PIL import Image
 from dataset_builders.prompts import multiple_choice_prompt
 from dataset_builders.sources.synthetic import ATTRIBUTE_TYPES, SyntheticCategory
 
+from ..chat import question_chat
 from ..evaluation.scoring import LikelihoodScorer, answer_log_likelihoods
 from .data import attribute_phrase, attribute_question
 
@@ -68,18 +69,7 @@ def perception_report(
             by_value += answer_log_likelihoods(
                 model, processor, batch, [question] * len(batch), [options] * len(batch)
             )
-            chat = processor.apply_chat_template(
-                [
-                    {
-                        "role": "user",
-                        "content": [
-                            {"type": "image"},
-                            {"type": "text", "text": multiple_choice_prompt(options, question=question)},
-                        ],
-                    }
-                ],
-                add_generation_prompt=True,
-            )
+            chat = question_chat(processor, multiple_choice_prompt(options, question=question))
             by_letter += [r["prediction"] for r in letters.score(batch, [chat] * len(batch), [options] * len(batch))]
         report["by_value"][attribute_type] = 100 * _top1(by_value, truths)
         report["by_letter"][attribute_type] = 100 * float(np.mean([p == t for p, t in zip(by_letter, truths)]))

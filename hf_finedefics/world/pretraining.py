@@ -30,7 +30,7 @@ from transformers import AutoModelForImageTextToText, Idefics2Config
 from dataset_builders.cache import finedefics_cache_dir
 from dataset_builders.sources.synthetic import SyntheticFGVRConfig, synthetic_categories
 
-from ..evaluation.scoring import encode_answered_questions, render_answered_question
+from ..chat import encode_answered_questions, render_answered_question
 from .config import WorldPretrainingConfig
 from .data import WorldDocument, WorldExample, WorldExamples, draw_world_images, pairs_image_with_name
 from .tokenization import idefics2_processor

@@ -12,8 +12,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 from PIL import Image, ImageColor
 
+from hf_finedefics.chat import display_class_name
 from hf_finedefics.cli import main as finedefics
-from hf_finedefics.evaluation.scoring import display_class_name
 
 from .conftest import CLASS_COLORS, CLASS_NAMES, make_native_dataset
 

@@ -5,8 +5,9 @@ import json
 import pytest
 from transformers import AutoProcessor
 
+from hf_finedefics.chat import multiple_choice_chat
 from hf_finedefics.cli import main as finedefics
-from hf_finedefics.evaluation import GenerationScorer, foci_choice, format_question, multiple_choice_chat
+from hf_finedefics.evaluation import GenerationScorer, foci_choice, format_question
 from hf_finedefics.testing import create_tiny_checkpoint
 
 from .conftest import CLASS_NAMES, make_native_dataset

@@ -3,18 +3,16 @@ import torch
 from PIL import Image
 from transformers import AutoModelForImageTextToText, AutoProcessor
 
+from hf_finedefics.chat import display_class_name, multiple_choice_chat, prompt_completion
 from hf_finedefics.evaluation import (
     GenerationScorer,
     LikelihoodScorer,
     NameLikelihoodScorer,
     load_mc_items,
-    multiple_choice_chat,
     parse_choice,
     score_items,
 )
-from hf_finedefics.evaluation.scoring import display_class_name
 from hf_finedefics.testing import create_tiny_checkpoint
-from hf_finedefics.trainer.instruction_tuning_trainer import prompt_completion
 from tests.architectures import TINY_ARCHITECTURE_PARAMS
 
 

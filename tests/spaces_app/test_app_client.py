@@ -12,8 +12,8 @@ from PIL import Image
 
 from dataset_builders.sources.synthetic import synthetic_categories
 from hf_finedefics import demo as demo_app
+from hf_finedefics.chat import display_class_name
 from hf_finedefics.evaluation import shipped_option_file
-from hf_finedefics.evaluation.scoring import display_class_name
 
 from .conftest import REPO_ROOT, free_port, start_server, stop, wait_until_serving
 

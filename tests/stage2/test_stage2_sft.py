@@ -12,13 +12,13 @@ from safetensors.torch import load_file
 from tokenizers import processors
 from transformers import AutoModelForImageTextToText, AutoProcessor
 
+from hf_finedefics.chat import prompt_completion
 from hf_finedefics.modeling import load_finedefics_model
 from hf_finedefics.testing import create_tiny_checkpoint, paper_processor_kwargs, tiny_architecture
 from hf_finedefics.trainer.instruction_tuning_config import InstructionTuningConfig
 from hf_finedefics.trainer.instruction_tuning_trainer import (
     build_stage2_trainer,
     instruction_type,
-    prompt_completion,
     select_instruction_types,
 )
 from hf_finedefics.trainer.model_config import FinedeficsModelConfig
