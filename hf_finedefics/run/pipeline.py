@@ -40,7 +40,7 @@ from ..trainer.contrastive_alignment_trainer import train_stage1
 from ..trainer.instruction_tuning_trainer import train_stage2
 from ..trainer.model_config import FinedeficsModelConfig
 from ..trainer.reinforcement_trainer import train_stage3
-from ..world import ensure_world_base, world_key
+from ..world import WorldPretrainingConfig, ensure_world_base, world_key
 from ..world.pretraining import MARKER as WORLD_MARKER
 from ..world.pretraining import default_cache_dir
 from .config import WORLD_BASE, RunConfig
@@ -105,7 +105,7 @@ class FinedeficsRun:
         return self.recipe.synthetic
 
     @property
-    def world(self):
+    def world(self) -> WorldPretrainingConfig:
         return self.recipe.world
 
     @property
