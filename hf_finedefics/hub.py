@@ -32,7 +32,6 @@ import tempfile
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from fnmatch import fnmatch
-from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
@@ -63,33 +62,25 @@ from .modeling import (
     is_complete_merge,
     record_relative_base_model,
 )
+from .training_summary import (
+    STAGE_TAGS,
+    TRAINING_SUMMARY_NAME,
+    framework_versions,
+    load_training_summary,
+    training_hyperparameters,
+    training_stage,
+    training_summary,
+)
 
 logger = logging.getLogger(__name__)
 
 AUTHORS_CODE_URL = "https://github.com/PKU-ICST-MIPL/Finedefics-ICLR2025"
 CARD_TAGS = ["finedefics", "fgvr", "fine-grained-visual-recognition", "lora"]
-# What the model card needs from a training run, written beside every save (the pickled training_args.bin is not
-# safe to load from a folder someone else made).
-TRAINING_SUMMARY_NAME = "finedefics_training.json"
-STAGE_TAGS = {
-    "stage1": "contrastive-alignment",
-    "stage2": "instruction-tuning",
-    "stage3": "reinforcement-fine-tuning",
-}
 # What TRL's own card adds for the trainer of each stage (stage II is TRL's SFTTrainer).
 TRAINER_TAGS = {
     "stage1": ["generated_from_trainer"],
     "stage2": ["generated_from_trainer", "trl", "sft"],
     "stage3": ["generated_from_trainer", "trl", "grpo"],
-}
-FRAMEWORKS = {
-    "hf-finedefics": "hf-finedefics",
-    "PEFT": "peft",
-    "TRL": "trl",
-    "Transformers": "transformers",
-    "PyTorch": "torch",
-    "Datasets": "datasets",
-    "Tokenizers": "tokenizers",
 }
 MODEL_CARD_TEMPLATE = """---
 {{ card_data }}
@@ -175,77 +166,6 @@ def without_credentials(training_args: TrainingArguments) -> TrainingArguments:
         if spec.name.endswith("_token"):
             setattr(public, spec.name, None)
     return public
-
-
-def training_stage(training_args: TrainingArguments | None) -> str | None:
-    """'stage1', 'stage2' or 'stage3' as the stage config says, None for other training arguments."""
-    return getattr(training_args, "finedefics_stage", None)
-
-
-def training_hyperparameters(training_args: TrainingArguments) -> dict[str, Any]:
-    """The training settings a reader needs to reproduce the run, in the order the card lists them."""
-    table: dict[str, Any] = {
-        "learning rate": training_args.learning_rate,
-        "scheduler": str(getattr(training_args.lr_scheduler_type, "value", training_args.lr_scheduler_type)),
-        "warm-up steps": training_args.warmup_steps,
-        "weight decay": training_args.weight_decay,
-        "epochs": training_args.num_train_epochs,
-        "per-device batch size": training_args.per_device_train_batch_size,
-        "gradient accumulation steps": training_args.gradient_accumulation_steps,
-        "global batch size": training_args.per_device_train_batch_size
-        * training_args.gradient_accumulation_steps
-        * training_args.world_size,
-        "precision": "bf16" if training_args.bf16 else "fp16" if training_args.fp16 else "fp32",
-        "seed": training_args.seed,
-    }
-    # Each stage config lists what is its own (the objective, the instruction data); the card never branches on it.
-    card_rows = getattr(training_args, "card_rows", None)
-    return table | (card_rows() if card_rows is not None else {})
-
-
-def framework_versions() -> dict[str, str]:
-    """The versions of the libraries that train and load a Finedefics model (the card's "Framework versions")."""
-    return {name: version(package) for name, package in FRAMEWORKS.items()}
-
-
-def training_summary(training_args: TrainingArguments) -> dict[str, Any]:
-    """What the model card says about a run, as plain JSON written beside the adapter (`TRAINING_SUMMARY_NAME`)."""
-    return {
-        "stage": training_stage(training_args),
-        "hyperparameters": training_hyperparameters(training_args),
-        "framework_versions": framework_versions(),
-    }
-
-
-def load_training_summary(folder: str | os.PathLike) -> dict[str, Any] | None:
-    """The `training_summary` saved in `folder`, or None when the folder has none (the card then lists no training
-    hyper-parameters). `training_args.bin` is never read: unpickling a file from someone else's folder can run
-    their code."""
-    path = Path(folder) / TRAINING_SUMMARY_NAME
-    if not path.is_file():
-        if (Path(folder) / TRAINING_ARGS_NAME).is_file():
-            logger.warning(
-                "%s has no %s (written by hf-finedefics trainers since the fix of pickle loading); %s is not read "
-                "because unpickling it could run code: the model card will list no training hyper-parameters.",
-                folder,
-                TRAINING_SUMMARY_NAME,
-                TRAINING_ARGS_NAME,
-            )
-        return None
-    try:
-        summary = json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as error:
-        raise ValueError(f"{path} is not valid JSON: {error}") from error
-    if (
-        not isinstance(summary, dict)
-        or summary.get("stage") not in (*STAGE_TAGS, None)
-        or not isinstance(summary.get("hyperparameters"), dict)
-    ):
-        raise ValueError(
-            f"{path} must be an object with 'stage' ({', '.join(STAGE_TAGS)} or null) and 'hyperparameters' "
-            f"(an object); got {str(summary)[:200]}"
-        )
-    return summary
 
 
 def hyperparameters(

@@ -64,7 +64,6 @@ from .run_steps import (
     run_steps,
 )
 from .tracking import check_trackers, evaluation_metrics, log_metrics
-from .trainer.checkpoints import is_finished_save
 from .trainer.contrastive_alignment_config import ContrastiveAlignmentConfig
 from .trainer.contrastive_alignment_trainer import train_stage1
 from .trainer.instruction_tuning_config import InstructionTuningConfig
@@ -72,6 +71,7 @@ from .trainer.instruction_tuning_trainer import train_stage2
 from .trainer.model_config import FinedeficsModelConfig, check_model_location
 from .trainer.reinforcement_config import ReinforcementConfig
 from .trainer.reinforcement_trainer import train_stage3
+from .training_summary import is_finished_save
 from .world import WorldPretrainingConfig, ensure_world_base, world_key
 from .world.pretraining import MARKER as WORLD_MARKER
 from .world.pretraining import default_cache_dir
