@@ -52,9 +52,9 @@ from transformers.trainer_utils import HubStrategy
 
 from dataset_builders.publish import is_hub_id, public_name
 
-from .evaluation.items import DATASETS
-from .losses import FINEDEFICS_CITATION
-from .modeling import (
+from ..evaluation.items import DATASETS
+from ..losses import FINEDEFICS_CITATION
+from ..modeling import (
     ADAPTER_CONFIG_NAME,
     MERGE_DONE_NAME,
     STAGES_NAME,
@@ -62,7 +62,7 @@ from .modeling import (
     is_complete_merge,
     record_relative_base_model,
 )
-from .training_summary import (
+from ..training_summary import (
     STAGE_TAGS,
     TRAINING_SUMMARY_NAME,
     framework_versions,
