@@ -17,16 +17,18 @@ from ..training_summary import (
     training_summary,
 )
 from .model_card import (
-    MERGED_BASE_SUBFOLDER,
-    PUBLISHED_FILES,
-    STAGE1_SUBFOLDER,
     AdapterCardInfo,
-    FinedeficsModelCardMixin,
     base_model_license,
     build_model_card,
     evaluation_results,
     evaluation_table,
     hyperparameters,
+)
+from .upload import (
+    MERGED_BASE_SUBFOLDER,
+    PUBLISHED_FILES,
+    STAGE1_SUBFOLDER,
+    FinedeficsModelCardMixin,
     push_adapter,
     stage1_merge_record,
     upload_published_files,
