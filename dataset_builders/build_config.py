@@ -7,12 +7,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from .registry import SOURCES
+from .registry import DEFAULT_MAX_IMAGE_PIXELS, SOURCES
 
 DescriptionSource = Literal["pipeline", "ground-truth", "tags"]
-# Images whose header declares more pixels are skipped, like the demo's limit: decoding a 100 MP PNG takes
-# gigabytes for no better description.
-DEFAULT_MAX_IMAGE_PIXELS = 40_000_000
 # Attribute types of the paper's removal ablation (Table 5), and the words that mark an attribute as one.
 ATTRIBUTE_TYPE_KEYWORDS: dict[str, tuple[str, ...]] = {
     "color": ("color", "colour", "hue"),

@@ -17,6 +17,11 @@ if TYPE_CHECKING:
 
 # (data_dir, split, max_image_pixels=...) -> the split as a source dataset
 Reader = Callable[..., "datasets.Dataset"]
+# The pixel budget of an image, checked on its header before decoding: the readers skip (and count) larger images,
+# and the demo refuses them, since decoding a 100 MP PNG takes gigabytes for no better description or answer. Here,
+# in the registry every part reads and which imports nothing heavy, so the build options (`build_config`) and the
+# source readers take it from one place.
+DEFAULT_MAX_IMAGE_PIXELS = 40_000_000
 
 
 @dataclass(frozen=True)

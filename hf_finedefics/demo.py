@@ -38,7 +38,7 @@ from PIL import Image, ImageOps
 
 from dataset_builders.images import to_rgb
 from dataset_builders.prompts import OPTION_LETTERS
-from dataset_builders.registry import FGVR_BENCHMARKS
+from dataset_builders.registry import DEFAULT_MAX_IMAGE_PIXELS, FGVR_BENCHMARKS
 from dataset_builders.sources.synthetic import SyntheticFGVRConfig, generate_synthetic_fgvr, synthetic_categories
 from hf_finedefics.chat import display_class_name
 from hf_finedefics.evaluation import DATASETS, shipped_option_file
@@ -53,7 +53,7 @@ logger = logging.getLogger(__name__)
 
 # Input limits: an image beyond them costs seconds of decoding and resizing for no better answer, and every
 # candidate category is one text forward pass the first time its set is used.
-MAX_IMAGE_PIXELS = 40_000_000
+MAX_IMAGE_PIXELS = DEFAULT_MAX_IMAGE_PIXELS
 MAX_UPLOAD_BYTES = 20 * 1024 * 1024
 MAX_CANDIDATES = 1000
 MAX_CATEGORY_CHARS = 100

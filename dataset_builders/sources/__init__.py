@@ -13,7 +13,8 @@ from pathlib import Path
 
 import datasets
 
-from ._common import DEFAULT_MAX_IMAGE_PIXELS, SourceFormatError, human_readable
+from ..registry import DEFAULT_MAX_IMAGE_PIXELS
+from ._common import SourceFormatError, human_readable
 from .cub import load_cub_attributes
 from .flowers import FLOWER_NAMES
 from .imagefolder import load_image_folder

@@ -13,7 +13,7 @@ import datasets
 import numpy as np
 from PIL import Image
 
-from ..build_config import DEFAULT_MAX_IMAGE_PIXELS
+from ..registry import DEFAULT_MAX_IMAGE_PIXELS
 
 logger = logging.getLogger(__name__)
 

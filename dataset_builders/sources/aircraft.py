@@ -7,8 +7,8 @@ from pathlib import Path
 
 import datasets
 
+from ..registry import DEFAULT_MAX_IMAGE_PIXELS
 from ._common import (
-    DEFAULT_MAX_IMAGE_PIXELS,
     SourceFormatError,
     SourceRecord,
     build_source_dataset,

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import datasets
 
-from ._common import DEFAULT_MAX_IMAGE_PIXELS, SourceFormatError, SourceRecord, build_source_dataset, human_readable
+from ..registry import DEFAULT_MAX_IMAGE_PIXELS
+from ._common import SourceFormatError, SourceRecord, build_source_dataset, human_readable
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
 

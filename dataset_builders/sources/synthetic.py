@@ -53,7 +53,8 @@ from datasets import ClassLabel, Dataset, DatasetDict, Features, Value
 from datasets import Image as ImageFeature
 from PIL import Image, ImageDraw, ImageFont
 
-from ._common import DEFAULT_MAX_IMAGE_PIXELS, SourceFormatError
+from ..registry import DEFAULT_MAX_IMAGE_PIXELS
+from ._common import SourceFormatError
 
 ATTRIBUTE_TYPES: tuple[str, ...] = ("color", "shape", "texture", "size")
 

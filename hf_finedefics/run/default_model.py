@@ -10,6 +10,7 @@ from pathlib import Path
 
 from dataset_builders.cache import finedefics_cache_dir
 
+from ..training_summary import is_finished_save
 from .config import DEFAULT_OUTPUT_DIR
 from .steps import Progress
 from .variants import STAGES, VARIANT_TABLE, stage_dir
@@ -24,8 +25,6 @@ def _model_dir(run_dir: str | os.PathLike) -> Path:
 
 def default_run_model(run_dir: str | os.PathLike = DEFAULT_OUTPUT_DIR) -> Path | None:
     """The Finedefics model (stage II adapter) of a finished `finedefics run` in `run_dir`, or None."""
-    from ..trainer.checkpoints import is_finished_save
-
     model_dir = _model_dir(run_dir)
     return model_dir if is_finished_save(model_dir) else None
 
@@ -38,7 +37,6 @@ def default_run_dir() -> Path:
 def ensure_default_model(progress: Progress | None = None) -> Path:
     """The embedded default Finedefics model (its stage II adapter folder), built on first use."""
     # Imported here: the training pipeline is only needed when the default must be built.
-    from ..trainer.checkpoints import is_finished_save
     from .pipeline import FinedeficsRun
     from .recipe import load_run_config
 

@@ -35,11 +35,11 @@ from ..evaluation.items import DATASETS
 from ..evaluation.names import MULTIPLE_CHOICE, OPEN_SET
 from ..evaluation.report import comparison_table, mean_accuracies, read_summaries
 from ..tracking import check_trackers, evaluation_metrics, log_metrics
-from ..trainer.checkpoints import is_finished_save
 from ..trainer.contrastive_alignment_trainer import train_stage1
 from ..trainer.instruction_tuning_trainer import train_stage2
 from ..trainer.model_config import FinedeficsModelConfig
 from ..trainer.reinforcement_trainer import train_stage3
+from ..training_summary import is_finished_save
 from ..world import WorldPretrainingConfig, ensure_world_base, world_key
 from ..world.pretraining import MARKER as WORLD_MARKER
 from ..world.pretraining import default_cache_dir

@@ -32,6 +32,8 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any, TextIO
 
+from ..training_summary import settings_changes
+
 FINGERPRINT_NAME = "fingerprint.json"
 RUN_LOG_NAME = "run.log"
 
@@ -81,12 +83,7 @@ class StepRecord:
         saved = self.saved()
         if saved is None or saved.get("fingerprint") == self.fingerprint:
             return []
-        before, now = _flatten(saved.get("settings", {})), _flatten(self.settings)
-        return [
-            f"{key}: {before.get(key)!r} -> {now.get(key)!r}"
-            for key in dict.fromkeys([*before, *now])
-            if before.get(key) != now.get(key)
-        ]
+        return settings_changes(_flatten(saved.get("settings", {})), _flatten(self.settings), show=repr)
 
     def begin(self) -> None:
         """Discard the output of other settings, then record that this fingerprint's step has started."""

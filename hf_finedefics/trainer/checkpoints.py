@@ -1,9 +1,9 @@
 """What a (re)run of a stage starts from: a finished output, the last complete checkpoint, or nothing.
 
 A kill can stop a save half-way. The Trainer writes `trainer_state.json` last into a checkpoint, and the Finedefics
-trainers write `finedefics_training.json` last into every save (`hub.FinedeficsModelCardMixin`), so a folder
+trainers write their training summary (`training_summary.TRAINING_SUMMARY_NAME`) last into every save, so a folder
 without them (or with them cut short) is an interrupted save: it is skipped with a warning, never resumed from
-or taken for a finished stage.
+or taken for a finished stage (`training_summary.is_finished_save`).
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from transformers import Trainer, TrainingArguments
 from transformers.trainer import TRAINER_STATE_NAME
 
 from ..folder_lock import folder_lock
-from ..hub import TRAINING_SUMMARY_NAME, load_training_summary, training_summary
+from ..training_summary import TRAINING_SUMMARY_NAME, load_training_summary, settings_changes, training_summary
 
 if TYPE_CHECKING:
     from torch import nn
@@ -44,11 +44,6 @@ def _read_json(path: Path) -> Any:
 
 def _readable_json(path: Path) -> bool:
     return _read_json(path) is not None
-
-
-def is_finished_save(folder: str | os.PathLike) -> bool:
-    """Whether `folder` holds a finished save of a Finedefics trainer (its training summary, written last)."""
-    return _readable_json(Path(folder) / TRAINING_SUMMARY_NAME)
 
 
 def last_complete_checkpoint(output_dir: str | os.PathLike) -> Path | None:
@@ -131,13 +126,8 @@ def _refuse_other_runs(args: TrainingArguments, checkpoint: Path, identity: dict
         # Checkpoints of versions before `RESUME_NAME` are compared on their training settings only.
         before = {**saved["hyperparameters"], **(_read_json(Path(args.output_dir) / RESUME_NAME) or identity)}
         now = {**current["hyperparameters"], **identity}
-        changed = [
-            f"{name}: {before.get(name)} -> {now.get(name)}"
-            for name in dict.fromkeys([*before, *now])
-            if before.get(name) != now.get(name)
-        ]
-        if saved["stage"] != current["stage"]:
-            changed.insert(0, f"stage: {saved['stage']} -> {current['stage']}")
+        changed = settings_changes({"stage": saved["stage"]}, {"stage": current["stage"]})
+        changed += settings_changes(before, now)
         if not changed:
             return
         why = f"it was trained with other settings ({'; '.join(changed)})"

@@ -84,7 +84,7 @@ class ContrastiveAlignmentConfig(AttributeAugmentedLossConfig, TrainingArguments
         metadata={"help": "Non-reentrant checkpointing: the LLM runs several times per step."},
     )
 
-    # The stage a model card names (`hub.training_summary`).
+    # The stage a model card names (`training_summary.training_summary`).
     finedefics_stage = "stage1"
 
     def card_rows(self) -> dict[str, Any]:

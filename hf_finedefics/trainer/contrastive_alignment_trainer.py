@@ -25,9 +25,10 @@ from transformers.trainer import TRAINING_ARGS_NAME
 
 from ..backbones import get_backbone
 from ..collators import ContrastiveAlignmentCollator, validate_triples
-from ..hub import TRAINING_SUMMARY_NAME, FinedeficsModelCardMixin
+from ..hub import FinedeficsModelCardMixin
 from ..losses import AttributeAugmentedContrastiveLoss, alignment_metrics
 from ..objectives import ContrastiveAlignmentModel, cached_stage1_objective, stage1_objective
+from ..training_summary import TRAINING_SUMMARY_NAME
 from .checkpoints import train_and_save
 from .contrastive_alignment_config import ContrastiveAlignmentConfig
 from .model_config import FinedeficsModelConfig

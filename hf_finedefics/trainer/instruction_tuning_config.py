@@ -82,7 +82,7 @@ class InstructionTuningConfig(AttributeAugmentedLossConfig, SFTConfig):
         },
     )
 
-    # The stage a model card names (`hub.training_summary`).
+    # The stage a model card names (`training_summary.training_summary`).
     finedefics_stage = "stage2"
 
     def card_rows(self) -> dict[str, Any]:

@@ -97,7 +97,7 @@ class ReinforcementConfig(GRPOConfig):
         },
     )
 
-    # The stage a model card names (`hub.training_summary`).
+    # The stage a model card names (`training_summary.training_summary`).
     finedefics_stage = "stage3"
 
     def reward_settings(self) -> dict[str, float]:

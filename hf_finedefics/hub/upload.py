@@ -1,4 +1,4 @@
-"""Publishing Finedefics adapters: a model card that says what was trained and how, and one upload to the Hub.
+"""Publishing Finedefics adapters to the Hub: one upload of an allow-list of files with the card (`model_card`).
 
 Two ways in, one card:
 
@@ -25,37 +25,24 @@ from __future__ import annotations
 import copy
 import dataclasses
 import json
-import logging
 import os
 import shutil
 import tempfile
 from collections.abc import Iterable
-from dataclasses import dataclass, field
 from fnmatch import fnmatch
-from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
 import torch
-from huggingface_hub import (
-    CommitInfo,
-    EvalResult,
-    HfApi,
-    ModelCard,
-    ModelCardData,
-    snapshot_download,
-    try_to_load_from_cache,
-)
+from huggingface_hub import CommitInfo, HfApi, ModelCard, snapshot_download
 from peft import PeftConfig, PeftModel
 from transformers import TrainingArguments
 from transformers.trainer import TRAINING_ARGS_NAME
 from transformers.trainer_utils import HubStrategy
 
-from dataset_builders.publish import is_hub_id, public_name
+from dataset_builders.publish import is_hub_id
 
-from .evaluation.items import DATASETS
-from .losses import FINEDEFICS_CITATION
-from .modeling import (
+from ..modeling import (
     ADAPTER_CONFIG_NAME,
     MERGE_DONE_NAME,
     STAGES_NAME,
@@ -63,82 +50,15 @@ from .modeling import (
     is_complete_merge,
     record_relative_base_model,
 )
+from ..training_summary import (
+    TRAINING_SUMMARY_NAME,
+    load_training_summary,
+    training_hyperparameters,
+    training_stage,
+    training_summary,
+)
+from .model_card import AdapterCardInfo, base_model_license, build_model_card
 
-logger = logging.getLogger(__name__)
-
-AUTHORS_CODE_URL = "https://github.com/PKU-ICST-MIPL/Finedefics-ICLR2025"
-CARD_TAGS = ["finedefics", "fgvr", "fine-grained-visual-recognition", "lora"]
-# What the model card needs from a training run, written beside every save (the pickled training_args.bin is not
-# safe to load from a folder someone else made).
-TRAINING_SUMMARY_NAME = "finedefics_training.json"
-STAGE_TAGS = {
-    "stage1": "contrastive-alignment",
-    "stage2": "instruction-tuning",
-    "stage3": "reinforcement-fine-tuning",
-}
-# What TRL's own card adds for the trainer of each stage (stage II is TRL's SFTTrainer).
-TRAINER_TAGS = {
-    "stage1": ["generated_from_trainer"],
-    "stage2": ["generated_from_trainer", "trl", "sft"],
-    "stage3": ["generated_from_trainer", "trl", "grpo"],
-}
-FRAMEWORKS = {
-    "hf-finedefics": "hf-finedefics",
-    "PEFT": "peft",
-    "TRL": "trl",
-    "Transformers": "transformers",
-    "PyTorch": "torch",
-    "Datasets": "datasets",
-    "Tokenizers": "tokenizers",
-}
-MODEL_CARD_TEMPLATE = """---
-{{ card_data }}
----
-
-# {{ model_name }}
-
-A {{ kind }} for `{{ base_model_name }}` trained with hf-finedefics ({{ what }}), the method of "Analyzing and \
-Boosting the Power of Fine-Grained Visual Recognition for Multi-modal Large Language Models" (Finedefics, ICLR 2025; \
-[authors' code]({{ code_url }})).
-
-## Usage
-
-{{ usage }}
-{% if training_data %}
-## Training data
-
-{% for name in training_data %}- `{{ name }}`
-{% endfor %}{% endif %}{% if hyperparameters %}
-## Training hyper-parameters
-
-| Setting | Value |
-|---|---|
-{% for name, value in hyperparameters.items() %}| {{ name }} | {{ value }} |
-{% endfor %}{% endif %}{% if evaluation_table %}
-## Evaluation
-
-Multiple-choice fine-grained visual recognition accuracy (%), the paper's Table 2 protocol (`finedefics evaluate`):
-
-{{ evaluation_table }}
-{% endif %}
-## Framework versions
-
-{% for name, number in framework_versions.items() %}- {{ name }}: {{ number }}
-{% endfor %}
-## Citation
-
-```bibtex
-{{ citation }}
-```
-"""
-STAGE_DESCRIPTIONS = {
-    "stage1": "stage I, attribute augmented contrastive learning: the generation loss on attribute descriptions "
-    "plus object-attribute, attribute-category and category-category contrastive losses with hard negatives "
-    "(the paper's eq. 8)",
-    "stage2": "stage II, classification-centred instruction tuning on open-set and multiple-choice questions "
-    "(the paper's eq. 9)",
-    "stage3": "stage III, reinforcement fine-tuning with GRPO, rewarding correct multiple-choice and open-set answers",
-}
 # The top-level files that loading a published adapter (or model) needs, and nothing else (the card is written
 # apart, see `upload_published_files`).
 PUBLISHED_FILES = (
@@ -175,242 +95,6 @@ def without_credentials(training_args: TrainingArguments) -> TrainingArguments:
         if spec.name.endswith("_token"):
             setattr(public, spec.name, None)
     return public
-
-
-def training_stage(training_args: TrainingArguments | None) -> str | None:
-    """'stage1', 'stage2' or 'stage3' as the stage config says, None for other training arguments."""
-    return getattr(training_args, "finedefics_stage", None)
-
-
-def training_hyperparameters(training_args: TrainingArguments) -> dict[str, Any]:
-    """The training settings a reader needs to reproduce the run, in the order the card lists them."""
-    table: dict[str, Any] = {
-        "learning rate": training_args.learning_rate,
-        "scheduler": str(getattr(training_args.lr_scheduler_type, "value", training_args.lr_scheduler_type)),
-        "warm-up steps": training_args.warmup_steps,
-        "weight decay": training_args.weight_decay,
-        "epochs": training_args.num_train_epochs,
-        "per-device batch size": training_args.per_device_train_batch_size,
-        "gradient accumulation steps": training_args.gradient_accumulation_steps,
-        "global batch size": training_args.per_device_train_batch_size
-        * training_args.gradient_accumulation_steps
-        * training_args.world_size,
-        "precision": "bf16" if training_args.bf16 else "fp16" if training_args.fp16 else "fp32",
-        "seed": training_args.seed,
-    }
-    # Each stage config lists what is its own (the objective, the instruction data); the card never branches on it.
-    card_rows = getattr(training_args, "card_rows", None)
-    return table | (card_rows() if card_rows is not None else {})
-
-
-def framework_versions() -> dict[str, str]:
-    """The versions of the libraries that train and load a Finedefics model (the card's "Framework versions")."""
-    return {name: version(package) for name, package in FRAMEWORKS.items()}
-
-
-def training_summary(training_args: TrainingArguments) -> dict[str, Any]:
-    """What the model card says about a run, as plain JSON written beside the adapter (`TRAINING_SUMMARY_NAME`)."""
-    return {
-        "stage": training_stage(training_args),
-        "hyperparameters": training_hyperparameters(training_args),
-        "framework_versions": framework_versions(),
-    }
-
-
-def load_training_summary(folder: str | os.PathLike) -> dict[str, Any] | None:
-    """The `training_summary` saved in `folder`, or None when the folder has none (the card then lists no training
-    hyper-parameters). `training_args.bin` is never read: unpickling a file from someone else's folder can run
-    their code."""
-    path = Path(folder) / TRAINING_SUMMARY_NAME
-    if not path.is_file():
-        if (Path(folder) / TRAINING_ARGS_NAME).is_file():
-            logger.warning(
-                "%s has no %s (written by hf-finedefics trainers since the fix of pickle loading); %s is not read "
-                "because unpickling it could run code: the model card will list no training hyper-parameters.",
-                folder,
-                TRAINING_SUMMARY_NAME,
-                TRAINING_ARGS_NAME,
-            )
-        return None
-    try:
-        summary = json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as error:
-        raise ValueError(f"{path} is not valid JSON: {error}") from error
-    if (
-        not isinstance(summary, dict)
-        or summary.get("stage") not in (*STAGE_TAGS, None)
-        or not isinstance(summary.get("hyperparameters"), dict)
-    ):
-        raise ValueError(
-            f"{path} must be an object with 'stage' ({', '.join(STAGE_TAGS)} or null) and 'hyperparameters' "
-            f"(an object); got {str(summary)[:200]}"
-        )
-    return summary
-
-
-def hyperparameters(
-    peft_config: PeftConfig | None, training: dict[str, Any] | None = None, quantization: str | None = None
-) -> dict[str, Any]:
-    """The settings a reader needs to reproduce the run, in the order the card lists them: quantization, LoRA,
-    then the `training_hyperparameters`."""
-    table: dict[str, Any] = {}
-    if quantization is not None:
-        table["quantization"] = quantization
-    if peft_config is not None:
-        target_modules = peft_config.target_modules
-        if not isinstance(target_modules, str) and target_modules is not None:
-            target_modules = ", ".join(sorted(target_modules))
-        table |= {
-            "LoRA rank": peft_config.r,
-            "LoRA alpha": peft_config.lora_alpha,
-            "LoRA dropout": peft_config.lora_dropout,
-            "LoRA init": peft_config.init_lora_weights,
-            "LoRA target modules": f"`{target_modules}`",
-        }
-    return table | (training or {})
-
-
-def evaluation_results(report: dict[str, Any], model: str | None = None) -> list[EvalResult] | None:
-    """The accuracies of `model` in an evaluation `report.json` as model-index results (one per dataset and
-    scorer); `model` may be left out when the report holds one model. None when the report has no such model."""
-    models = {row["model"] for row in report["rows"]}
-    if model is None and len(models) == 1:
-        model = models.pop()
-    rows = [row for row in report["rows"] if row["model"] == model]
-    if not rows:
-        logger.warning(
-            "The evaluation report holds models %s: name the one this card is for (--eval_model) to add its results "
-            "to the card's metadata.",
-            sorted({row["model"] for row in report["rows"]}),
-        )
-        return None
-    return [
-        EvalResult(
-            task_type="image-classification",
-            task_name="Fine-grained visual recognition (4-way multiple choice)",
-            dataset_type=name,
-            dataset_name=DATASETS[name].display_name if name in DATASETS else name,
-            dataset_split="test",
-            metric_type="accuracy",
-            metric_name=f"Accuracy ({row['scorer']})",
-            metric_value=summary["accuracy"],
-        )
-        for row in rows
-        for name, summary in row["datasets"].items()
-    ]
-
-
-def evaluation_table(report: dict[str, Any]) -> str:
-    """The accuracy table (%) of an evaluation `report.json` (`finedefics evaluate`), as markdown."""
-    names = report["datasets"]
-    titles = [DATASETS[name].display_name if name in DATASETS else name for name in names]
-    lines = [
-        "| Model | Scorer | " + " | ".join(titles) + " | Avg. |",
-        "|---|---|" + "---|" * len(names) + "---|",
-    ]
-    for row in report["rows"]:
-        cells = [f"{row['datasets'][name]['accuracy']:.2f}" if name in row["datasets"] else "–" for name in names]
-        average = "–" if row["average_accuracy"] is None else f"{row['average_accuracy']:.2f}"
-        lines.append(f"| {row['model']} | {row['scorer']} | " + " | ".join(cells) + f" | {average} |")
-    return "\n".join(lines)
-
-
-@dataclass
-class AdapterCardInfo:
-    """What a Finedefics model card says. `base_model` is the model the adapter goes on (its
-    `base_model_name_or_path`); a local folder is named in the text but not linked as the card's base model."""
-
-    model_name: str
-    base_model: str | None
-    repo_id: str | None = None
-    peft_config: PeftConfig | None = None
-    stage: str | None = None
-    training: dict[str, Any] = field(default_factory=dict)  # `training_hyperparameters`
-    datasets: list[str] = field(default_factory=list)
-    evaluation_report: dict[str, Any] | None = None
-    quantization: str | None = None
-    tags: list[str] = field(default_factory=list)
-    license: str | None = None
-    evaluation_model: str | None = None  # the row name of this model in `evaluation_report`
-    framework_versions: dict[str, str] | None = None  # as trained (`training_summary`), else the versions now
-    stages: dict[str, str] | None = None  # a stage II repo's `STAGES_NAME`: where the parts of its base are
-
-
-def base_model_license(base_model: str | None) -> str | None:
-    """The license on the card of `base_model` when it is a Hub model whose card is in the local Hub cache (as
-    loading it leaves it), else None: an adapter inherits its base's license unless told otherwise."""
-    if not is_hub_id(base_model):
-        return None
-    card = try_to_load_from_cache(base_model, "README.md")
-    return ModelCard.load(card).data.license if isinstance(card, str) else None
-
-
-def _stages_usage(stages: dict[str, str], base_model: str | None) -> str:
-    if "merged_base" in stages:
-        base = f"`{base_model}`" if is_hub_id(base_model) else "the original base"
-        return (
-            f"The base it was trained on ({base} with the stage I adapter merged in) is in "
-            f"`{stages['merged_base']}/`; loading puts this adapter on it:"
-        )
-    return (
-        f"The stage I adapter is in `{stages['stage1_adapter']}/`; loading merges it into `{base_model}` (stage II "
-        "was trained on that merge), then puts this adapter on top (plain peft loading would skip stage I):"
-    )
-
-
-def _usage(info: AdapterCardInfo) -> str:
-    if info.repo_id is not None and (is_hub_id(info.base_model) or info.stages is not None):
-        load = (
-            "```python\nfrom hf_finedefics.modeling import load_finedefics_model\n\n"
-            f'model, processor = load_finedefics_model("{info.repo_id}")'
-            + (f"  # loads {info.base_model} under it" if info.stages is None else "")
-            + "\n```"
-        )
-        return load if info.stages is None else f"{_stages_usage(info.stages, info.base_model)}\n\n{load}"
-    adapter = info.repo_id or "<this adapter>"
-    return (
-        "The adapter was trained on a local model; load it on that model, or on its published copy:\n\n"
-        "```python\nfrom hf_finedefics.modeling import load_finedefics_model\n\n"
-        f'model, processor = load_finedefics_model("<base model>", adapter="{adapter}")\n```'
-    )
-
-
-def build_model_card(info: AdapterCardInfo) -> ModelCard:
-    """A model card with Hub metadata (license, base model, peft, datasets, tags with TRL's, pipeline, the
-    evaluation as model-index results) and a body giving the training stage, the hyper-parameters, the evaluation
-    table when known, how to load the adapter, the framework versions and the citation. Local paths (a local base,
-    data folder or stage I adapter) are not named: the card is published."""
-    stage = info.stage
-    tags = [*CARD_TAGS, *([STAGE_TAGS[stage]] if stage else []), *TRAINER_TAGS.get(stage, []), *info.tags]
-    report = info.evaluation_report
-    card_data = ModelCardData(
-        license=info.license,
-        base_model=info.base_model if is_hub_id(info.base_model) else None,
-        datasets=[name for name in info.datasets if is_hub_id(name)] or None,
-        library_name="peft" if info.peft_config is not None else "transformers",
-        pipeline_tag="image-text-to-text",
-        tags=list(dict.fromkeys(tags)),
-        model_name=info.model_name,
-        eval_results=evaluation_results(report, info.evaluation_model) if report is not None else None,
-    )
-    what = STAGE_DESCRIPTIONS[stage] if stage else "Finedefics training"
-    table = hyperparameters(info.peft_config, info.training, info.quantization)
-    return ModelCard.from_template(
-        card_data,
-        template_str=MODEL_CARD_TEMPLATE,
-        kind="LoRA adapter" if info.peft_config is not None else "model",
-        base_model_name=public_name(str(info.base_model)),
-        what=what,
-        code_url=AUTHORS_CODE_URL,
-        usage=_usage(info),
-        training_data=[public_name(name) for name in info.datasets],
-        hyperparameters={
-            name: public_name(value) if isinstance(value, str) else value for name, value in table.items()
-        },
-        evaluation_table=evaluation_table(report) if report is not None else None,
-        framework_versions=info.framework_versions or framework_versions(),
-        citation=FINEDEFICS_CITATION,
-    )
 
 
 class FinedeficsModelCardMixin:
