@@ -36,9 +36,11 @@ COMMANDS: dict[str, tuple[str, str]] = {
 
 def quiet_library_notices() -> None:
     """Silence notices our commands trigger but a user cannot act on: bitsandbytes' CPU build asks on every import
-    for a Hub-downloaded kernel package, and peft reads the `is_gradient_checkpointing` property transformers
-    deprecated (once per adapter created or loaded)."""
+    for a Hub-downloaded kernel package (and `kernels`, asked offline, says it skips that package's publisher
+    check), and peft reads the `is_gradient_checkpointing` property transformers deprecated (once per adapter
+    created or loaded)."""
     logging.getLogger("bitsandbytes.backends.cpu.ops").setLevel(logging.ERROR)
+    logging.getLogger("kernels._internals.hf_hub").setLevel(logging.ERROR)
     warnings.filterwarnings("ignore", message="`is_gradient_checkpointing` is deprecated", category=FutureWarning)
 
 
