@@ -7,9 +7,6 @@ from __future__ import annotations
 
 import importlib.util
 import os
-from typing import Any
-
-from .evaluation.names import MEASURES, OPEN_SET
 
 # The trackers evaluation results go to, each with the modules that make it available (as transformers checks it).
 TRACKERS = {"tensorboard": ("tensorboard", "tensorboardX"), "trackio": ("trackio",)}
@@ -35,21 +32,6 @@ def check_trackers(report_to: str | list[str] | None) -> list[str]:
                 f'report_to {name}: {name} is not installed; install it with pip install "hf-finedefics[{name}]".'
             )
     return names
-
-
-def evaluation_metrics(results: dict[str, dict[str, dict[str, Any]]]) -> dict[str, float]:
-    """`results[scorer][dataset]` (the summaries `evaluate_model` / `evaluate_open_set` return, open-set ones under
-    ``open_set``) as tracker metrics: ``test/<dataset>/<scorer>`` the multiple-choice accuracy (%),
-    ``test/<dataset>/open_set_<measure>`` each open-set measure."""
-    metrics = {}
-    for scorer, by_dataset in results.items():
-        for dataset, summary in by_dataset.items():
-            if scorer == OPEN_SET:
-                for measure in (*MEASURES, "mean_cosine"):
-                    metrics[f"test/{dataset}/{OPEN_SET}_{measure}"] = float(summary[measure])
-            else:
-                metrics[f"test/{dataset}/{scorer}"] = float(summary["accuracy"])
-    return metrics
 
 
 def log_metrics(

@@ -340,3 +340,18 @@ def comparison_table(results: dict[str, dict[str, dict[str, Any]]], titles: dict
         cells = " | ".join(f"{by_key[key]:.2f}" if key in by_key else "-" for key in columns)
         lines.append(f"| {(titles or {}).get(variant, variant)} | {cells} |")
     return "\n".join(lines)
+
+
+def evaluation_metrics(results: dict[str, dict[str, dict[str, Any]]]) -> dict[str, float]:
+    """`results[scorer][dataset]` (the summaries `evaluate_model` / `evaluate_open_set` return, open-set ones under
+    ``open_set``) as tracker metrics: ``test/<dataset>/<scorer>`` the multiple-choice accuracy (%),
+    ``test/<dataset>/open_set_<measure>`` each open-set measure."""
+    metrics = {}
+    for scorer, by_dataset in results.items():
+        for dataset, summary in by_dataset.items():
+            if scorer == OPEN_SET:
+                for measure in (*MEASURES, "mean_cosine"):
+                    metrics[f"test/{dataset}/{OPEN_SET}_{measure}"] = float(summary[measure])
+            else:
+                metrics[f"test/{dataset}/{scorer}"] = float(summary["accuracy"])
+    return metrics

@@ -33,8 +33,8 @@ from ..collators import ATTRIBUTE_COLUMNS
 from ..data.loading import check_parquet_files, load_dataset_split
 from ..evaluation.items import DATASETS
 from ..evaluation.names import MULTIPLE_CHOICE, OPEN_SET
-from ..evaluation.report import comparison_table, mean_accuracies, read_summaries
-from ..tracking import check_trackers, evaluation_metrics, log_metrics
+from ..evaluation.report import comparison_table, evaluation_metrics, mean_accuracies, read_summaries
+from ..tracking import check_trackers, log_metrics
 from ..trainer.contrastive_alignment_trainer import train_stage1
 from ..trainer.instruction_tuning_trainer import train_stage2
 from ..trainer.model_config import FinedeficsModelConfig

@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING
 
 from hf_finedefics.evaluation.config import EvaluateArguments
 from hf_finedefics.scripts import CommandParser, run
-from hf_finedefics.tracking import evaluation_metrics, log_metrics, trackers
+from hf_finedefics.tracking import log_metrics, trackers
 from hf_finedefics.trainer.model_config import LOADING_KEYS, FinedeficsModelConfig, unused_model_keys
 
 # accelerate loads with torch, when a model is scored: --help parses these arguments without it.
@@ -85,6 +85,7 @@ def make_parser() -> CommandParser:
 
 def main(args: EvaluateArguments, model_args: FinedeficsModelConfig) -> None:
     from hf_finedefics.evaluation import ApiModel
+    from hf_finedefics.evaluation.report import evaluation_metrics
     from hf_finedefics.evaluation.runner import load_test_sets, process_state, run_evaluation
 
     state = process_state()
