@@ -355,3 +355,40 @@ def evaluation_metrics(results: dict[str, dict[str, dict[str, Any]]]) -> dict[st
             else:
                 metrics[f"test/{dataset}/{scorer}"] = float(summary["accuracy"])
     return metrics
+
+
+def alignment_table(alignment: dict[str, dict[str, float]], titles: dict[str, str] | None = None) -> str:
+    """Table 8 (mean cosine of objects and their category names) with the two measures that tell whether objects sit
+    nearer their own name than the others: the raw mean moves with the geometry of the whole space. Rows are
+    titled by `titles` (default: the model's name)."""
+    lines = [
+        "Object-category alignment (Table 8; zero-shot is the base, stage I only is Finedefics' stage I):",
+        "",
+        "| Variant | Mean cosine (Table 8) | Gap, own minus other names | Object -> name top-1 (%) |",
+        "|---|---:|---:|---:|",
+    ]
+    for variant, measures in alignment.items():
+        lines.append(
+            f"| {(titles or {}).get(variant, variant)} | {measures['alignment_mean_cosine']:.3f} | "
+            f"{measures['alignment_gap']:+.3f} | {100 * measures['alignment_object_to_name_top1']:.1f} |"
+        )
+    return "\n".join(lines)
+
+
+def resolution_note(results: dict[str, dict[str, dict[str, Any]]]) -> str:
+    """How large a gap between two rows the test split can resolve: the standard error of a difference of two
+    accuracies on n items, at most sqrt(2 * 0.25 / n) (unpaired, accuracy 50 %); pairing on the same items only
+    shrinks it. Gaps under about twice this are noise."""
+    sizes = {
+        summary["num_items"]
+        for by_scorer in results.values()
+        for by_dataset in by_scorer.values()
+        for summary in by_dataset.values()
+    }
+    n = min(sizes) if sizes else 0
+    if not n:
+        return ""
+    return (
+        f"Test split: {n} items per dataset; standard error of a difference between two rows <= "
+        f"{100 * (0.5 / n) ** 0.5:.1f} points (gaps under ~{200 * (0.5 / n) ** 0.5:.0f} points are noise)."
+    )
