@@ -138,12 +138,6 @@ class RunRecipe:
             "analysis",
             {"dataset_name": "", "output_dir": str(output_dir / "analysis"), "seed": config.seed},
         )
-        analysed = [variant for variant in config.analysis_variants if variant in config.variants]
-        if "confusion" in analysis.analyses and analysed and MULTIPLE_CHOICE not in evaluation.tasks:
-            raise ValueError(
-                f"analysis.analyses has confusion, which reads the {MULTIPLE_CHOICE} predictions, but "
-                f"evaluation.tasks is {evaluation.tasks}: add {MULTIPLE_CHOICE} or drop confusion."
-            )
         recipe = cls(
             config=config,
             data=_data_config(config),
@@ -155,6 +149,11 @@ class RunRecipe:
             world=parse_section(WorldPretrainingConfig, {"seed": config.world_seed, **config.world}, "world"),
             training={},
         )
+        if "confusion" in analysis.analyses and recipe.analysed and MULTIPLE_CHOICE not in evaluation.tasks:
+            raise ValueError(
+                f"analysis.analyses has confusion, which reads the {MULTIPLE_CHOICE} predictions, but "
+                f"evaluation.tasks is {evaluation.tasks}: add {MULTIPLE_CHOICE} or drop confusion."
+            )
         for variant in recipe.variants:
             for stage in variant.stages:
                 owner = variant.owner(stage)
@@ -170,8 +169,7 @@ class RunRecipe:
 
     @property
     def data_dir(self) -> Path:
-        data = self.config.data
-        return Path(data["dataset"]) if "dataset" in data else self.output_dir / "data"
+        return _data_dir(self.config)
 
     @property
     def synthetic(self) -> SyntheticFGVRConfig | None:
@@ -216,14 +214,19 @@ class RunRecipe:
         return dataclasses.replace(self.model, model_name_or_path=model_name_or_path)
 
 
+def _data_dir(config: RunConfig) -> Path:
+    """The built dataset folder the stages read: `data.dataset`, else the one the run builds."""
+    data = config.data
+    return Path(data["dataset"]) if "dataset" in data else Path(config.output_dir) / "data"
+
+
 def _data_config(config: RunConfig) -> SyntheticFGVRConfig | BuildConfig | None:
     """The data section's config: synthetic generation, a build, or None for an already built folder."""
     data = config.data
     if "synthetic" in data:
         return parse_section(SyntheticFGVRConfig, {"seed": config.world_seed, **data["synthetic"]}, "data.synthetic")
     if "build" in data:
-        output_dir = str(Path(config.output_dir) / "data")
-        return parse_section(BuildConfig, {**data["build"], "output_dir": output_dir}, "data.build")
+        return parse_section(BuildConfig, {**data["build"], "output_dir": str(_data_dir(config))}, "data.build")
     if not isinstance(data["dataset"], str):
         raise ValueError(f"Recipe field `data.dataset` must be a folder (str), got {data['dataset']!r}.")
     return None
